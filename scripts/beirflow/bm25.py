@@ -1,0 +1,106 @@
+"""BM25 with Pyserini (Lucene), run as Pyserini's BEIR regressions run it.
+
+* ``flat``: Anserini's ``BeirFlatCollection``, title and text joined by a space in ``contents``.
+* ``multifield``: ``BeirMultifieldCollection`` with ``title`` indexed as its own field, searched
+  with ``contents=1.0 title=1.0``.
+
+Indexes store positions, document vectors and raw text, as the regressions build them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from beirflow.jvm import start_jvm
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = {"flat": "BeirFlatCollection", "multifield": "BeirMultifieldCollection"}
+
+
+@dataclass(frozen=True)
+class Bm25Params:
+    """One BM25 system: which index, the BM25 parameters and the depth."""
+
+    fields: str = "flat"
+    k1: float = 0.9
+    b: float = 0.4
+    hits: int = 1000
+    remove_query: bool = True
+    field_weights: Mapping[str, float] | None = None
+
+    def search_fields(self) -> dict[str, float]:
+        if self.fields == "flat":
+            return {}
+        return dict(self.field_weights or {"contents": 1.0, "title": 1.0})
+
+
+def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1) -> None:
+    """Index a BEIR ``corpus.jsonl`` into ``index_dir`` with Anserini's BEIR collection classes."""
+    if fields not in COLLECTIONS:
+        raise ValueError(f"unknown BM25 index '{fields}': one of {sorted(COLLECTIONS)}")
+    start_jvm()
+    from jnius import autoclass
+
+    # The collection reads every file in its input folder, and a BEIR folder also holds
+    # queries.jsonl: give Anserini a folder with the corpus alone.
+    with tempfile.TemporaryDirectory(prefix="beirflow-corpus-") as input_dir:
+        os.symlink(corpus.resolve(), Path(input_dir) / "corpus.jsonl")
+        args = [
+            "-collection", COLLECTIONS[fields],
+            "-generator", "DefaultLuceneDocumentGenerator",
+            "-input", input_dir,
+            "-index", str(index_dir),
+            "-threads", str(threads),
+            "-storePositions", "-storeDocvectors", "-storeRaw",
+        ]  # fmt: skip
+        if fields == "multifield":
+            args += ["-fields", "title"]
+        log.info("indexing %s (%s) into %s with %d threads", corpus, fields, index_dir, threads)
+        autoclass("io.anserini.index.IndexCollection").main(args)
+
+
+def index_document_count(index_dir: Path) -> int:
+    start_jvm()
+    from pyserini.index.lucene import LuceneIndexReader
+
+    return int(LuceneIndexReader(str(index_dir)).stats()["documents"])
+
+
+def search(
+    index_dir: Path,
+    queries: Mapping[str, str],
+    params: Bm25Params,
+    threads: int = 1,
+    batch_size: int = 1000,
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """Yield ``(query_id, hits)`` in query order, ``hits`` as Lucene ranks them.
+
+    With ``remove_query`` a hit whose id equals the query id is dropped after retrieval,
+    as Pyserini's ``--remove-query`` does (it matters for ArguAna and Quora).
+    """
+    start_jvm()
+    from pyserini.search.lucene import LuceneSearcher
+
+    searcher = LuceneSearcher(str(index_dir))
+    searcher.set_bm25(params.k1, params.b)
+    fields = params.search_fields()
+    query_ids = list(queries)
+    started = time.monotonic()
+    for start in range(0, len(query_ids), batch_size):
+        batch = query_ids[start : start + batch_size]
+        results = searcher.batch_search([queries[q] for q in batch], batch, params.hits, threads, fields=fields)
+        for query_id in batch:
+            hits = [(hit.docid.strip(), float(hit.score)) for hit in results.get(query_id, [])]
+            if params.remove_query:
+                hits = [hit for hit in hits if hit[0] != query_id]
+            yield query_id, hits
+        done = start + len(batch)
+        elapsed = time.monotonic() - started
+        log.info("searched %d/%d queries (%.1f queries/s)", done, len(query_ids), done / elapsed if elapsed else float("inf"))

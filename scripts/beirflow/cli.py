@@ -1,0 +1,33 @@
+"""What every stage program shares: logging and one clear line when a job fails."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from beirflow.errors import BeirflowError
+
+log = logging.getLogger("beirflow")
+
+
+def setup_logging() -> None:
+    """Log to stderr, which the rules send to ``logs/<rule>/...``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for variable in ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES"):
+        if variable in os.environ:
+            log.info("%s=%s", variable, os.environ[variable])
+
+
+def run_stage(stage: str, job: str, main: Callable[[], None]) -> None:
+    """Run ``main``; on failure log one line naming the stage and the job (dataset, system) and exit 1."""
+    setup_logging()
+    try:
+        main()
+    except BeirflowError as error:
+        log.error("%s failed for %s: %s", stage, job, error)
+        sys.exit(1)
+    except Exception:
+        log.exception("%s failed for %s", stage, job)
+        sys.exit(1)

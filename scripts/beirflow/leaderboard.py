@@ -1,0 +1,198 @@
+"""Gather every evaluation into one leaderboard: a long CSV, a Markdown table and an HTML page.
+
+CQADupStack's 12 forums are averaged into one ``cqadupstack`` row, as BEIR reports it. The
+BEIR average takes each leaderboard row once and leaves MS MARCO out (it is in-domain for
+every model trained on it, the paper's point).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from beirflow.evaluate import display_name
+from beirflow.registry import CQADUPSTACK, CQADUPSTACK_FORUMS, leaderboard_group
+
+IN_DOMAIN = {"msmarco"}
+CSV_COLUMNS = ("dataset", "system", "metric", "value", "queries", "run_sha256")
+AVERAGE_ROW = "BEIR average"
+
+
+@dataclass(frozen=True)
+class Entry:
+    dataset: str
+    system: str
+    metric: str  # ranx name, e.g. ndcg@10
+    value: float
+    queries: int
+    run_sha256: str
+
+
+def load_entries(paths: Iterable[Path]) -> list[Entry]:
+    """Read the metrics files that ``evaluate_run.py`` writes."""
+    entries = []
+    for path in paths:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        for metric, value in record["metrics"].items():
+            entries.append(Entry(record["dataset"], record["system"], metric, float(value), int(record["judged_queries"]), record["run_sha256"]))
+    return entries
+
+
+def with_group_averages(entries: Sequence[Entry]) -> list[Entry]:
+    """Add one ``cqadupstack`` entry per system and metric where all 12 forums are present."""
+    forums: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        if leaderboard_group(entry.dataset) == CQADUPSTACK and entry.dataset != CQADUPSTACK:
+            forums.setdefault((entry.system, entry.metric), []).append(entry)
+    averaged = list(entries)
+    for (system, metric), members in forums.items():
+        if len(members) == len(CQADUPSTACK_FORUMS):
+            value = sum(member.value for member in members) / len(members)
+            averaged.append(Entry(CQADUPSTACK, system, metric, value, sum(member.queries for member in members), ""))
+    return averaged
+
+
+def leaderboard_rows(entries: Sequence[Entry]) -> list[str]:
+    """Datasets as the table shows them: forums folded into their group once it is complete."""
+    present = {entry.dataset for entry in entries}
+    rows: list[str] = []
+    for entry in entries:
+        group = leaderboard_group(entry.dataset)
+        row = group if group in present else entry.dataset
+        if row not in rows:
+            rows.append(row)
+    return rows
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class Table:
+    """Datasets x systems for one metric, with the BEIR average per system."""
+
+    metric: str
+    datasets: list[str]
+    systems: list[str]
+    values: dict[tuple[str, str], float]
+    averages: dict[str, float | None]
+
+    def best(self, dataset: str) -> float | None:
+        row = [self.values[(dataset, system)] for system in self.systems if (dataset, system) in self.values]
+        return max(row) if row else None
+
+
+def build_table(entries: Sequence[Entry], metric: str) -> Table:
+    chosen = [entry for entry in with_group_averages(entries) if entry.metric == metric]
+    datasets = leaderboard_rows(chosen)
+    systems = _ordered(entry.system for entry in chosen)
+    values = {(entry.dataset, entry.system): entry.value for entry in chosen if entry.dataset in datasets}
+    zero_shot = [dataset for dataset in datasets if dataset not in IN_DOMAIN]
+    averages: dict[str, float | None] = {}
+    for system in systems:
+        scores = [values.get((dataset, system)) for dataset in zero_shot]
+        averages[system] = sum(scores) / len(scores) if scores and None not in scores else None  # type: ignore[arg-type]
+    return Table(metric, datasets, systems, values, averages)
+
+
+def to_csv(entries: Sequence[Entry]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in with_group_averages(entries):
+        writer.writerow([entry.dataset, entry.system, display_name(entry.metric), f"{entry.value:.6f}", entry.queries, entry.run_sha256])
+    return buffer.getvalue()
+
+
+def _cell(value: float | None, best: float | None, bold: tuple[str, str]) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.4f}"
+    return f"{bold[0]}{text}{bold[1]}" if best is not None and round(value, 4) == round(best, 4) else text
+
+
+def to_markdown(table: Table) -> str:
+    header = ["dataset", *table.systems]
+    lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * len(table.systems)) + "|")
+    for dataset in table.datasets:
+        best = table.best(dataset)
+        cells = [_cell(table.values.get((dataset, system)), best, ("**", "**")) for system in table.systems]
+        lines.append("| " + " | ".join([dataset, *cells]) + " |")
+    best_average = max((value for value in table.averages.values() if value is not None), default=None)
+    cells = [_cell(table.averages[system], best_average, ("**", "**")) for system in table.systems]
+    lines.append("| " + " | ".join([AVERAGE_ROW, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+
+
+def _svg_chart(table: Table) -> str:
+    """A grouped bar chart (one group per dataset, one bar per system), inline SVG."""
+    rows = [*table.datasets, AVERAGE_ROW]
+    bar, gap, height, left, top = 14, 18, 240, 48, 16
+    group_width = bar * len(table.systems) + gap
+    width = left + group_width * len(rows) + 16
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(display_name(table.metric))} chart" width="{width}" height="{height + 110}">']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = top + height * (1 - tick)
+        parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick:.2f}</text>')
+    for group_index, dataset in enumerate(rows):
+        x0 = left + group_index * group_width + gap / 2
+        for system_index, system in enumerate(table.systems):
+            value = table.averages.get(system) if dataset == AVERAGE_ROW else table.values.get((dataset, system))
+            if value is None:
+                continue
+            bar_height = max(0.0, min(1.0, value)) * height
+            x = x0 + system_index * bar
+            colour = _PALETTE[system_index % len(_PALETTE)]
+            parts.append(f'<rect x="{x:.1f}" y="{top + height - bar_height:.1f}" width="{bar - 2}" height="{bar_height:.1f}" fill="{colour}"><title>{html.escape(dataset)} · {html.escape(system)}: {value:.4f}</title></rect>')
+        label_x = x0 + (group_width - gap) / 2
+        parts.append(f'<text x="{label_x:.1f}" y="{top + height + 12}" font-size="10" text-anchor="end" transform="rotate(-40 {label_x:.1f} {top + height + 12})">{html.escape(dataset)}</text>')
+    parts.append("</svg>")
+    legend = "".join(f'<span class="key"><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>{html.escape(system)}</span>' for i, system in enumerate(table.systems))
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def to_html(table: Table, title: str = "beirflow leaderboard") -> str:
+    best_average = max((value for value in table.averages.values() if value is not None), default=None)
+    head = "".join(f"<th>{html.escape(system)}</th>" for system in table.systems)
+    body = []
+    for dataset in table.datasets:
+        best = table.best(dataset)
+        cells = "".join(f"<td>{_cell(table.values.get((dataset, system)), best, ('<b>', '</b>'))}</td>" for system in table.systems)
+        body.append(f'<tr><th scope="row">{html.escape(dataset)}</th>{cells}</tr>')
+    average_cells = "".join(f"<td>{_cell(table.averages[system], best_average, ('<b>', '</b>'))}</td>" for system in table.systems)
+    metric = html.escape(display_name(table.metric))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; }}
+td {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tfoot th, tfoot td {{ border-top: 2px solid #444; }}
+.legend .key {{ margin-right: 1.2em; font-size: 0.9em; }}
+.legend i {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>{metric} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.</p>
+<table id="leaderboard" data-metric="{html.escape(table.metric)}">
+<thead><tr><th>dataset</th>{head}</tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody>
+<tfoot><tr><th scope="row">{AVERAGE_ROW}</th>{average_cells}</tr></tfoot>
+</table>
+{_svg_chart(table)}
+</body></html>
+"""

@@ -1,0 +1,127 @@
+"""Turn the validated config into what the DAG is built from: datasets, systems and shard counts.
+
+This runs every time Snakemake parses the workflow, so it reads no corpus for BEIR names
+(their counts are known) and counts lines of local files at most once per process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from beirflow.registry import beir_archives, beir_datasets, expand_beir_name
+
+MAX_SHARDS = 10_000  # shard ids are four digits
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One dataset of the run: where its BEIR-layout folder is and which split is evaluated."""
+
+    name: str
+    split: str
+    folder: Path
+    archive: str | None  # the BEIR zip to download first; None for a local folder
+
+    @property
+    def is_local(self) -> bool:
+        return self.archive is None
+
+    def document_count(self) -> int:
+        if self.archive is not None:
+            return beir_datasets()[self.name].documents
+        return _count_lines(str(self.folder / "corpus.jsonl"))
+
+    def query_count(self) -> int:
+        """Queries judged in the split: the queries that are searched and sharded."""
+        if self.archive is not None:
+            return beir_datasets()[self.name].query_count(self.split)
+        return _count_judged_queries(str(self.folder / "qrels" / f"{self.split}.tsv"))
+
+
+@cache
+def _count_lines(path: str) -> int:
+    count = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+@cache
+def _count_judged_queries(path: str) -> int:
+    queries = set()
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            query_id = line.split("\t", 1)[0].strip()
+            if query_id and not (number == 1 and query_id.lower() in {"query-id", "query_id", "qid"}):
+                queries.add(query_id)
+    return len(queries)
+
+
+class ConfigError(ValueError):
+    """A config that is valid under the schema but names something that does not exist."""
+
+
+def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) -> dict[str, DatasetPlan]:
+    """Resolve the config's ``datasets`` section: BEIR names, CQADupStack's forums and local folders."""
+    catalogue = beir_datasets()
+    plans: dict[str, DatasetPlan] = {}
+    for key, entry in datasets.items():
+        entry = entry or {}
+        if "path" in entry:
+            split = entry.get("split", "test")
+            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None))
+            continue
+        beir_name = entry.get("beir", key)
+        members = expand_beir_name(beir_name)
+        if any(member not in catalogue for member in members):
+            known = ", ".join(sorted(beir_archives()))
+            raise ConfigError(f"datasets.{key}: '{beir_name}' is not a BEIR dataset with a public download ({known}); give a local folder with 'path:'")
+        for member in members:
+            known_dataset = catalogue[member]
+            split = entry.get("split", known_dataset.default_split)
+            known_dataset.query_count(split)  # raises on an unknown split
+            folder = Path(data_dir) / known_dataset.archive / known_dataset.subfolder
+            _add(plans, DatasetPlan(member, split, folder, archive=known_dataset.archive))
+    return plans
+
+
+def _add(plans: dict[str, DatasetPlan], plan: DatasetPlan) -> None:
+    if plan.name in plans:
+        raise ConfigError(f"datasets: '{plan.name}' is named twice")
+    plans[plan.name] = plan
+
+
+def shard_count(items: int, per_shard: int) -> int:
+    if per_shard < 1:
+        raise ValueError("shard size must be at least 1")
+    count = max(1, math.ceil(items / per_shard))
+    if count > MAX_SHARDS:
+        raise ConfigError(f"{items} items in shards of {per_shard} make {count} shards; at most {MAX_SHARDS}: raise the shard size")
+    return count
+
+
+def shard_ids(count: int) -> list[str]:
+    return [shard_name(index) for index in range(count)]
+
+
+def shard_name(index: int) -> str:
+    return f"{index:04d}"
+
+
+def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Map each system name to its family ('bm25', later 'rerank', 'dense'); names are unique."""
+    owner: dict[str, str] = {}
+    for family, systems in families.items():
+        for system in systems or {}:
+            if system in owner:
+                raise ConfigError(f"system '{system}' is defined under both '{owner[system]}' and '{family}'")
+            owner[system] = family
+    return owner

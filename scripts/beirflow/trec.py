@@ -1,0 +1,74 @@
+"""TREC run files: the one format every stage writes and every evaluation reads.
+
+``qid Q0 docid rank score tag``, scores with six decimals as Pyserini's ``TrecWriter`` writes
+them, hits ordered by score descending then docid ascending (Pyserini's tie breaker).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from beirflow.errors import DataError
+
+Hits = Sequence[tuple[str, float]]
+RunDict = dict[str, dict[str, float]]
+
+
+def ordered_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+
+def write_query_hits(handle: IO[str], query_id: str, hits: Iterable[tuple[str, float]], tag: str) -> None:
+    lines = (f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n" for rank, (doc_id, score) in enumerate(ordered_hits(hits), start=1))
+    handle.writelines(lines)
+
+
+def write_run(handle: IO[str], run: Mapping[str, Iterable[tuple[str, float]]], tag: str) -> None:
+    for query_id, hits in run.items():
+        write_query_hits(handle, query_id, hits, tag)
+
+
+def read_run(path: Path) -> RunDict:
+    """Read a TREC run into ``{qid: {docid: score}}``; malformed lines and repeated hits name their line."""
+    if not path.is_file():
+        raise DataError(path, "run file not found")
+    run: RunDict = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 6:
+                raise DataError(path, f"expected 6 fields 'qid Q0 docid rank score tag', got {len(fields)}", number)
+            query_id, _, doc_id, _, score, _ = fields
+            try:
+                value = float(score)
+            except ValueError:
+                raise DataError(path, f"score '{score}' is not a number", number) from None
+            hits = run.setdefault(query_id, {})
+            if doc_id in hits:
+                raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
+            hits[doc_id] = value
+    return run
+
+
+def merge_runs(runs: Iterable[RunDict], k: int | None = None) -> RunDict:
+    """Join shard runs into one: per query, the union of hits, cut to the best ``k``.
+
+    Query shards hold disjoint queries and document shards disjoint documents, so a document
+    seen twice for one query means two shards overlap, which is an error.
+    """
+    merged: RunDict = {}
+    for run in runs:
+        for query_id, hits in run.items():
+            target = merged.setdefault(query_id, {})
+            overlap = target.keys() & hits.keys()
+            if overlap:
+                raise ValueError(f"shards overlap: query '{query_id}' has document '{min(overlap)}' in two shards")
+            target.update(hits)
+    if k is None:
+        return merged
+    return {query_id: dict(heapq.nsmallest(k, hits.items(), key=lambda hit: (-hit[1], hit[0]))) for query_id, hits in merged.items()}

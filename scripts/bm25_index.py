@@ -1,0 +1,28 @@
+"""Build a Lucene index of a BEIR corpus with Anserini (rule bm25_index), once per dataset and field layout."""
+
+import argparse
+from pathlib import Path
+
+from beirflow.atomic import atomic_path
+from beirflow.bm25 import COLLECTIONS, build_index
+from beirflow.cli import run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", required=True, type=Path)
+    parser.add_argument("--fields", required=True, choices=sorted(COLLECTIONS))
+    parser.add_argument("--index", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="?")
+    args = parser.parse_args()
+
+    def index() -> None:
+        with atomic_path(args.index) as temporary:
+            build_index(args.corpus, temporary, args.fields, args.threads)
+
+    run_stage("bm25_index", f"dataset={args.dataset} index={args.fields}", index)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Gather every metrics file into the leaderboard: long CSV, Markdown table and HTML page (rule leaderboard)."""
+
+import argparse
+from pathlib import Path
+
+from beirflow.atomic import atomic_write
+from beirflow.cli import run_stage
+from beirflow.leaderboard import build_table, load_entries, to_csv, to_html, to_markdown
+
+
+def build(args: argparse.Namespace) -> None:
+    entries = load_entries(args.metrics_files)
+    table = build_table(entries, args.primary)
+    for path, text in ((args.csv, to_csv(entries)), (args.markdown, to_markdown(table)), (args.html, to_html(table))):
+        with atomic_write(path) as handle:
+            handle.write(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("metrics_files", nargs="+", type=Path)
+    parser.add_argument("--primary", default="ndcg@10", help="the metric of the Markdown and HTML tables")
+    parser.add_argument("--csv", required=True, type=Path)
+    parser.add_argument("--markdown", required=True, type=Path)
+    parser.add_argument("--html", required=True, type=Path)
+    args = parser.parse_args()
+    run_stage("leaderboard", "all datasets and systems", lambda: build(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Download one BEIR zip, check its md5 and unzip it into the data cache (rule download_beir)."""
+
+import argparse
+from pathlib import Path
+
+from beirflow.cli import run_stage
+from beirflow.download import fetch_beir_archive
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--md5", help="expected md5 of the zip; omit to skip the check")
+    parser.add_argument("--target", required=True, type=Path, help="folder the zip's dataset folder becomes")
+    args = parser.parse_args()
+    run_stage("download_beir", f"archive={args.target.name}", lambda: fetch_beir_archive(args.url, args.md5, args.target))
+
+
+if __name__ == "__main__":
+    main()

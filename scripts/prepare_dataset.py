@@ -1,0 +1,40 @@
+"""Validate a dataset in BEIR layout and write the split's judged queries, qrels and a report."""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from beirflow.atomic import atomic_write
+from beirflow.beir import BeirFiles, prepare_dataset, write_qrels_trec, write_queries_jsonl
+from beirflow.cli import run_stage
+
+
+def prepare(args: argparse.Namespace) -> None:
+    prepared = prepare_dataset(args.dataset, BeirFiles(args.folder, args.split))
+    report = prepared.report
+    if report.judged_documents_missing_from_corpus:
+        logging.warning("%d judged documents are not in the corpus (e.g. %s); they count as relevant and unretrievable", report.judged_documents_missing_from_corpus, ", ".join(report.missing_document_examples[:3]))
+    with atomic_write(args.queries_out) as handle:
+        write_queries_jsonl(prepared.queries, handle)
+    with atomic_write(args.qrels_out) as handle:
+        write_qrels_trec(prepared.qrels, handle)
+    with atomic_write(args.report_out) as handle:
+        json.dump(report.to_dict(), handle, indent=2)
+    logging.info("%s/%s: %d documents, %d judged queries, %d judgements", args.dataset, args.split, report.documents, report.judged_queries, report.judgements)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--folder", required=True, type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--queries-out", required=True, type=Path)
+    parser.add_argument("--qrels-out", required=True, type=Path)
+    parser.add_argument("--report-out", required=True, type=Path)
+    args = parser.parse_args()
+    run_stage("prepare_dataset", f"dataset={args.dataset}", lambda: prepare(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+# BM25 with Pyserini (Lucene): one index per dataset and field layout, one search job per
+# dataset and system, multi-threaded (a Pyserini process costs seconds to start).
+
+
+rule bm25_index:
+    input:
+        unpack(corpus_source),
+    output:
+        directory("results/{dataset}/bm25/index-{fields}"),
+    log:
+        "logs/bm25_index/{dataset}/{fields}.log",
+    params:
+        corpus=corpus_file,
+    threads: config["threads"]["bm25_index"]
+    resources:
+        mem_mb=bm25_index_mem_mb,
+        runtime=bm25_index_runtime,
+    shell:
+        "{PYTHON} {SCRIPTS}/bm25_index.py --dataset {wildcards.dataset} --corpus {params.corpus:q}"
+        " --fields {wildcards.fields} --index {output} --threads {threads} > {log} 2>&1"
+
+
+rule bm25_search:
+    input:
+        index=bm25_index_dir,
+        queries="results/{dataset}/data/queries.jsonl",
+    output:
+        run="results/{dataset}/bm25/{system}/run.trec",
+        provenance="results/{dataset}/bm25/{system}/provenance.json",
+    log:
+        "logs/bm25_search/{dataset}/{system}.log",
+    params:
+        system=system_config,
+    threads: config["threads"]["bm25_search"]
+    shell:
+        "{PYTHON} {SCRIPTS}/bm25_search.py --dataset {wildcards.dataset} --system {wildcards.system}"
+        " --index {input.index} --queries {input.queries} --params {params.system:q}"
+        " --threads {threads} --output {output.run} --provenance {output.provenance} > {log} 2>&1"

@@ -1,0 +1,176 @@
+# Everything rule-side in Python: config validation, the plan (datasets, systems, shards),
+# paths and input functions. Stage files hold rules only.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
+from snakemake.utils import validate
+
+SCRIPTS = Path(workflow.basedir) / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
+from beirflow.registry import beir_archives
+
+# Inside a conda env 'python' is the env's; otherwise the interpreter running Snakemake.
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+
+
+def _validate_config():
+    try:
+        validate(config, "../schemas/config.schema.yaml")
+    except WorkflowError as error:
+        cause = next((arg for arg in error.args if hasattr(arg, "absolute_path")), None)
+        if cause is None:
+            raise
+        key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
+        raise WorkflowError(f"config key {key}: {cause.message}") from None
+    for section in ("datasets", "bm25"):
+        config[section] = {name: entry or {} for name, entry in config[section].items()}
+    if config["evaluation"]["primary"] not in config["evaluation"]["metrics"]:
+        raise WorkflowError(
+            f"config key evaluation.primary: '{config['evaluation']['primary']}' is not one of evaluation.metrics"
+        )
+
+
+_validate_config()
+
+# Families of systems: each adds its config section here and its rules in one .smk file.
+FAMILIES = {"bm25": config["bm25"]}
+try:
+    DATASETS = plan_datasets(config["datasets"], config["data_dir"])
+    SYSTEMS = plan_systems(FAMILIES)
+except (ConfigError, KeyError) as error:
+    raise WorkflowError(f"config: {error}") from None
+if not SYSTEMS:
+    raise WorkflowError("config: no systems configured; add at least one under 'bm25'")
+
+DATA_DIR = config["data_dir"]
+ARCHIVES = beir_archives()
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
+    system=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
+    family="|".join(FAMILIES),
+    fields="flat|multifield",
+    shard=r"\d{4}",
+    archive="|".join(ARCHIVES),
+
+
+# ---- paths -----------------------------------------------------------------------------
+
+
+def run_path(dataset, system):
+    return f"results/{dataset}/{SYSTEMS[system]}/{system}/run.trec"
+
+
+def metrics_path(dataset, system):
+    return f"results/{dataset}/{SYSTEMS[system]}/{system}/metrics.json"
+
+
+def all_metrics_files():
+    return [metrics_path(dataset, system) for dataset in DATASETS for system in SYSTEMS]
+
+
+# ---- data ------------------------------------------------------------------------------
+
+
+def dataset_plan(wildcards):
+    return DATASETS[wildcards.dataset]
+
+
+def dataset_folder(wildcards):
+    return str(dataset_plan(wildcards).folder)
+
+
+def dataset_split(wildcards):
+    return dataset_plan(wildcards).split
+
+
+def dataset_source(wildcards):
+    """A BEIR dataset needs its unzipped archive; a local folder needs its three files."""
+    plan = dataset_plan(wildcards)
+    if plan.is_local:
+        return {
+            "corpus": str(plan.folder / "corpus.jsonl"),
+            "queries": str(plan.folder / "queries.jsonl"),
+            "qrels": str(plan.folder / "qrels" / f"{plan.split}.tsv"),
+        }
+    # ancient: a fresh download of the same archive must not rerun everything after it.
+    return {"archive": ancient(f"{DATA_DIR}/{plan.archive}")}
+
+
+def corpus_source(wildcards):
+    """The corpus plus the validation report, so nothing reads a corpus before it is checked."""
+    source = dataset_source(wildcards)
+    source.pop("queries", None)
+    source.pop("qrels", None)
+    source["report"] = f"results/{wildcards.dataset}/data/report.json"
+    return source
+
+
+def corpus_file(wildcards):
+    return str(dataset_plan(wildcards).folder / "corpus.jsonl")
+
+
+def query_shard_count(wildcards):
+    return shard_count(dataset_plan(wildcards).query_count(), config["shards"]["queries_per_shard"])
+
+
+def document_shard_count(wildcards):
+    return shard_count(dataset_plan(wildcards).document_count(), config["shards"]["documents_per_shard"])
+
+
+def query_shards(dataset):
+    """Shard ids of a dataset's queries, for the rules of query-sharded families."""
+    count = shard_count(DATASETS[dataset].query_count(), config["shards"]["queries_per_shard"])
+    return shard_ids(count)
+
+
+def document_shards(dataset):
+    """Shard ids of a dataset's corpus, for the rules of document-sharded families."""
+    count = shard_count(DATASETS[dataset].document_count(), config["shards"]["documents_per_shard"])
+    return shard_ids(count)
+
+
+def archive_url(wildcards):
+    return ARCHIVES[wildcards.archive].url
+
+
+def archive_md5(wildcards):
+    return ARCHIVES[wildcards.archive].md5
+
+
+# ---- systems ---------------------------------------------------------------------------
+
+
+def system_config(wildcards):
+    """The system's resolved config as canonical JSON: a change to it reruns that system only."""
+    return json.dumps(FAMILIES[SYSTEMS[wildcards.system]][wildcards.system], sort_keys=True)
+
+
+def bm25_index_dir(wildcards):
+    fields = config["bm25"][wildcards.system]["fields"]
+    return f"results/{wildcards.dataset}/bm25/index-{fields}"
+
+
+# ---- resources -------------------------------------------------------------------------
+
+
+def bm25_index_mem_mb(wildcards, attempt):
+    # Anserini's indexer holds about 1 GB per million documents beside a 2 GB floor.
+    documents = dataset_plan(wildcards).document_count()
+    return int((2048 + documents // 1000) * attempt)
+
+
+def bm25_index_runtime(wildcards, attempt):
+    # About a million documents in 2-3 minutes on 4 threads; generous for slow file systems.
+    documents = dataset_plan(wildcards).document_count()
+    return int((10 + documents // 100_000) * attempt)

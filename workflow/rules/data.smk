@@ -1,0 +1,67 @@
+# Data stage: BEIR zips into the data cache, validated split files, deterministic shards.
+
+
+localrules:
+    download_beir,
+
+
+rule download_beir:
+    output:
+        directory(f"{DATA_DIR}/{{archive}}"),
+    log:
+        "logs/download_beir/{archive}.log",
+    params:
+        url=archive_url,
+        md5=archive_md5,
+    retries: 3
+    shell:
+        "{PYTHON} {SCRIPTS}/download_beir.py --url {params.url} --md5 {params.md5} --target {output} > {log} 2>&1"
+
+
+rule prepare_dataset:
+    input:
+        unpack(dataset_source),
+    output:
+        queries="results/{dataset}/data/queries.jsonl",
+        qrels="results/{dataset}/data/qrels.tsv",
+        report="results/{dataset}/data/report.json",
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    params:
+        folder=dataset_folder,
+        split=dataset_split,
+    shell:
+        "{PYTHON} {SCRIPTS}/prepare_dataset.py --dataset {wildcards.dataset} --folder {params.folder:q}"
+        " --split {params.split} --queries-out {output.queries} --qrels-out {output.qrels}"
+        " --report-out {output.report} > {log} 2>&1"
+
+
+rule shard_queries:
+    input:
+        "results/{dataset}/data/queries.jsonl",
+    output:
+        directory("results/{dataset}/shards/queries"),
+    log:
+        "logs/shard_queries/{dataset}.log",
+    params:
+        per_shard=config["shards"]["queries_per_shard"],
+        expected=query_shard_count,
+    shell:
+        "{PYTHON} {SCRIPTS}/shard_jsonl.py --dataset {wildcards.dataset} --input {input} --output-dir {output}"
+        " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
+
+
+rule shard_corpus:
+    input:
+        unpack(corpus_source),
+    output:
+        directory("results/{dataset}/shards/corpus"),
+    log:
+        "logs/shard_corpus/{dataset}.log",
+    params:
+        corpus=corpus_file,
+        per_shard=config["shards"]["documents_per_shard"],
+        expected=document_shard_count,
+    shell:
+        "{PYTHON} {SCRIPTS}/shard_jsonl.py --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}"
+        " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"

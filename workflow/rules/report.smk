@@ -1,0 +1,21 @@
+# Report: every metrics file into one leaderboard (CSV, Markdown, HTML).
+
+
+localrules:
+    leaderboard,
+
+
+rule leaderboard:
+    input:
+        all_metrics_files(),
+    output:
+        csv="results/leaderboard/leaderboard.csv",
+        markdown="results/leaderboard/leaderboard.md",
+        html="results/leaderboard/leaderboard.html",
+    log:
+        "logs/leaderboard/leaderboard.log",
+    params:
+        primary=config["evaluation"]["primary"],
+    shell:
+        "{PYTHON} {SCRIPTS}/build_leaderboard.py --primary {params.primary} --csv {output.csv}"
+        " --markdown {output.markdown} --html {output.html} {input} > {log} 2>&1"
