@@ -19,6 +19,12 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _remove_stale_temporaries(final: Path) -> None:
+    # Left by a killed job. Snakemake runs one job per output at a time, so none is live.
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        _remove(stale)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -31,8 +37,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to fill; on success it replaces ``path`` (file or directory)."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     temporary = _temporary_sibling(final)
-    _remove(temporary)
     try:
         yield temporary
         if final.exists():

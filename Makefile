@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make run    install into .venv, then run the workflow on the embedded default
+#   make test   install into .venv (with test tools), then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: install install-test run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first and exactly: Pyserini requires torch, and an unpinned resolve pulls a CUDA build.
+install: $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+
+install-test: install
+	$(BIN)/pip install --quiet -e '.[test]'
+	bash .ci/install-chromium
+
+run: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+
+test: install-test
+	$(BIN)/python -m pytest tests
+
+bench: install
+	$(BIN)/python bench/bm25_throughput.py
+	$(BIN)/python bench/dag_planning.py
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,109 @@
+"""Shared fixtures: tiny BEIR folders, the real SciFact copy, and a way to run the workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "scifact-sample"
+SHARED_SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+@pytest.fixture
+def shared_scifact() -> Path:
+    if not (SHARED_SCIFACT / "corpus.jsonl").is_file():
+        pytest.skip("../shared/data/scifact is not beside the checkout")
+    return SHARED_SCIFACT
+
+
+def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]], split: str = "test") -> Path:
+    """Write a dataset in BEIR layout (with the TSV header BEIR files carry)."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in corpus), encoding="utf-8")
+    (folder / "queries.jsonl").write_text("".join(json.dumps(query) + "\n" for query in queries), encoding="utf-8")
+    rows = ["query-id\tcorpus-id\tscore", *(f"{q}\t{d}\t{r}" for q, d, r in qrels)]
+    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    corpus = [
+        {"_id": "d1", "title": "Cats", "text": "Cats purr and sleep."},
+        {"_id": "d2", "title": "Dogs", "text": "Dogs bark at cats."},
+        {"_id": "d3", "title": "", "text": "Birds sing in the morning."},
+        {"_id": "q2", "title": "Fish", "text": "Fish swim; this document shares its id with a query."},
+    ]
+    queries = [
+        {"_id": "q1", "text": "purring cats"},
+        {"_id": "q2", "text": "swimming fish"},
+        {"_id": "q3", "text": "unjudged query"},
+    ]
+    qrels = [("q1", "d1", 1), ("q1", "d2", 0), ("q2", "q2", 1), ("q2", "d9", 1)]
+    return write_beir(tmp_path / "tiny", corpus, queries, qrels)
+
+
+class Workflow:
+    """A beirflow workdir: a config file and Snakemake runs against the repo's Snakefile."""
+
+    def __init__(self, root: Path, config: dict) -> None:
+        self.root = root
+        self.config_path = root / "config.yaml"
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    @property
+    def config(self) -> dict:
+        return yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+
+    def command(self, *args: str) -> list[str]:
+        return [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(self.root), "--configfile", str(self.config_path), "--cores", "2", *args]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        return result
+
+    def planned_jobs(self, *args: str) -> dict[str, int]:
+        """Rule -> job count of a dry run; empty when nothing is to be done."""
+        result = self.run("--dry-run", *args)
+        output = result.stdout + result.stderr
+        if "Nothing to be done" in output:
+            return {}
+        table = output.split("Job stats:", 1)[1]
+        counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE))
+        counts.pop("total", None)
+        return {rule: int(count) for rule, count in counts.items()}
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+@pytest.fixture
+def make_workflow(tmp_path: Path) -> Callable[..., Workflow]:
+    def make(config: dict, name: str = "work") -> Workflow:
+        return Workflow(tmp_path / name, config)
+
+    return make
+
+
+def sample_config(**overrides: object) -> dict:
+    """The embedded default, with the sample addressed by absolute path."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["datasets"] = {"scifact-sample": {"path": str(SAMPLE), "split": "test"}}
+    config.update(overrides)
+    return config

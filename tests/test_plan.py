@@ -1,0 +1,66 @@
+"""The BEIR catalogue and the plan: known counts, CQADupStack's forums, splits, shard counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE
+
+from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
+from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
+
+
+def test_catalogue_knows_every_public_beir_dataset_with_counts() -> None:
+    datasets = beir_datasets()
+    scifact = datasets["scifact"]
+    assert (scifact.documents, scifact.query_count("test")) == (5183, 300)
+    assert datasets["msmarco"].default_split == "dev"
+    assert datasets["msmarco"].query_count("dev") == 6980
+    assert datasets["msmarco"].documents == 8841823
+    assert datasets["nq"].query_count("test") == 3452
+    # BEIR's touche is the v2 release (49 queries, 2,214 judgements), not ir_datasets' v1 default.
+    assert beir_archives()["webis-touche2020"].url.endswith("/webis-touche2020.zip")
+    assert sum(name.startswith("cqadupstack-") for name in datasets) == 12
+    assert datasets["cqadupstack-android"].archive == "cqadupstack"
+    assert beir_archives()["scifact"].md5 == "5f7d1de60b170fc8027bb7898e2efca1"
+
+
+def test_plan_resolves_beir_names_cqadupstack_and_local_folders(tmp_path: Path) -> None:
+    plans = plan_datasets({"scifact": None, "cqadupstack": {}, "covid": {"beir": "trec-covid"}, "mine": {"path": str(SAMPLE)}}, tmp_path)
+    assert [name for name in plans if name.startswith("cqadupstack-")] == [f"cqadupstack-{forum}" for forum in CQADUPSTACK_FORUMS]
+    assert plans["cqadupstack-gis"].folder == tmp_path / "cqadupstack" / "gis"
+    assert plans["scifact"].folder == tmp_path / "scifact"
+    assert plans["trec-covid"].archive == "trec-covid"
+    assert plans["mine"].is_local and plans["mine"].split == "test"
+    assert (plans["mine"].document_count(), plans["mine"].query_count()) == (600, 50)
+    assert plans["scifact"].query_count() == 300
+
+
+def test_unknown_dataset_and_split_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'robust04' is not a BEIR dataset with a public download"):
+        plan_datasets({"robust04": None}, tmp_path)
+    with pytest.raises(KeyError, match="no split 'dev'"):
+        plan_datasets({"scifact": {"split": "dev"}}, tmp_path)
+    with pytest.raises(ConfigError, match="named twice"):
+        plan_datasets({"cqadupstack": None, "cqadupstack-gis": {"path": "x"}}, tmp_path)
+
+
+def test_system_names_are_unique_across_families() -> None:
+    assert plan_systems({"bm25": {"a": {}, "b": {}}}) == {"a": "bm25", "b": "bm25"}
+    with pytest.raises(ConfigError, match="both 'bm25' and 'rerank'"):
+        plan_systems({"bm25": {"a": {}}, "rerank": {"a": {}}})
+
+
+def test_shard_counts() -> None:
+    assert shard_count(300, 100) == 3
+    assert shard_count(301, 100) == 4
+    assert shard_count(0, 100) == 1
+    assert shard_ids(3) == ["0000", "0001", "0002"]
+    with pytest.raises(ConfigError, match="raise the shard size"):
+        shard_count(8_841_823, 100)
+
+
+def test_cqadupstack_forums_share_one_leaderboard_row() -> None:
+    assert leaderboard_group("cqadupstack-tex") == "cqadupstack"
+    assert leaderboard_group("scifact") == "scifact"

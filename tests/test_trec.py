@@ -1,0 +1,49 @@
+"""TREC runs: the writer, the reader, and merging shard runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ranx
+
+from beirflow.errors import DataError
+from beirflow.trec import merge_runs, read_run, write_run
+
+
+def test_written_run_reads_back_with_ranx(tmp_path: Path) -> None:
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, {"q1": [("d2", 1.5), ("d1", 1.5), ("d3", 9.0)], "q2": [("d1", 0.25)]}, tag="bm25-flat")
+    lines = path.read_text().splitlines()
+    # score descending, then docid ascending (Pyserini's tie breaker); six decimals; tag last
+    assert lines[:3] == ["q1 Q0 d3 1 9.000000 bm25-flat", "q1 Q0 d1 2 1.500000 bm25-flat", "q1 Q0 d2 3 1.500000 bm25-flat"]
+    assert ranx.Run.from_file(str(path), kind="trec").to_dict() == {"q1": {"d3": 9.0, "d1": 1.5, "d2": 1.5}, "q2": {"d1": 0.25}}
+    assert read_run(path) == {"q1": {"d3": 9.0, "d1": 1.5, "d2": 1.5}, "q2": {"d1": 0.25}}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("q1 Q0 d1 1 0.5\n", "expected 6 fields"), ("q1 Q0 d1 1 high tag\n", "score 'high'"), ("q1 Q0 d1 1 1 t\nq1 Q0 d1 2 0.5 t\n", "appears twice")],
+)
+def test_malformed_runs_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.trec"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as caught:
+        read_run(path)
+    assert caught.value.line == content.count("\n")
+
+
+def test_merging_query_shards_is_their_union() -> None:
+    merged = merge_runs([{"q1": {"a": 1.0}}, {"q2": {"b": 2.0}}])
+    assert merged == {"q1": {"a": 1.0}, "q2": {"b": 2.0}}
+
+
+def test_merging_document_shards_keeps_the_best_k() -> None:
+    shards = [{"q": {"a": 0.9, "b": 0.1}}, {"q": {"c": 0.5, "d": 0.95}}]
+    assert merge_runs(shards, k=2) == {"q": {"d": 0.95, "a": 0.9}}
+
+
+def test_overlapping_shards_are_an_error() -> None:
+    with pytest.raises(ValueError, match="document 'a' in two shards"):
+        merge_runs([{"q": {"a": 1.0}}, {"q": {"a": 1.0}}])
