@@ -15,8 +15,10 @@ rule bm25_index:
     resources:
         mem_mb=bm25_index_mem_mb,
         runtime=bm25_index_runtime,
+    conda:
+        "../../envs/bm25.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/bm25_index.py --dataset {wildcards.dataset} --corpus {params.corpus:q}"
+        'python "$BEIRFLOW_SCRIPTS/bm25_index.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --fields {wildcards.fields} --index {output} --threads {threads} > {log} 2>&1"
 
 
@@ -32,7 +34,9 @@ rule bm25_search:
     params:
         system=system_config,
     threads: config["threads"]["bm25_search"]
+    conda:
+        "../../envs/bm25.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/bm25_search.py --dataset {wildcards.dataset} --system {wildcards.system}"
+        'python "$BEIRFLOW_SCRIPTS/bm25_search.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --index {input.index} --queries {input.queries} --params {params.system:q}"
         " --threads {threads} --output {output.run} --provenance {output.provenance} > {log} 2>&1"

@@ -1,6 +1,7 @@
 # Everything rule-side in Python: config validation, the plan (datasets, systems, shards),
 # paths and input functions. Stage files hold rules only.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,12 +15,19 @@ sys.path.insert(0, str(SCRIPTS))
 from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
 from beirflow.registry import beir_archives
 
-# Inside a conda env 'python' is the env's; otherwise the interpreter running Snakemake.
-PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
+# Rules call the stage programs as `python "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell text
+# holds no path, so moving the checkout or the venv reruns nothing (Snakemake's code trigger
+# compares that text), and cluster jobs inherit the variable. Without conda, 'python' is the
+# interpreter running Snakemake; with conda, each rule's env.
+os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+envvars:
+    "BEIRFLOW_SCRIPTS",
+    "PATH",
+
 
 
 def _validate_config():

@@ -14,8 +14,10 @@ rule download_beir:
         url=archive_url,
         md5=archive_md5,
     retries: 3
+    conda:
+        "../../envs/base.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/download_beir.py --url {params.url} --md5 {params.md5} --target {output} > {log} 2>&1"
+        'python "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {output} > {log} 2>&1'
 
 
 rule prepare_dataset:
@@ -30,8 +32,10 @@ rule prepare_dataset:
     params:
         folder=dataset_folder,
         split=dataset_split,
+    conda:
+        "../../envs/base.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/prepare_dataset.py --dataset {wildcards.dataset} --folder {params.folder:q}"
+        'python "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
         " --split {params.split} --queries-out {output.queries} --qrels-out {output.qrels}"
         " --report-out {output.report} > {log} 2>&1"
 
@@ -46,8 +50,10 @@ rule shard_queries:
     params:
         per_shard=config["shards"]["queries_per_shard"],
         expected=query_shard_count,
+    conda:
+        "../../envs/base.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/shard_jsonl.py --dataset {wildcards.dataset} --input {input} --output-dir {output}"
+        'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {input} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
 
 
@@ -62,6 +68,8 @@ rule shard_corpus:
         corpus=corpus_file,
         per_shard=config["shards"]["documents_per_shard"],
         expected=document_shard_count,
+    conda:
+        "../../envs/base.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/shard_jsonl.py --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}"
+        'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"

@@ -11,6 +11,8 @@ rule evaluate:
         "logs/evaluate/{dataset}/{family}/{system}.log",
     params:
         metrics=config["evaluation"]["metrics"],
+    conda:
+        "../../envs/eval.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/evaluate_run.py --dataset {wildcards.dataset} --system {wildcards.system}"
+        'python "$BEIRFLOW_SCRIPTS/evaluate_run.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --run {input.run} --qrels {input.qrels} --metrics {params.metrics} --output {output} > {log} 2>&1"

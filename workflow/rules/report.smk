@@ -16,6 +16,8 @@ rule leaderboard:
         "logs/leaderboard/leaderboard.log",
     params:
         primary=config["evaluation"]["primary"],
+    conda:
+        "../../envs/base.yaml"
     shell:
-        "{PYTHON} {SCRIPTS}/build_leaderboard.py --primary {params.primary} --csv {output.csv}"
+        'python "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --markdown {output.markdown} --html {output.html} {input} > {log} 2>&1"
