@@ -34,8 +34,8 @@ def _validate_config():
     try:
         validate(config, "../schemas/config.schema.yaml")
     except WorkflowError as error:
-        cause = next((arg for arg in error.args if hasattr(arg, "absolute_path")), None)
-        if cause is None:
+        cause = error.__context__  # the jsonschema ValidationError
+        if not hasattr(cause, "absolute_path"):
             raise
         key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
         raise WorkflowError(f"config key {key}: {cause.message}") from None

@@ -1,0 +1,177 @@
+"""The workflow end to end through Snakemake's CLI: outputs, caching, reruns, errors, kills."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLE, Workflow, sample_config
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    """The embedded default, run once to completion; tests below only dry-run against it."""
+    workflow = Workflow(tmp_path_factory.mktemp("default"), sample_config())
+    workflow.run()
+    return workflow
+
+
+def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
+    variant = Workflow.__new__(Workflow)
+    variant.root = workflow.root
+    variant.config_path = workflow.root / "variant.yaml"
+    variant.write_config(config)
+    return variant.planned_jobs()
+
+
+def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
+    board = done.path("results/leaderboard")
+    markdown = (board / "leaderboard.md").read_text()
+    assert "| dataset | bm25-flat | bm25-multifield |" in markdown
+    assert "| scifact-sample |" in markdown
+    assert (board / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
+    rows = (board / "leaderboard.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 4  # header + 2 systems x 4 metrics
+
+    sidecar = json.loads(done.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
+    assert sidecar["config"] == {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
+    assert {"pyserini", "beirflow", "python"} <= set(sidecar["packages"])
+    assert sidecar["host"] and sidecar["wall_time_s"] > 0 and sidecar["queries"] == 50
+
+    report = json.loads(done.path("results/scifact-sample/data/report.json").read_text())
+    assert (report["documents"], report["judged_queries"]) == (600, 50)
+    for log in ("logs/prepare_dataset/scifact-sample.log", "logs/bm25_index/scifact-sample/flat.log", "logs/bm25_search/scifact-sample/bm25-flat.log", "logs/evaluate/scifact-sample/bm25/bm25-flat.log"):
+        assert done.path(log).stat().st_size > 0, log
+    assert "queries/s" in done.path("logs/bm25_search/scifact-sample/bm25-flat.log").read_text()
+
+
+def test_runs_are_valid_trec_with_up_to_1000_hits(done: Workflow) -> None:
+    lines = done.path("results/scifact-sample/bm25/bm25-flat/run.trec").read_text().splitlines()
+    queries = {line.split()[0] for line in lines}
+    assert len(queries) == 50
+    assert all(len(line.split()) == 6 and line.split()[5] == "bm25-flat" for line in lines)
+    hits_per_query = max(sum(1 for line in lines if line.startswith(q + " ")) for q in queries)
+    assert hits_per_query <= 600  # the sample corpus is smaller than the depth
+
+
+def test_second_run_is_a_no_op(done: Workflow) -> None:
+    assert done.planned_jobs() == {}
+
+
+def test_adding_a_bm25_variant_schedules_only_its_jobs(done: Workflow) -> None:
+    config = copy.deepcopy(done.config)
+    config["bm25"]["bm25-flat-k12"] = {"fields": "flat", "k1": 1.2, "b": 0.75}
+    assert _planned_with(done, config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "second")
+    config = copy.deepcopy(done.config)
+    config["datasets"]["second"] = {"path": str(tmp_path / "second")}
+    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 2, "leaderboard": 1, "all": 1}
+    assert _planned_with(done, config) == expected
+
+
+def test_changing_one_systems_parameters_reruns_that_system_only(done: Workflow) -> None:
+    config = copy.deepcopy(done.config)
+    config["bm25"]["bm25-multifield"]["b"] = 0.5
+    assert _planned_with(done, config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None:
+    config = copy.deepcopy(done.config)
+    config["datasets"]["scifact"] = None
+    config["data_dir"] = str(done.root / "cache")
+    planned = _planned_with(done, config)
+    assert planned["download_beir"] == 1 and planned["bm25_index"] == 2
+    assert not (done.root / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["bm25"]["bm25-flat"].update(k2=1.0), "config key bm25.bm25-flat: Additional properties are not allowed ('k2' was unexpected)"),
+        (lambda c: c["bm25"]["bm25-flat"].update(k1="high"), "config key bm25.bm25-flat.k1: 'high' is not of type 'number'"),
+        (lambda c: c["bm25"].update({"bm25.v2": {}}), "config key bm25: 'bm25.v2' does not match"),
+        (lambda c: c.update(colour="blue"), "config key (top level): Additional properties are not allowed ('colour' was unexpected)"),
+        (lambda c: c["evaluation"].update(metrics=["ndcg@10", "map"]), "config key evaluation.metrics.1: 'map' does not match"),
+        (lambda c: c["datasets"].update(robust04=None), "'robust04' is not a BEIR dataset with a public download"),
+        (lambda c: c["evaluation"].update(primary="recall@5"), "config key evaluation.primary: 'recall@5' is not one of evaluation.metrics"),
+    ],
+)
+def test_bad_config_stops_before_anything_runs_naming_the_key(make_workflow, change, message: str) -> None:
+    config = sample_config()
+    change(config)
+    workflow = make_workflow(config)
+    result = workflow.run("--dry-run", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not workflow.path("results").exists()
+
+
+def test_failed_job_names_dataset_rule_and_log(make_workflow, tmp_path: Path) -> None:
+    broken = shutil.copytree(SAMPLE, tmp_path / "broken")
+    lines = (broken / "corpus.jsonl").read_text().splitlines()
+    lines[6] = lines[6][:40]  # cut a document mid-JSON on line 7
+    (broken / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    workflow = make_workflow(sample_config(datasets={"broken": {"path": str(broken)}}))
+    result = workflow.run(check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule prepare_dataset" in output and "dataset=broken" in output
+    assert "logs/prepare_dataset/broken.log" in output
+    log = workflow.path("logs/prepare_dataset/broken.log").read_text()
+    assert f"prepare_dataset failed for dataset=broken: {broken / 'corpus.jsonl'}:7: malformed JSON" in log
+    assert not workflow.path("results/broken/data/queries.jsonl").exists()
+
+
+def test_missing_qrels_file_is_named_before_anything_runs(make_workflow, tmp_path: Path) -> None:
+    folder = shutil.copytree(SAMPLE, tmp_path / "noqrels")
+    (folder / "qrels" / "test.tsv").unlink()
+    result = make_workflow(sample_config(datasets={"noqrels": {"path": str(folder)}})).run("--dry-run", check=False)
+    assert result.returncode != 0
+    assert str(folder / "qrels" / "test.tsv") in result.stdout + result.stderr
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return list((root / "results").rglob(".*.tmp-*")) if (root / "results").exists() else []
+
+
+def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(make_workflow) -> None:
+    workflow = make_workflow(sample_config(bm25={"bm25-flat": {"fields": "flat"}}))
+    process = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not _temporaries(workflow.root):
+            assert process.poll() is None, "the workflow finished before a job could be killed mid-write"
+            assert time.monotonic() < deadline, "no job ever wrote a temporary output"
+            time.sleep(0.005)
+        partial = _temporaries(workflow.root)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for temporary in partial:
+        final = temporary.with_name(temporary.name[1:].rsplit(".tmp-", 1)[0])
+        assert not final.exists(), f"{final} exists though its job was killed while writing it"
+
+    # A SIGKILLed Snakemake leaves its lock and marks the killed job's outputs incomplete;
+    # the local profile reruns incomplete jobs, as here.
+    workflow.run("--unlock")
+    workflow.run("--rerun-incomplete")
+    assert workflow.path("results/leaderboard/leaderboard.csv").is_file()
+    assert _temporaries(workflow.root) == []
+
+
+def test_lint_is_clean() -> None:
+    result = subprocess.run([str(Path(os.sys.executable).with_name("snakemake")), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
