@@ -9,7 +9,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-SCRIPTS = Path(workflow.basedir) / "scripts"
+# Relative to this file, not the top Snakefile: other Snakefiles may include the rules.
+SCRIPTS = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
@@ -49,15 +50,24 @@ def _validate_config():
 
 _validate_config()
 
-# Families of systems: each adds its config section here and its rules in one .smk file.
-FAMILIES = {"bm25": config["bm25"]}
 try:
     DATASETS = plan_datasets(config["datasets"], config["data_dir"])
-    SYSTEMS = plan_systems(FAMILIES)
 except (ConfigError, KeyError) as error:
     raise WorkflowError(f"config: {error}") from None
-if not SYSTEMS:
-    raise WorkflowError("config: no systems configured; add at least one under 'bm25'")
+
+# Families of systems (bm25; rerank and dense to come). Each family's rule file registers
+# its config section with register_family() before report.smk gathers every system.
+FAMILIES = {}
+SYSTEMS = {}  # system name -> family
+
+
+def register_family(family, systems):
+    try:
+        SYSTEMS.update(plan_systems({**FAMILIES, family: systems}))
+    except ConfigError as error:
+        raise WorkflowError(f"config: {error}") from None
+    FAMILIES[family] = systems
+
 
 DATA_DIR = config["data_dir"]
 ARCHIVES = beir_archives()
@@ -66,7 +76,7 @@ ARCHIVES = beir_archives()
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
     system=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
-    family="|".join(FAMILIES),
+    family=r"[a-z][a-z0-9-]*",
     fields="flat|multifield",
     shard=r"\d{4}",
     archive="|".join(ARCHIVES),
@@ -84,6 +94,8 @@ def metrics_path(dataset, system):
 
 
 def all_metrics_files():
+    if not SYSTEMS:
+        raise WorkflowError("config: no systems configured; add at least one under 'bm25'")
     return [metrics_path(dataset, system) for dataset in DATASETS for system in SYSTEMS]
 
 
