@@ -25,12 +25,17 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return workflow
 
 
-def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
+def _variant(workflow: Workflow, config: dict) -> Workflow:
+    """The same workdir driven by another config file."""
     variant = Workflow.__new__(Workflow)
     variant.root = workflow.root
     variant.config_path = workflow.root / "variant.yaml"
     variant.write_config(config)
-    return variant.planned_jobs()
+    return variant
+
+
+def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
+    return _variant(workflow, config).planned_jobs()
 
 
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
@@ -175,3 +180,53 @@ def test_lint_is_clean() -> None:
     result = subprocess.run([str(Path(os.sys.executable).with_name("snakemake")), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_download_from_a_mirror_with_a_wrong_checksum_fails_cleanly(make_workflow, tmp_path: Path) -> None:
+    """A zip that is not BEIR's scifact.zip: the md5 check stops the job and nothing is left in the cache."""
+    import zipfile
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with zipfile.ZipFile(mirror / "scifact.zip", "w") as zipped:
+        for path in sorted(SAMPLE.rglob("*")):
+            zipped.write(path, Path("scifact") / path.relative_to(SAMPLE))
+    cache = tmp_path / "cache"
+    workflow = make_workflow(sample_config(datasets={"scifact": None}, data_dir=str(cache), data_mirror=mirror.as_uri()))
+    result = workflow.run(check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule download_beir" in output and "archive=scifact" in output
+    log = workflow.path("logs/download_beir/scifact.log").read_text()
+    assert f"{mirror.as_uri()}/scifact.zip: md5" in log and "does not match the known 5f7d1de60b170fc8027bb7898e2efca1" in log
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_shard_rules_split_the_prepared_data_deterministically(done: Workflow) -> None:
+    from beirflow.beir import iter_jsonl
+    from beirflow.shards import join_shards
+
+    queries, corpus = "results/scifact-sample/shards/queries", "results/scifact-sample/shards/corpus"
+    config = copy.deepcopy(done.config)
+    config["shards"] = {"queries_per_shard": 16, "documents_per_shard": 250}
+    _variant(done, config).run(queries, corpus)
+    assert sorted(p.name for p in done.path(queries).glob("*.jsonl")) == ["0000.jsonl", "0001.jsonl", "0002.jsonl", "0003.jsonl"]
+    assert len(list(done.path(corpus).glob("*.jsonl"))) == 3
+    assert list(join_shards(done.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]
+    assert list(join_shards(done.path(queries))) == [record for _, record in iter_jsonl(done.path("results/scifact-sample/data/queries.jsonl"))]
+
+
+def test_the_beir_grid_is_planned_from_known_counts_before_any_download(tmp_path: Path) -> None:
+    import yaml
+
+    workflow = Workflow(tmp_path / "grid", yaml.safe_load((REPO / "config" / "beir.yaml").read_text()))
+    assert workflow.planned_jobs() == {
+        "download_beir": 15,  # 14 zips + CQADupStack's one
+        "prepare_dataset": 26,  # 14 datasets + 12 forums
+        "bm25_index": 52,
+        "bm25_search": 52,
+        "evaluate": 52,
+        "leaderboard": 1,
+        "all": 1,
+    }
+    assert not workflow.path("resources").exists()

@@ -161,7 +161,9 @@ def document_shards(dataset):
 
 
 def archive_url(wildcards):
-    return ARCHIVES[wildcards.archive].url
+    official = ARCHIVES[wildcards.archive].url
+    mirror = config["data_mirror"].rstrip("/")
+    return f"{mirror}/{official.rsplit('/', 1)[1]}" if mirror else official
 
 
 def archive_md5(wildcards):
