@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beirflow.errors import DataError
+from beirflow.errors import DataError, iter_rows
 
 Qrels = dict[str, dict[str, int]]
 
@@ -166,14 +166,8 @@ def write_qrels_trec(qrels: Qrels, handle: Any) -> None:
 def read_qrels_trec(path: Path) -> Qrels:
     """Read TREC qrels as written by :func:`write_qrels_trec`."""
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4:
-                raise DataError(path, f"expected 4 fields 'qid 0 docid rel', got {len(fields)}", number)
-            qrels.setdefault(fields[0], {})[fields[2]] = int(fields[3])
+    for _, (query_id, _, doc_id, relevance) in iter_rows(path, "qid 0 docid rel"):
+        qrels.setdefault(query_id, {})[doc_id] = int(relevance)
     return qrels
 
 

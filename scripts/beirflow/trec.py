@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from beirflow.errors import DataError
+from beirflow.errors import DataError, iter_rows
 
 Hits = Sequence[tuple[str, float]]
 RunDict = dict[str, dict[str, float]]
@@ -33,25 +33,16 @@ def write_run(handle: IO[str], run: Mapping[str, Iterable[tuple[str, float]]], t
 
 def read_run(path: Path) -> RunDict:
     """Read a TREC run into ``{qid: {docid: score}}``; malformed lines and repeated hits name their line."""
-    if not path.is_file():
-        raise DataError(path, "run file not found")
     run: RunDict = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise DataError(path, f"expected 6 fields 'qid Q0 docid rank score tag', got {len(fields)}", number)
-            query_id, _, doc_id, _, score, _ = fields
-            try:
-                value = float(score)
-            except ValueError:
-                raise DataError(path, f"score '{score}' is not a number", number) from None
-            hits = run.setdefault(query_id, {})
-            if doc_id in hits:
-                raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
-            hits[doc_id] = value
+    for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, "qid Q0 docid rank score tag"):
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataError(path, f"score '{score}' is not a number", number) from None
+        hits = run.setdefault(query_id, {})
+        if doc_id in hits:
+            raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
+        hits[doc_id] = value
     return run
 
 
