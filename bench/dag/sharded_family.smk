@@ -7,7 +7,12 @@ register_family("sharded", {f"sharded-{index:02d}": {} for index in range(12)})
 
 
 def bench_shard_runs(wildcards):
-    return expand("results/{dataset}/sharded/{system}/shards/{shard}.trec", dataset=wildcards.dataset, system=wildcards.system, shard=BENCH_SHARDS)
+    return expand(
+        "results/{dataset}/sharded/{system}/shards/{shard}.trec",
+        dataset=wildcards.dataset,
+        system=wildcards.system,
+        shard=BENCH_SHARDS,
+    )
 
 
 rule sharded_shard:

@@ -12,14 +12,14 @@ rule bm25_index:
         directory("results/{dataset}/bm25/index-{fields}"),
     log:
         "logs/bm25_index/{dataset}/{fields}.log",
-    params:
-        corpus=corpus_file,
+    conda:
+        "../../envs/bm25.yaml"
     threads: config["threads"]["bm25_index"]
     resources:
         mem_mb=bm25_index_mem_mb,
         runtime=bm25_index_runtime,
-    conda:
-        "../../envs/bm25.yaml"
+    params:
+        corpus=corpus_file,
     shell:
         'python "$BEIRFLOW_SCRIPTS/bm25_index.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --fields {wildcards.fields} --index {output} --threads {threads} > {log} 2>&1"
@@ -34,11 +34,11 @@ rule bm25_search:
         provenance="results/{dataset}/bm25/{system}/provenance.json",
     log:
         "logs/bm25_search/{dataset}/{system}.log",
-    params:
-        system=system_config,
-    threads: config["threads"]["bm25_search"]
     conda:
         "../../envs/bm25.yaml"
+    threads: config["threads"]["bm25_search"]
+    params:
+        system=system_config,
     shell:
         'python "$BEIRFLOW_SCRIPTS/bm25_search.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --index {input.index} --queries {input.queries} --params {params.system:q}"

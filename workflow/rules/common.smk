@@ -10,10 +10,19 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 # Relative to this file, not the top Snakefile: other Snakefiles may include the rules.
-SCRIPTS = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1] / "scripts"
+SCRIPTS = (
+    Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1]
+    / "scripts"
+)
 sys.path.insert(0, str(SCRIPTS))
 
-from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
+from beirflow.plan import (
+    ConfigError,
+    plan_datasets,
+    plan_systems,
+    shard_count,
+    shard_ids,
+)
 from beirflow.registry import beir_archives
 
 # Rules call the stage programs as `python "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell text
@@ -22,13 +31,14 @@ from beirflow.registry import beir_archives
 # interpreter running Snakemake; with conda, each rule's env.
 os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = (
+        f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
 
 
 envvars:
     "BEIRFLOW_SCRIPTS",
     "PATH",
-
 
 
 def _validate_config():
@@ -95,7 +105,9 @@ def metrics_path(dataset, system):
 
 def all_metrics_files():
     if not SYSTEMS:
-        raise WorkflowError("config: no systems configured; add at least one under 'bm25'")
+        raise WorkflowError(
+            "config: no systems configured; add at least one under 'bm25'"
+        )
     return [metrics_path(dataset, system) for dataset in DATASETS for system in SYSTEMS]
 
 
@@ -141,22 +153,31 @@ def corpus_file(wildcards):
 
 
 def query_shard_count(wildcards):
-    return shard_count(dataset_plan(wildcards).query_count(), config["shards"]["queries_per_shard"])
+    return shard_count(
+        dataset_plan(wildcards).query_count(), config["shards"]["queries_per_shard"]
+    )
 
 
 def document_shard_count(wildcards):
-    return shard_count(dataset_plan(wildcards).document_count(), config["shards"]["documents_per_shard"])
+    return shard_count(
+        dataset_plan(wildcards).document_count(),
+        config["shards"]["documents_per_shard"],
+    )
 
 
 def query_shards(dataset):
     """Shard ids of a dataset's queries, for the rules of query-sharded families."""
-    count = shard_count(DATASETS[dataset].query_count(), config["shards"]["queries_per_shard"])
+    count = shard_count(
+        DATASETS[dataset].query_count(), config["shards"]["queries_per_shard"]
+    )
     return shard_ids(count)
 
 
 def document_shards(dataset):
     """Shard ids of a dataset's corpus, for the rules of document-sharded families."""
-    count = shard_count(DATASETS[dataset].document_count(), config["shards"]["documents_per_shard"])
+    count = shard_count(
+        DATASETS[dataset].document_count(), config["shards"]["documents_per_shard"]
+    )
     return shard_ids(count)
 
 
@@ -175,7 +196,9 @@ def archive_md5(wildcards):
 
 def system_config(wildcards):
     """The system's resolved config as canonical JSON: a change to it reruns that system only."""
-    return json.dumps(FAMILIES[SYSTEMS[wildcards.system]][wildcards.system], sort_keys=True)
+    return json.dumps(
+        FAMILIES[SYSTEMS[wildcards.system]][wildcards.system], sort_keys=True
+    )
 
 
 def bm25_index_dir(wildcards):

@@ -10,12 +10,12 @@ rule download_beir:
         directory(f"{DATA_DIR}/{{archive}}"),
     log:
         "logs/download_beir/{archive}.log",
-    params:
-        url=archive_url,
-        md5=archive_md5,
     retries: 3
     conda:
         "../../envs/base.yaml"
+    params:
+        url=archive_url,
+        md5=archive_md5,
     shell:
         'python "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {output} > {log} 2>&1'
 
@@ -29,11 +29,11 @@ rule prepare_dataset:
         report="results/{dataset}/data/report.json",
     log:
         "logs/prepare_dataset/{dataset}.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         folder=dataset_folder,
         split=dataset_split,
-    conda:
-        "../../envs/base.yaml"
     shell:
         'python "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
         " --split {params.split} --queries-out {output.queries} --qrels-out {output.qrels}"
@@ -47,11 +47,11 @@ rule shard_queries:
         directory("results/{dataset}/shards/queries"),
     log:
         "logs/shard_queries/{dataset}.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         per_shard=config["shards"]["queries_per_shard"],
         expected=query_shard_count,
-    conda:
-        "../../envs/base.yaml"
     shell:
         'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {input} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
@@ -64,12 +64,12 @@ rule shard_corpus:
         directory("results/{dataset}/shards/corpus"),
     log:
         "logs/shard_corpus/{dataset}.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         corpus=corpus_file,
         per_shard=config["shards"]["documents_per_shard"],
         expected=document_shard_count,
-    conda:
-        "../../envs/base.yaml"
     shell:
         'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"

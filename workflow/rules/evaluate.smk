@@ -9,10 +9,10 @@ rule evaluate:
         "results/{dataset}/{family}/{system}/metrics.json",
     log:
         "logs/evaluate/{dataset}/{family}/{system}.log",
-    params:
-        metrics=config["evaluation"]["metrics"],
     conda:
         "../../envs/eval.yaml"
+    params:
+        metrics=config["evaluation"]["metrics"],
     shell:
         'python "$BEIRFLOW_SCRIPTS/evaluate_run.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --run {input.run} --qrels {input.qrels} --metrics {params.metrics} --output {output} > {log} 2>&1"

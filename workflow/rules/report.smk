@@ -14,10 +14,10 @@ rule leaderboard:
         html="results/leaderboard/leaderboard.html",
     log:
         "logs/leaderboard/leaderboard.log",
-    params:
-        primary=config["evaluation"]["primary"],
     conda:
         "../../envs/base.yaml"
+    params:
+        primary=config["evaluation"]["primary"],
     shell:
         'python "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --markdown {output.markdown} --html {output.html} {input} > {log} 2>&1"
