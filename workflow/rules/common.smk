@@ -50,8 +50,8 @@ def _validate_config():
             raise
         key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
         raise WorkflowError(f"config key {key}: {cause.message}") from None
-    for section in ("datasets", "bm25"):
-        config[section] = {name: entry or {} for name, entry in config[section].items()}
+    # An empty dataset entry (`scifact:`) is null in YAML: the BEIR dataset of that name.
+    config["datasets"] = {name: entry or {} for name, entry in config["datasets"].items()}
     if config["evaluation"]["primary"] not in config["evaluation"]["metrics"]:
         raise WorkflowError(
             f"config key evaluation.primary: '{config['evaluation']['primary']}' is not one of evaluation.metrics"

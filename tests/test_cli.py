@@ -1,0 +1,29 @@
+"""Stage programs: a failure is one log line naming the stage, the dataset and the system, and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_failed_stage_names_dataset_and_system(tmp_path: Path) -> None:
+    missing = tmp_path / "queries.jsonl"
+    command = [sys.executable, str(REPO / "scripts" / "bm25_search.py"), "--index", str(tmp_path / "index"), "--queries", str(missing), "--output", str(tmp_path / "run.trec"), "--provenance", str(tmp_path / "p.json"), "--params", "{}", "--dataset", "nfcorpus", "--system", "bm25-flat"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"bm25_search failed for dataset=nfcorpus system=bm25-flat: {missing}: file not found" in result.stderr
+    assert not (tmp_path / "run.trec").exists()
+
+
+def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
+    run, qrels = tmp_path / "run.trec", tmp_path / "qrels.tsv"
+    run.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2\n")
+    qrels.write_text("q1 0 d1 1\n")
+    command = [sys.executable, str(REPO / "scripts" / "evaluate_run.py"), "--run", str(run), "--qrels", str(qrels), "--metrics", "ndcg@10", "--output", str(tmp_path / "m.json"), "--dataset", "d", "--system", "s"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"evaluate failed for dataset=d system=s: {run}:2: expected 6 fields" in result.stderr
+    assert not (tmp_path / "m.json").exists()
