@@ -14,12 +14,13 @@ def main() -> None:
     parser.add_argument("--fields", required=True, choices=sorted(COLLECTIONS))
     parser.add_argument("--index", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory-mb", type=int, help="memory the job may use; sizes the JVM heap")
     parser.add_argument("--dataset", default="?")
     args = parser.parse_args()
 
     def index() -> None:
         with atomic_path(args.index) as temporary:
-            build_index(args.corpus, temporary, args.fields, args.threads)
+            build_index(args.corpus, temporary, args.fields, args.threads, args.memory_mb)
 
     run_stage("bm25_index", f"dataset={args.dataset} index={args.fields}", index)
 

@@ -41,11 +41,24 @@ class Bm25Params:
         return dict(self.field_weights or {"contents": 1.0, "title": 1.0})
 
 
-def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1) -> None:
+def indexing_memory(memory_mb: int | None) -> tuple[int | None, int]:
+    """JVM heap and Lucene RAM buffer for a job allowed ``memory_mb`` (None: JVM default heap).
+
+    Anserini's default 4 GB buffer exceeds the default heap of a small cluster job; the buffer
+    only changes how often segments flush, never the index statistics or the scores.
+    """
+    if memory_mb is None:
+        return None, 2048
+    heap = max(512, memory_mb * 3 // 4)  # the rest: JVM overhead, Python, page cache
+    return heap, min(4096, heap // 2)
+
+
+def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1, memory_mb: int | None = None) -> None:
     """Index a BEIR ``corpus.jsonl`` into ``index_dir`` with Anserini's BEIR collection classes."""
     if fields not in COLLECTIONS:
         raise ValueError(f"unknown BM25 index '{fields}': one of {sorted(COLLECTIONS)}")
-    start_jvm()
+    heap_mb, buffer_mb = indexing_memory(memory_mb)
+    start_jvm(max_heap_mb=heap_mb)
     from jnius import autoclass
 
     # The collection reads every file in its input folder, and a BEIR folder also holds
@@ -59,10 +72,11 @@ def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1) ->
             "-index", str(index_dir),
             "-threads", str(threads),
             "-storePositions", "-storeDocvectors", "-storeRaw",
+            "-memoryBuffer", str(buffer_mb),
         ]  # fmt: skip
         if fields == "multifield":
             args += ["-fields", "title"]
-        log.info("indexing %s (%s) into %s with %d threads", corpus, fields, index_dir, threads)
+        log.info("indexing %s (%s) into %s with %d threads, heap %s MB, buffer %d MB", corpus, fields, index_dir, threads, heap_mb or "default", buffer_mb)
         autoclass("io.anserini.index.IndexCollection").main(args)
 
 

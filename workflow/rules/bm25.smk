@@ -22,7 +22,8 @@ rule bm25_index:
         corpus=corpus_file,
     shell:
         'python "$BEIRFLOW_SCRIPTS/bm25_index.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
-        " --fields {wildcards.fields} --index {output} --threads {threads} > {log} 2>&1"
+        " --fields {wildcards.fields} --index {output} --threads {threads} --memory-mb {resources.mem_mb}"
+        " > {log} 2>&1"
 
 
 rule bm25_search:

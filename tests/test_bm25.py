@@ -1,0 +1,59 @@
+"""BM25 through Pyserini on a tiny corpus: field layouts, --remove-query and its opt-out, memory sizing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from beirflow.bm25 import Bm25Params, build_index, indexing_memory, search
+
+QUERIES = {"q1": "purring cats", "q2": "swimming fish"}
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from conftest import write_beir
+
+    root = tmp_path_factory.mktemp("bm25")
+    corpus = [
+        {"_id": "d1", "title": "Cats", "text": "Cats purr and sleep."},
+        {"_id": "d2", "title": "Dogs", "text": "Dogs bark at cats."},
+        {"_id": "q2", "title": "Fish", "text": "Fish swim in rivers."},
+        {"_id": "d4", "title": "Swimming fish", "text": "Rivers."},
+    ]
+    folder = write_beir(root / "data", corpus, [{"_id": q, "text": t} for q, t in QUERIES.items()], [("q1", "d1", 1)])
+    built = {}
+    for fields in ("flat", "multifield"):
+        built[fields] = root / fields
+        build_index(folder / "corpus.jsonl", built[fields], fields, threads=1, memory_mb=1024)
+    return built
+
+
+def _ids(index: Path, params: Bm25Params) -> dict[str, list[str]]:
+    return {query_id: [doc for doc, _ in hits] for query_id, hits in search(index, QUERIES, params)}
+
+
+def test_remove_query_drops_the_hit_named_like_the_query(indexes) -> None:
+    removed = _ids(indexes["flat"], Bm25Params(fields="flat"))
+    kept = _ids(indexes["flat"], Bm25Params(fields="flat", remove_query=False))
+    assert "q2" in kept["q2"] and "q2" not in removed["q2"]
+    assert [doc for doc in kept["q2"] if doc != "q2"] == removed["q2"]
+    assert removed["q1"][0] == "d1"
+
+
+def test_multifield_indexes_the_title_as_its_own_field(indexes) -> None:
+    # d4 says "fish" and "swimming" only in its title: flat folds the title into contents,
+    # multifield keeps it apart, so searching multifield's contents alone misses d4.
+    def hits(index: Path, params: Bm25Params) -> set[str]:
+        return {doc for doc, _ in next(iter(search(index, {"q": "swimming fish"}, params)))[1]}
+
+    assert hits(indexes["flat"], Bm25Params(fields="flat")) == {"q2", "d4"}
+    assert hits(indexes["multifield"], Bm25Params(fields="multifield")) == {"q2", "d4"}
+    assert hits(indexes["multifield"], Bm25Params(fields="multifield", field_weights={"contents": 1.0})) == {"q2"}
+
+
+def test_indexing_memory_fits_the_job() -> None:
+    assert indexing_memory(None) == (None, 2048)
+    assert indexing_memory(2048) == (1536, 768)
+    assert indexing_memory(32000) == (24000, 4096)
