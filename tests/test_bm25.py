@@ -26,7 +26,7 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {}
     for fields in ("flat", "multifield"):
         built[fields] = root / fields
-        build_index(folder / "corpus.jsonl", built[fields], fields, threads=1, memory_mb=1024)
+        build_index(folder / "corpus.jsonl", built[fields], fields, threads=1)  # memory_mb would cap this process's one JVM
     return built
 
 

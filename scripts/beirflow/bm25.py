@@ -92,9 +92,12 @@ def search(
     queries: Mapping[str, str],
     params: Bm25Params,
     threads: int = 1,
-    batch_size: int = 1000,
+    batch_size: int = 100,
 ) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     """Yield ``(query_id, hits)`` in query order, ``hits`` as Lucene ranks them.
+
+    Batches stay small: each hit Pyserini returns carries its stored document, so a batch of
+    1000 queries x 1000 hits holds gigabytes on the JVM heap.
 
     With ``remove_query`` a hit whose id equals the query id is dropped after retrieval,
     as Pyserini's ``--remove-query`` does (it matters for ArguAna and Quora).
