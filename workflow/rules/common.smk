@@ -51,7 +51,9 @@ def _validate_config():
         key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
         raise WorkflowError(f"config key {key}: {cause.message}") from None
     # An empty dataset entry (`scifact:`) is null in YAML: the BEIR dataset of that name.
-    config["datasets"] = {name: entry or {} for name, entry in config["datasets"].items()}
+    config["datasets"] = {
+        name: entry or {} for name, entry in config["datasets"].items()
+    }
     if config["evaluation"]["primary"] not in config["evaluation"]["metrics"]:
         raise WorkflowError(
             f"config key evaluation.primary: '{config['evaluation']['primary']}' is not one of evaluation.metrics"
