@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from beirflow.beir import Qrels
@@ -60,7 +60,6 @@ class Evaluation:
     judged_queries: int
     queries_without_hits: int
     unjudged_queries_in_run: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +68,6 @@ class Evaluation:
             "queries_without_hits": self.queries_without_hits,
             "unjudged_queries_in_run": self.unjudged_queries_in_run,
             "per_query": self.per_query,
-            **self.extra,
         }
 
 
