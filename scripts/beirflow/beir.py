@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beirflow.errors import DataError, iter_rows
+from beirflow.errors import DataError
+from beirflow.trec import iter_rows
 
 Qrels = dict[str, dict[str, int]]
+QRELS_HEADER_IDS = {"query-id", "query_id", "qid"}  # first column of a BEIR qrels header
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def read_qrels_tsv(path: Path) -> tuple[Qrels, dict[str, int]]:
             fields = line.rstrip("\r\n").split("\t")
             if not line.strip():
                 continue
-            if number == 1 and fields[0].strip().lower() in {"query-id", "query_id", "qid"}:
+            if number == 1 and fields[0].strip().lower() in QRELS_HEADER_IDS:
                 continue
             if len(fields) != 3:
                 raise DataError(path, f"expected 3 tab-separated fields, got {len(fields)}", number)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -24,20 +23,3 @@ class DataError(BeirflowError, ValueError):
 class ChecksumError(BeirflowError):
     """A download whose checksum does not match the known one."""
 
-
-def iter_rows(path: Path, layout: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, fields)`` of a whitespace-separated file whose rows have ``layout``'s fields.
-
-    ``layout`` names the fields ('qid Q0 docid rank score tag'); a row with another count names its line.
-    """
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    width = len(layout.split())
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != width:
-                raise DataError(path, f"expected {width} fields '{layout}', got {len(fields)}", number)
-            yield number, fields

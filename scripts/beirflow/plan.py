@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
 from beirflow.registry import beir_archives, beir_datasets, expand_beir_name
 
 MAX_SHARDS = 10_000  # shard ids are four digits
@@ -28,19 +29,23 @@ class DatasetPlan:
     archive: str | None  # the BEIR zip to download first; None for a local folder
 
     @property
+    def files(self) -> BeirFiles:
+        return BeirFiles(self.folder, self.split)
+
+    @property
     def is_local(self) -> bool:
         return self.archive is None
 
     def document_count(self) -> int:
         if self.archive is not None:
             return beir_datasets()[self.name].documents
-        return _count_lines(str(self.folder / "corpus.jsonl"))
+        return _count_lines(str(self.files.corpus))
 
     def query_count(self) -> int:
         """Queries judged in the split: the queries that are searched and sharded."""
         if self.archive is not None:
             return beir_datasets()[self.name].query_count(self.split)
-        return _count_judged_queries(str(self.folder / "qrels" / f"{self.split}.tsv"))
+        return _count_judged_queries(str(self.files.qrels))
 
 
 @cache
@@ -60,7 +65,7 @@ def _count_judged_queries(path: str) -> int:
     with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             query_id = line.split("\t", 1)[0].strip()
-            if query_id and not (number == 1 and query_id.lower() in {"query-id", "query_id", "qid"}):
+            if query_id and not (number == 1 and query_id.lower() in QRELS_HEADER_IDS):
                 queries.add(query_id)
     return len(queries)
 

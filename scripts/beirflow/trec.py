@@ -7,14 +7,31 @@ them, hits ordered by score descending then docid ascending (Pyserini's tie brea
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from beirflow.errors import DataError, iter_rows
+from beirflow.errors import DataError
 
-Hits = Sequence[tuple[str, float]]
 RunDict = dict[str, dict[str, float]]
+
+
+def iter_rows(path: Path, layout: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` of a whitespace-separated file whose rows have ``layout``'s fields.
+
+    ``layout`` names the fields ('qid Q0 docid rank score tag'); a row with another count names its line.
+    """
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    width = len(layout.split())
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != width:
+                raise DataError(path, f"expected {width} fields '{layout}', got {len(fields)}", number)
+            yield number, fields
 
 
 def ordered_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:

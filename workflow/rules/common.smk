@@ -97,10 +97,6 @@ wildcard_constraints:
 # ---- paths -----------------------------------------------------------------------------
 
 
-def run_path(dataset, system):
-    return f"results/{dataset}/{SYSTEMS[system]}/{system}/run.trec"
-
-
 def metrics_path(dataset, system):
     return f"results/{dataset}/{SYSTEMS[system]}/{system}/metrics.json"
 
@@ -132,10 +128,11 @@ def dataset_source(wildcards):
     """A BEIR dataset needs its unzipped archive; a local folder needs its three files."""
     plan = dataset_plan(wildcards)
     if plan.is_local:
+        files = plan.files
         return {
-            "corpus": str(plan.folder / "corpus.jsonl"),
-            "queries": str(plan.folder / "queries.jsonl"),
-            "qrels": str(plan.folder / "qrels" / f"{plan.split}.tsv"),
+            "corpus": str(files.corpus),
+            "queries": str(files.queries),
+            "qrels": str(files.qrels),
         }
     # ancient: a fresh download of the same archive must not rerun everything after it.
     return {"archive": ancient(f"{DATA_DIR}/{plan.archive}")}
@@ -151,20 +148,7 @@ def corpus_source(wildcards):
 
 
 def corpus_file(wildcards):
-    return str(dataset_plan(wildcards).folder / "corpus.jsonl")
-
-
-def query_shard_count(wildcards):
-    return shard_count(
-        dataset_plan(wildcards).query_count(), config["shards"]["queries_per_shard"]
-    )
-
-
-def document_shard_count(wildcards):
-    return shard_count(
-        dataset_plan(wildcards).document_count(),
-        config["shards"]["documents_per_shard"],
-    )
+    return str(dataset_plan(wildcards).files.corpus)
 
 
 def query_shards(dataset):
@@ -181,6 +165,14 @@ def document_shards(dataset):
         DATASETS[dataset].document_count(), config["shards"]["documents_per_shard"]
     )
     return shard_ids(count)
+
+
+def query_shard_count(wildcards):
+    return len(query_shards(wildcards.dataset))
+
+
+def document_shard_count(wildcards):
+    return len(document_shards(wildcards.dataset))
 
 
 def archive_url(wildcards):
