@@ -23,6 +23,7 @@ install-test: install
 
 run: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	@echo "beirflow: the leaderboard is in $(CURDIR)/results/leaderboard/leaderboard.{md,csv,html}"
 
 test: install-test
 	$(BIN)/python -m pytest tests

@@ -10,7 +10,8 @@ from beirflow.leaderboard import build_table, load_entries, to_csv, to_html, to_
 
 def build(args: argparse.Namespace) -> None:
     entries = load_entries(args.metrics_files)
-    table = build_table(entries, args.primary)
+    labels = dict(label.split("=", 1) for label in args.label)
+    table = build_table(entries, args.primary, labels)
     for path, text in ((args.csv, to_csv(entries)), (args.markdown, to_markdown(table)), (args.html, to_html(table))):
         with atomic_write(path) as handle:
             handle.write(text)
@@ -20,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("metrics_files", nargs="+", type=Path)
     parser.add_argument("--primary", default="ndcg@10", help="the metric of the Markdown and HTML tables")
+    parser.add_argument("--label", action="append", default=[], help="system=heading, e.g. 'monot5-base=bm25-flat » monot5-base'")
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--html", required=True, type=Path)

@@ -1,11 +1,29 @@
-"""Join shard run files into one TREC run (the merge step of every sharded stage)."""
+"""Join shard run files into one TREC run (the merge step of every sharded stage), with its provenance."""
 
 import argparse
+import json
+import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
+from beirflow.provenance import now, provenance, shard_summary, write_provenance
 from beirflow.trec import merge_runs, read_run, write_run
+
+
+def merge(args: argparse.Namespace) -> None:
+    started, clock = now(), time.monotonic()
+    merged = merge_runs((read_run(path) for path in args.shards), k=args.k)
+    with atomic_write(args.output) as handle:
+        write_run(handle, {query_id: hits.items() for query_id, hits in merged.items()}, tag=args.tag)
+    if args.provenance:
+        shards = [json.loads(path.read_text(encoding="utf-8")) for path in args.stats]
+        summary = shard_summary(shards)
+        record = provenance(
+            dataset=args.dataset, system=args.tag, family=args.family, config=json.loads(args.params), started=started,
+            wall_time_s=time.monotonic() - clock, model_revision=summary.pop("model_revision", None), extra=summary,
+        )  # fmt: skip
+        write_provenance(args.provenance, record)
 
 
 def main() -> None:
@@ -15,14 +33,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, help="hits kept per query (document shards); default all")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--dataset", default="?")
+    parser.add_argument("--family", default="?")
+    parser.add_argument("--params", default="{}", help="the system's score-changing settings as JSON, for the provenance")
+    parser.add_argument("--stats", nargs="*", type=Path, default=[], help="the shard jobs' JSON sidecars")
+    parser.add_argument("--provenance", type=Path, help="where to write the merged run's provenance")
     args = parser.parse_args()
-
-    def merge() -> None:
-        merged = merge_runs((read_run(path) for path in args.shards), k=args.k)
-        with atomic_write(args.output) as handle:
-            write_run(handle, {query_id: hits.items() for query_id, hits in merged.items()}, tag=args.tag)
-
-    run_stage("merge_runs", f"dataset={args.dataset} system={args.tag}", merge)
+    run_stage("merge_runs", f"dataset={args.dataset} system={args.tag}", lambda: merge(args))
 
 
 if __name__ == "__main__":

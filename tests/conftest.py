@@ -107,3 +107,24 @@ def sample_config(**overrides: object) -> dict:
     config["datasets"] = {"scifact-sample": {"path": str(SAMPLE), "split": "test"}}
     config.update(overrides)
     return config
+
+
+@pytest.fixture(scope="session")
+def tiny_monot5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny_monot5
+
+    return build_tiny_monot5(tmp_path_factory.mktemp("models") / "tiny-monot5")
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder", num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    from tiny_models import minilm_folder
+
+    return minilm_folder()

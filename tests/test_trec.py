@@ -16,10 +16,22 @@ def test_written_run_reads_back_with_ranx(tmp_path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         write_run(handle, {"q1": [("d2", 1.5), ("d1", 1.5), ("d3", 9.0)], "q2": [("d1", 0.25)]}, tag="bm25-flat")
     lines = path.read_text().splitlines()
-    # score descending, then docid ascending (Pyserini's tie breaker); six decimals; tag last
-    assert lines[:3] == ["q1 Q0 d3 1 9.000000 bm25-flat", "q1 Q0 d1 2 1.500000 bm25-flat", "q1 Q0 d2 3 1.500000 bm25-flat"]
+    # score descending, then docid ascending (Pyserini's tie breaker); tag last
+    assert lines[:3] == ["q1 Q0 d3 1 9.0 bm25-flat", "q1 Q0 d1 2 1.5 bm25-flat", "q1 Q0 d2 3 1.5 bm25-flat"]
     assert ranx.Run.from_file(str(path), kind="trec").to_dict() == {"q1": {"d3": 9.0, "d1": 1.5, "d2": 1.5}, "q2": {"d1": 0.25}}
     assert read_run(path) == {"q1": {"d3": 9.0, "d1": 1.5, "d2": 1.5}, "q2": {"d1": 0.25}}
+
+
+def test_close_model_scores_stay_distinct_and_read_back_exactly(tmp_path: Path) -> None:
+    """Two monoT5 log-probabilities 1e-8 apart: six decimals would make them a tie ordered by docid."""
+    import numpy as np
+
+    close = [float(np.float32(-0.123456789)), float(np.nextafter(np.float32(-0.123456789), np.float32(0)))]
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, {"q": [("a", close[0]), ("b", close[1]), ("c", 1e-300), ("d", -3.0e7)]}, tag="t")
+    assert read_run(path) == {"q": {"b": close[1], "a": close[0], "c": 1e-300, "d": -3.0e7}}
+    assert [line.split()[2] for line in path.read_text().splitlines()] == ["c", "b", "a", "d"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import html
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from beirflow.evaluate import display_name
@@ -82,13 +82,17 @@ class Table:
     systems: list[str]
     values: dict[tuple[str, str], float]
     averages: dict[str, float | None]
+    labels: dict[str, str] = field(default_factory=dict)  # system -> how a column is headed
+
+    def label(self, system: str) -> str:
+        return self.labels.get(system, system)
 
     def best(self, dataset: str) -> float | None:
         row = [self.values[(dataset, system)] for system in self.systems if (dataset, system) in self.values]
         return max(row) if row else None
 
 
-def build_table(entries: Sequence[Entry], metric: str) -> Table:
+def build_table(entries: Sequence[Entry], metric: str, labels: dict[str, str] | None = None) -> Table:
     chosen = [entry for entry in with_group_averages(entries) if entry.metric == metric]
     datasets = leaderboard_rows(chosen)
     systems = _ordered(entry.system for entry in chosen)
@@ -98,7 +102,7 @@ def build_table(entries: Sequence[Entry], metric: str) -> Table:
     for system in systems:
         scores = [values.get((dataset, system)) for dataset in zero_shot]
         averages[system] = sum(scores) / len(scores) if scores and None not in scores else None  # type: ignore[arg-type]
-    return Table(metric, datasets, systems, values, averages)
+    return Table(metric, datasets, systems, values, averages, dict(labels or {}))
 
 
 def to_csv(entries: Sequence[Entry]) -> str:
@@ -118,7 +122,7 @@ def _cell(value: float | None, best: float | None, bold: tuple[str, str]) -> str
 
 
 def to_markdown(table: Table) -> str:
-    header = ["dataset", *table.systems]
+    header = ["dataset", *(table.label(system) for system in table.systems)]
     lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(table.systems)) + "|")
@@ -158,13 +162,13 @@ def _svg_chart(table: Table) -> str:
         label_x = x0 + (group_width - gap) / 2
         parts.append(f'<text x="{label_x:.1f}" y="{top + height + 12}" font-size="10" text-anchor="end" transform="rotate(-40 {label_x:.1f} {top + height + 12})">{html.escape(dataset)}</text>')
     parts.append("</svg>")
-    legend = "".join(f'<span class="key"><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>{html.escape(system)}</span>' for i, system in enumerate(table.systems))
+    legend = "".join(f'<span class="key"><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>{html.escape(table.label(system))}</span>' for i, system in enumerate(table.systems))
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 def to_html(table: Table, title: str = "beirflow leaderboard") -> str:
     best_average = max((value for value in table.averages.values() if value is not None), default=None)
-    head = "".join(f"<th>{html.escape(system)}</th>" for system in table.systems)
+    head = "".join(f'<th title="{html.escape(system)}">{html.escape(table.label(system))}</th>' for system in table.systems)
     body = []
     for dataset in table.datasets:
         best = table.best(dataset)

@@ -130,3 +130,54 @@ def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
                 raise ConfigError(f"system '{system}' is defined under both '{owner[system]}' and '{family}'")
             owner[system] = family
     return owner
+
+
+# Keys of a system's entry that change how it runs, never what it returns: they are not rule
+# params, so raising a batch size or a time limit after a failure reruns nothing that finished.
+OPERATIONAL_KEYS = ("batch_size", "resources")
+
+_KIND_KEYS = {
+    "monot5": {"truncation", "template"},
+    "bi-encoder": {"pooling", "normalize", "similarity", "query_prefix", "document_prefix"},
+    "cross-encoder": set(),
+}
+
+
+def result_params(entry: dict[str, Any]) -> dict[str, Any]:
+    """A system's entry without its operational keys: what its rule params hold."""
+    return {key: value for key, value in entry.items() if key not in OPERATIONAL_KEYS}
+
+
+def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str]) -> None:
+    """First stages exist and form no cycle; keys fit the kind; hub models are pinned."""
+    from beirflow.models import is_hub_name
+
+    every_kind_key = set().union(*_KIND_KEYS.values())
+    for name, entry in rerankers.items():
+        key = f"rerank.{name}"
+        first = entry["first_stage"]
+        if first not in systems:
+            raise ConfigError(f"{key}.first_stage: '{first}' is not a configured system (known: {', '.join(sorted(systems))})")
+        misplaced = sorted((every_kind_key - _KIND_KEYS[entry["kind"]]) & entry.keys())
+        if misplaced:
+            raise ConfigError(f"{key}.{misplaced[0]}: not a key of a '{entry['kind']}' reranker")
+        template = entry.get("template")
+        if template is not None and ("{query}" not in template or "{document}" not in template):
+            raise ConfigError(f"{key}.template: must contain {{query}} and {{document}}")
+        if is_hub_name(entry["model"]) and not entry.get("revision"):
+            raise ConfigError(f"{key}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
+    for name in rerankers:
+        chain = [name]
+        while chain[-1] in rerankers:
+            following = rerankers[chain[-1]]["first_stage"]
+            if following in chain:
+                raise ConfigError(f"rerank.{name}.first_stage: the rerankers form a cycle ({' -> '.join([*chain, following])})")
+            chain.append(following)
+
+
+def first_stage_chain(system: str, rerankers: dict[str, dict[str, Any]]) -> list[str]:
+    """``['bm25-flat', 'monot5-base', 'monot5-3b']`` for a cascade; a system that reranks nothing is alone."""
+    chain = [system]
+    while chain[0] in rerankers:
+        chain.insert(0, rerankers[chain[0]]["first_stage"])
+    return chain

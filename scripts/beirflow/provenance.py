@@ -54,3 +54,22 @@ def write_provenance(path: Path, record: dict[str, Any]) -> None:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def shard_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for the shard jobs of a run: totals, and what every shard ran with.
+
+    The model revision, device and precision of each shard are listed when they differ (a
+    retried shard may land on another GPU type); ``pairs_per_second`` is over the shards' own time.
+    """
+    if not shards:
+        return {}
+    pairs = sum(int(shard.get("pairs", 0)) for shard in shards)
+    seconds = sum(float(shard.get("seconds", 0.0)) for shard in shards)
+    summary: dict[str, Any] = {"shards": len(shards), "queries": sum(int(shard.get("queries", 0)) for shard in shards), "pairs": pairs, "shard_seconds": round(seconds, 3)}
+    summary["pairs_per_second"] = round(pairs / seconds, 1) if seconds else None
+    for key in ("model_revision", "model_folder", "device", "precision", "max_length", "slurm_job_id"):
+        values = list(dict.fromkeys(shard.get(key) for shard in shards if key in shard))
+        if values:
+            summary[key] = values[0] if len(values) == 1 else values
+    return summary

@@ -1,7 +1,10 @@
 """TREC run files: the one format every stage writes and every evaluation reads.
 
-``qid Q0 docid rank score tag``, scores with six decimals as Pyserini's ``TrecWriter`` writes
-them, hits ordered by score descending then docid ascending (Pyserini's tie breaker).
+``qid Q0 docid rank score tag``, hits ordered by score descending then docid ascending (Pyserini's
+tie breaker). Scores are written as the shortest decimal that reads back as the same double, not
+with Pyserini's six decimals: two monoT5 log-probabilities that differ in the seventh decimal are
+different scores, and rounding them would turn them into ties that the evaluation then orders by
+document id.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def ordered_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
 
+def format_score(score: float) -> str:
+    """The shortest text that reads back as exactly ``score`` (``repr`` of the double)."""
+    return repr(float(score))
+
+
 def write_query_hits(handle: IO[str], query_id: str, hits: Iterable[tuple[str, float]], tag: str) -> None:
-    lines = (f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n" for rank, (doc_id, score) in enumerate(ordered_hits(hits), start=1))
+    lines = (f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n" for rank, (doc_id, score) in enumerate(ordered_hits(hits), start=1))
     handle.writelines(lines)
 
 

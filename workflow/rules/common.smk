@@ -2,6 +2,7 @@
 # paths and input functions. Stage files hold rules only.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,8 +19,11 @@ sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.plan import (
     ConfigError,
+    check_rerankers,
+    first_stage_chain,
     plan_datasets,
     plan_systems,
+    result_params,
     shard_count,
     shard_ids,
 )
@@ -30,6 +34,10 @@ from beirflow.registry import beir_archives
 # compares that text), and cluster jobs inherit the variable. Without conda, 'python' is the
 # interpreter running Snakemake; with conda, each rule's env.
 os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
+# ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
+# here, in the working directory, so only the first evaluate job ever pays it, also where the
+# installed packages are read-only (a shared cluster venv or conda env).
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resolve()))
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     os.environ["PATH"] = (
         f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -39,6 +47,7 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 envvars:
     "BEIRFLOW_SCRIPTS",
     "PATH",
+    "NUMBA_CACHE_DIR",
 
 
 def _validate_config():
@@ -89,8 +98,10 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
     system=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
     family=r"[a-z][a-z0-9-]*",
+    first_stage=r"[A-Za-z0-9][A-Za-z0-9_+-]*",
     fields="flat|multifield",
     shard=r"\d{4}",
+    depth=r"[1-9]\d*",
     archive="|".join(ARCHIVES),
 
 
@@ -188,11 +199,36 @@ def archive_md5(wildcards):
 # ---- systems ---------------------------------------------------------------------------
 
 
+def system_entry(system):
+    return FAMILIES[SYSTEMS[system]][system]
+
+
 def system_config(wildcards):
-    """The system's resolved config as canonical JSON: a change to it reruns that system only."""
-    return json.dumps(
-        FAMILIES[SYSTEMS[wildcards.system]][wildcards.system], sort_keys=True
-    )
+    """The system's score-changing config as canonical JSON: a change to it reruns that system
+    only. Batch sizes and resources are left out, so changing them reruns nothing."""
+    return json.dumps(result_params(system_entry(wildcards.system)), sort_keys=True)
+
+
+def run_file(dataset, system):
+    return f"results/{dataset}/{SYSTEMS[system]}/{system}/run.trec"
+
+
+def check_plan():
+    """Checks across families, once every rule file has registered its systems."""
+    try:
+        check_rerankers(config.get("rerank", {}), SYSTEMS)
+    except ConfigError as error:
+        raise WorkflowError(f"config key {error}") from None
+
+
+def leaderboard_labels():
+    """'--label' options heading each reranker with its first stages: 'bm25-flat » monot5-base'."""
+    labels = []
+    for system in SYSTEMS:
+        chain = first_stage_chain(system, config.get("rerank", {}))
+        if len(chain) > 1:
+            labels.append(f"--label {shlex.quote(system + '=' + ' » '.join(chain))}")
+    return " ".join(labels)
 
 
 def bm25_index_dir(wildcards):
@@ -200,7 +236,47 @@ def bm25_index_dir(wildcards):
     return f"results/{wildcards.dataset}/bm25/index-{fields}"
 
 
+# ---- rerankers -------------------------------------------------------------------------
+
+
+def rerank_candidates_dir(wildcards):
+    entry = config["rerank"][wildcards.system]
+    return f"results/{wildcards.dataset}/candidates/{entry['first_stage']}/top{entry['depth']}"
+
+
+def first_stage_run(wildcards):
+    return run_file(wildcards.dataset, wildcards.first_stage)
+
+
+def rerank_shard_files(extension):
+    def files(wildcards):
+        return expand(
+            "results/{dataset}/rerank/{system}/shards/{shard}.{extension}",
+            dataset=wildcards.dataset,
+            system=wildcards.system,
+            shard=query_shards(wildcards.dataset),
+            extension=extension,
+        )
+
+    return files
+
+
 # ---- resources -------------------------------------------------------------------------
+
+
+def model_resource(name, default):
+    """A rerank or dense system's own need (config 'resources'), grown with each retry where it is a limit."""
+
+    def resource(wildcards, attempt):
+        value = system_entry(wildcards.system).get("resources", {}).get(name, default)
+        return value * attempt if name in ("mem_mb", "runtime") else value
+
+    return resource
+
+
+def batch_size(wildcards):
+    return str(system_entry(wildcards.system).get("batch_size", "auto"))
+
 
 
 def bm25_index_mem_mb(wildcards, attempt):

@@ -18,6 +18,7 @@ rule leaderboard:
         "../../envs/base.yaml"
     params:
         primary=config["evaluation"]["primary"],
+        labels=leaderboard_labels(),
     shell:
         'python "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
-        " --markdown {output.markdown} --html {output.html} {input} > {log} 2>&1"
+        " --markdown {output.markdown} --html {output.html} {params.labels} {input} > {log} 2>&1"

@@ -1,0 +1,63 @@
+"""Candidates: a first stage's top ``depth`` hits, split by query shard, for the rerank jobs.
+
+One folder per dataset, first stage and depth, one file per query shard, shared by every reranker
+that reranks that first stage at that depth. A line holds a query of the shard (in shard order),
+its text and its candidate document ids in the first stage's order; texts of documents are not
+copied here, the rerank job reads them from the document store.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from beirflow.atomic import atomic_path
+from beirflow.beir import iter_jsonl
+from beirflow.errors import DataError
+from beirflow.shards import MANIFEST, shard_path
+from beirflow.trec import read_run
+
+
+@dataclass(frozen=True)
+class Candidates:
+    query_id: str
+    query: str
+    doc_ids: list[str]
+
+
+def top_hits(hits: dict[str, float], depth: int) -> list[str]:
+    """The ``depth`` best document ids, score descending then docid ascending (the run files' order)."""
+    return [doc_id for doc_id, _ in heapq.nsmallest(depth, hits.items(), key=lambda hit: (-hit[1], hit[0]))]
+
+
+def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth: int) -> dict[str, int]:
+    """Split ``run_path``'s top ``depth`` by the query shards in ``query_shards``; returns counts."""
+    run = read_run(run_path)
+    manifest = json.loads((query_shards / MANIFEST).read_text(encoding="utf-8"))
+    shards = [f"{index:04d}" for index in range(manifest["shards"])]
+    seen: set[str] = set()
+    pairs = without_hits = 0
+    with atomic_path(output_dir) as temporary:
+        temporary.mkdir(parents=True)
+        for shard in shards:
+            lines = []
+            for _, record in iter_jsonl(shard_path(query_shards, shard)):
+                query_id = str(record["_id"])
+                seen.add(query_id)
+                doc_ids = top_hits(run.get(query_id, {}), depth)
+                pairs += len(doc_ids)
+                without_hits += not doc_ids
+                lines.append(json.dumps({"query_id": query_id, "query": record["text"], "doc_ids": doc_ids}, ensure_ascii=False) + "\n")
+            (temporary / f"{shard}.jsonl").write_text("".join(lines), encoding="utf-8")
+        unknown = [query_id for query_id in run if query_id not in seen]
+        if unknown:
+            raise DataError(run_path, f"query '{unknown[0]}' ({len(unknown)} in all) is in the run but not in the queries file {manifest['source']}")
+        counts = {"shards": len(shards), "queries": len(seen), "pairs": pairs, "queries_without_hits": without_hits, "depth": depth}
+        (temporary / MANIFEST).write_text(json.dumps({"run": str(run_path), **counts}, indent=2) + "\n", encoding="utf-8")
+    return counts
+
+
+def read_candidates(path: Path) -> list[Candidates]:
+    return [Candidates(str(record["query_id"]), record["query"], list(record["doc_ids"])) for _, record in iter_jsonl(path)]

@@ -1,0 +1,135 @@
+"""Text encoders (bi-encoders): one implementation for dense retrieval and for bi-encoder reranking.
+
+A sentence-transformers folder describes its own pipeline: ``modules.json`` lists the modules
+(Transformer, Pooling, Normalize), ``1_Pooling/config.json`` the pooling mode and
+``sentence_bert_config.json`` the maximum length. They are read, so a config need not repeat
+them; a config key given explicitly wins. Plain Hugging Face encoders take the pooling from the
+config. T5 checkpoints (GTR) load their encoder only; decoder models (SGPT) pool the last token
+or a position-weighted mean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beirflow.batching import Features, TokenBudget, pipelined
+from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained
+
+POOLINGS = ("mean", "cls", "last", "weighted-mean")
+_ST_POOLING_KEYS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_lasttoken": "last",
+    "pooling_mode_weightedmean_tokens": "weighted-mean",
+}
+_ST_MODULES = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"}
+DEFAULT_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """What determines an embedding besides the weights; ``None`` means 'as the model folder says'."""
+
+    pooling: str | None = None
+    normalize: bool | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderDefaults:
+    pooling: str | None
+    normalize: bool
+    max_length: int | None
+
+
+def folder_defaults(folder: Path, key: str) -> FolderDefaults:
+    """Pooling, normalisation and maximum length from a sentence-transformers folder (all None/False otherwise)."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return FolderDefaults(None, False, None)
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    unknown = [module["type"] for module in modules if module["type"] not in _ST_MODULES]
+    if unknown:
+        raise ModelError(f"config key {key}: {folder} uses sentence-transformers modules beirflow does not run: {', '.join(unknown)}")
+    pooling = None
+    for module in modules:
+        if module["type"].endswith(".Pooling"):
+            config = json.loads((folder / module["path"] / "config.json").read_text(encoding="utf-8"))
+            modes = [name for flag, name in _ST_POOLING_KEYS.items() if config.get(flag)]
+            others = [flag for flag, value in config.items() if flag.startswith("pooling_mode_") and value and flag not in _ST_POOLING_KEYS]
+            if len(modes) != 1 or others:
+                raise ModelError(f"config key {key}: {folder / module['path'] / 'config.json'} asks for a pooling beirflow does not run ({', '.join(others) or modes})")
+            pooling = modes[0]
+    normalize = any(module["type"].endswith(".Normalize") for module in modules)
+    max_length = None
+    bert_config = folder / "sentence_bert_config.json"
+    if bert_config.is_file():
+        max_length = json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length")
+    return FolderDefaults(pooling, normalize, max_length)
+
+
+def pool(hidden: Any, mask: Any, pooling: str) -> Any:
+    """One vector per input from the last hidden states (right-padded batch)."""
+    import torch
+
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = mask.sum(dim=1) - 1
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+    weights = mask.to(hidden.dtype)
+    if pooling == "weighted-mean":
+        weights = weights * torch.arange(1, mask.size(1) + 1, device=hidden.device, dtype=hidden.dtype)
+    summed = (hidden * weights.unsqueeze(-1)).sum(dim=1)
+    return summed / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)
+
+
+class TextEncoder:
+    """Encode texts into vectors, sorted by length, in pipelined batches."""
+
+    def __init__(self, resolved: ResolvedModel, settings: EncoderSettings, key: str, precision: str, device: str) -> None:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+
+        defaults = folder_defaults(resolved.folder, key)
+        pooling = settings.pooling or defaults.pooling
+        if pooling is None:
+            raise ModelError(f"config key {key}: model '{resolved.name}' has no sentence-transformers pooling config; set 'pooling' ({', '.join(POOLINGS)})")
+        if pooling not in POOLINGS:
+            raise ModelError(f"config key {key}: unknown pooling '{pooling}' ({', '.join(POOLINGS)})")
+        self.pooling = pooling
+        self.normalize = defaults.normalize if settings.normalize is None else settings.normalize
+        self.max_length = settings.max_length or defaults.max_length or DEFAULT_MAX_LENGTH
+        config = AutoConfig.from_pretrained(str(resolved.folder))
+        loader = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel
+        self.model = load_pretrained(loader, resolved, key, precision, device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
+        if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.device = input_device(self.model)
+        self.dimension = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
+
+    def tokenize(self, texts: Sequence[str]) -> list[Features]:
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return [Features(ids) for ids in encoded["input_ids"]]
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        import torch
+
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        vectors = pool(hidden.float(), batch["attention_mask"], self.pooling)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
+
+    def encode_chunks(self, chunks: Iterator[Sequence[str]], budget: TokenBudget) -> Iterator[np.ndarray]:
+        """Vectors (float32) for each chunk of texts, in order."""
+        return pipelined(chunks, self.tokenize, self.forward, int(self.tokenizer.pad_token_id), self.device, budget)
+
+    def encode(self, texts: Sequence[str], budget: TokenBudget, chunk_size: int = 4096) -> np.ndarray:
+        chunks = (texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size))
+        parts = list(self.encode_chunks(chunks, budget))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)

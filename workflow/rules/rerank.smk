@@ -1,0 +1,85 @@
+# Rerankers: a document store per dataset, a first stage's candidates split by query shard (shared
+# by every reranker of that first stage and depth), one GPU job per query shard, one merge.
+
+
+register_family("rerank", config["rerank"])
+
+
+localrules:
+    rerank_merge,
+
+
+rule document_store:
+    input:
+        unpack(corpus_source),
+    output:
+        "results/{dataset}/data/documents.sqlite",
+    log:
+        "logs/document_store/{dataset}.log",
+    params:
+        corpus=corpus_file,
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        'python "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
+        " --output {output:q} > {log:q} 2>&1"
+
+
+rule rerank_candidates:
+    input:
+        run=first_stage_run,
+        queries="results/{dataset}/shards/queries",
+    output:
+        directory("results/{dataset}/candidates/{first_stage}/top{depth}"),
+    log:
+        "logs/rerank_candidates/{dataset}/{first_stage}/top{depth}.log",
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        'python "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --run {input.run:q}'
+        " --query-shards {input.queries:q} --depth {wildcards.depth} --output-dir {output:q} > {log:q} 2>&1"
+
+
+rule rerank_shard:
+    input:
+        candidates=rerank_candidates_dir,
+        documents="results/{dataset}/data/documents.sqlite",
+    output:
+        run="results/{dataset}/rerank/{system}/shards/{shard}.trec",
+        stats="results/{dataset}/rerank/{system}/shards/{shard}.json",
+    log:
+        "logs/rerank_shard/{dataset}/{system}/{shard}.log",
+    params:
+        system=system_config,
+    threads: config["threads"]["rerank"]
+    resources:
+        gpu=model_resource("gpus", 1),
+        mem_mb=model_resource("mem_mb", 16000),
+        runtime=model_resource("runtime", 120),
+        batch_size=batch_size,
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        'python "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
+        ' --candidates "{input.candidates}/{wildcards.shard}.jsonl" --documents {input.documents:q}'
+        " --params {params.system:q} --batch-size {resources.batch_size} --threads {threads}"
+        " --output {output.run:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule rerank_merge:
+    input:
+        runs=rerank_shard_files("trec"),
+        stats=rerank_shard_files("json"),
+    output:
+        run="results/{dataset}/rerank/{system}/run.trec",
+        provenance="results/{dataset}/rerank/{system}/provenance.json",
+    log:
+        "logs/rerank_merge/{dataset}/{system}.log",
+    params:
+        system=system_config,
+    conda:
+        "../../envs/base.yaml"
+    shell:
+        'python "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
+        " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"
+        " --stats {input.stats:q} -- {input.runs:q} > {log:q} 2>&1"
