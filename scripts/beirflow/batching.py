@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -142,7 +142,7 @@ def pipelined(chunks: Iterable[T], prepare: Callable[[T], Sequence[Features]], f
         first = next(iterator, None)
         if first is None:
             return
-        upcoming = pool.submit(prepare, first)
+        upcoming: Future[Sequence[Features]] | None = pool.submit(prepare, first)
         while upcoming is not None:
             features = upcoming.result()
             following = next(iterator, None)

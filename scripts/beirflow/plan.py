@@ -167,17 +167,17 @@ def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str
         if is_hub_name(entry["model"]) and not entry.get("revision"):
             raise ConfigError(f"{key}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
     for name in rerankers:
-        chain = [name]
-        while chain[-1] in rerankers:
-            following = rerankers[chain[-1]]["first_stage"]
-            if following in chain:
-                raise ConfigError(f"rerank.{name}.first_stage: the rerankers form a cycle ({' -> '.join([*chain, following])})")
-            chain.append(following)
+        first_stage_chain(name, rerankers)
 
 
 def first_stage_chain(system: str, rerankers: dict[str, dict[str, Any]]) -> list[str]:
     """``['bm25-flat', 'monot5-base', 'monot5-3b']`` for a cascade; a system that reranks nothing is alone."""
     chain = [system]
     while chain[0] in rerankers:
-        chain.insert(0, rerankers[chain[0]]["first_stage"])
+        first = rerankers[chain[0]]["first_stage"]
+        if first in chain:
+            forward = [*reversed(chain), first]
+            cycle = " -> ".join(forward[forward.index(first) :])
+            raise ConfigError(f"rerank.{system}.first_stage: the rerankers form a cycle ({cycle})")
+        chain.insert(0, first)
     return chain

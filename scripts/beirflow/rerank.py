@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -245,7 +245,7 @@ class BiEncoderReranker:
         return [vectors[[row[doc_id] for doc_id in candidates.doc_ids]] @ queries[position] if candidates.doc_ids else np.zeros((0,), dtype=np.float32) for position, candidates in enumerate(shard)]
 
 
-SCORERS: dict[str, type[PairScorer]] = {"monot5": MonoT5Scorer, "cross-encoder": CrossEncoderScorer}
+SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScorer]] = {"monot5": MonoT5Scorer, "cross-encoder": CrossEncoderScorer}
 
 
 class Reranker:

@@ -225,9 +225,13 @@ def leaderboard_labels():
     """'--label' options heading each reranker with its first stages: 'bm25-flat » monot5-base'."""
     labels = []
     for system in SYSTEMS:
-        chain = first_stage_chain(system, config.get("rerank", {}))
+        try:
+            chain = first_stage_chain(system, config.get("rerank", {}))
+        except ConfigError as error:
+            raise WorkflowError(f"config key {error}") from None
         if len(chain) > 1:
-            labels.append(f"--label {shlex.quote(system + '=' + ' » '.join(chain))}")
+            heading = " » ".join(chain)
+            labels.append(f"--label {shlex.quote(f'{system}={heading}')}")
     return " ".join(labels)
 
 
@@ -276,7 +280,6 @@ def model_resource(name, default):
 
 def batch_size(wildcards):
     return str(system_entry(wildcards.system).get("batch_size", "auto"))
-
 
 
 def bm25_index_mem_mb(wildcards, attempt):

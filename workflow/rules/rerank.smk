@@ -16,10 +16,10 @@ rule document_store:
         "results/{dataset}/data/documents.sqlite",
     log:
         "logs/document_store/{dataset}.log",
-    params:
-        corpus=corpus_file,
     conda:
         "../../envs/base.yaml"
+    params:
+        corpus=corpus_file,
     shell:
         'python "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --output {output:q} > {log:q} 2>&1"
@@ -49,16 +49,16 @@ rule rerank_shard:
         stats="results/{dataset}/rerank/{system}/shards/{shard}.json",
     log:
         "logs/rerank_shard/{dataset}/{system}/{shard}.log",
-    params:
-        system=system_config,
+    conda:
+        "../../envs/gpu.yaml"
     threads: config["threads"]["rerank"]
     resources:
         gpu=model_resource("gpus", 1),
         mem_mb=model_resource("mem_mb", 16000),
         runtime=model_resource("runtime", 120),
         batch_size=batch_size,
-    conda:
-        "../../envs/gpu.yaml"
+    params:
+        system=system_config,
     shell:
         'python "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         ' --candidates "{input.candidates}/{wildcards.shard}.jsonl" --documents {input.documents:q}'
@@ -75,10 +75,10 @@ rule rerank_merge:
         provenance="results/{dataset}/rerank/{system}/provenance.json",
     log:
         "logs/rerank_merge/{dataset}/{system}.log",
-    params:
-        system=system_config,
     conda:
         "../../envs/base.yaml"
+    params:
+        system=system_config,
     shell:
         'python "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"

@@ -1,0 +1,94 @@
+"""Rerankers through Snakemake: a cascade of tiny models over 4 query shards, and a killed rerank job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import Workflow, sample_config
+
+from beirflow.batching import TokenBudget
+from beirflow.candidates import Candidates
+from beirflow.docstore import DocumentStore
+from beirflow.rerank import Reranker, RerankSettings
+from beirflow.trec import read_run
+
+pytestmark = pytest.mark.workflow
+
+
+def cascade_config(cross_encoder: Path, monot5: Path) -> dict:
+    return sample_config(
+        bm25={"bm25-flat": {"fields": "flat"}},
+        shards={"queries_per_shard": 16},
+        rerank={
+            "tiny-ce": {"kind": "cross-encoder", "model": str(cross_encoder), "first_stage": "bm25-flat", "depth": 30, "precision": "fp32", "resources": {"gpus": 0}},
+            "tiny-t5": {"kind": "monot5", "model": str(monot5), "first_stage": "tiny-ce", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def cascade(tmp_path_factory: pytest.TempPathFactory, tiny_cross_encoder: Path, tiny_monot5: Path) -> Workflow:
+    workflow = Workflow(tmp_path_factory.mktemp("cascade"), cascade_config(tiny_cross_encoder, tiny_monot5))
+    workflow.run()
+    return workflow
+
+
+def test_the_cascade_reranks_in_four_shards_and_heads_its_column(cascade: Workflow) -> None:
+    for system in ("tiny-ce", "tiny-t5"):
+        shards = sorted(path.name for path in cascade.path(f"results/scifact-sample/rerank/{system}/shards").glob("*.trec"))
+        assert shards == ["0000.trec", "0001.trec", "0002.trec", "0003.trec"]
+    cross = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
+    final = read_run(cascade.path("results/scifact-sample/rerank/tiny-t5/run.trec"))
+    assert len(cross) == len(final) == 50
+    for query_id, hits in final.items():
+        best = sorted(cross[query_id].items(), key=lambda hit: (-hit[1], hit[0]))[:10]
+        assert set(hits) == {doc_id for doc_id, _ in best}
+    markdown = cascade.path("results/leaderboard/leaderboard.md").read_text()
+    assert "| bm25-flat » tiny-ce » tiny-t5 |" in markdown
+
+
+def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, tiny_cross_encoder: Path) -> None:
+    """The 4 shard jobs' merged run against the same model over all 50 queries at once."""
+    bm25 = read_run(cascade.path("results/scifact-sample/bm25/bm25-flat/run.trec"))
+    queries = {line.split('"_id": "')[1].split('"')[0]: line for line in cascade.path("results/scifact-sample/data/queries.jsonl").read_text().splitlines()}
+    import json
+
+    texts = {query_id: json.loads(line)["text"] for query_id, line in queries.items()}
+    shard = [Candidates(q, texts[q], sorted(hits, key=lambda d: (-hits[d], d))[:30]) for q, hits in bm25.items()]
+    reranker = Reranker(RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="bm25-flat", depth=30, precision="fp32"), "rerank.tiny-ce", "cpu")
+    hits, _ = reranker.rerank(shard, DocumentStore(cascade.path("results/scifact-sample/data/documents.sqlite")), TokenBudget(1 << 20, 4096))
+    merged = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
+    for candidates, scored in zip(shard, hits):
+        ours = merged[candidates.query_id]
+        assert set(ours) == set(candidates.doc_ids)
+        assert np.allclose([ours[doc_id] for doc_id, _ in scored], [score for _, score in scored], atol=1e-5)
+
+
+def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkilled_run(tmp_path: Path, cascade: Workflow, tiny_cross_encoder: Path, tiny_monot5: Path) -> None:
+    workflow = Workflow(tmp_path / "killed", cascade_config(tiny_cross_encoder, tiny_monot5))
+    workflow.run("results/scifact-sample/candidates/bm25-flat/top30")
+    log = workflow.path("logs/rerank_shard/scifact-sample/tiny-ce/0000.log")
+    process = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not log.exists():
+            assert process.poll() is None, "the workflow ended before the rerank job started"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    shard_dir = workflow.path("results/scifact-sample/rerank/tiny-ce/shards")
+    assert not (shard_dir / "0000.trec").exists() and not (shard_dir / "0000.json").exists()
+    workflow.run("--unlock")
+    workflow.run("--rerun-incomplete")
+    for system in ("tiny-ce", "tiny-t5"):
+        relative = f"results/scifact-sample/rerank/{system}/run.trec"
+        assert workflow.path(relative).read_bytes() == cascade.path(relative).read_bytes()
+    assert workflow.path("results/leaderboard/leaderboard.csv").read_text() == cascade.path("results/leaderboard/leaderboard.csv").read_text()
