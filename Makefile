@@ -29,6 +29,8 @@ test: install-test
 	$(BIN)/python -m pytest tests
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/rerank_throughput.py
 	$(BIN)/python bench/bm25_throughput.py
 	$(BIN)/python bench/dag_planning.py
 

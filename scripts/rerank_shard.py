@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
@@ -41,6 +42,7 @@ def rerank(args: argparse.Namespace) -> None:
         "max_length": reranker.max_length,
         "batch_size": args.batch_size,
         "final_tokens_per_batch": budget.tokens,
+        **{key: os.environ[variable] for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME")) if variable in os.environ},
     }
     with atomic_write(args.stats) as handle:
         json.dump(record, handle, indent=1)

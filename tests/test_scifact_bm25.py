@@ -22,7 +22,7 @@ def published(dataset: str) -> dict[tuple[str, str], float]:
 @pytest.mark.workflow
 @pytest.mark.shared_data
 def test_bm25_on_scifact_equals_pyserini_published_figures(shared_scifact: Path, tmp_path: Path) -> None:
-    workflow = Workflow(tmp_path / "scifact", sample_config(datasets={"scifact": {"path": str(shared_scifact)}}))
+    workflow = Workflow(tmp_path / "scifact", sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}))
     workflow.run()
     expected = published("scifact")
     assert len(expected) == 6
