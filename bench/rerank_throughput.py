@@ -70,7 +70,8 @@ def build_t5_base(folder: Path, data: Path) -> Path:
     state["model"]["vocab"] += [[piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces]
     tokenizer = T5TokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
     torch.manual_seed(0)
-    config = T5Config(vocab_size=32_128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12, num_heads=12, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    # n_positions: t5-base's own config.json carries it, and pyterrier-t5 reads it.
+    config = T5Config(vocab_size=32_128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12, num_heads=12, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, n_positions=512)
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

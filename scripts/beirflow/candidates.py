@@ -16,6 +16,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_path
 from beirflow.beir import iter_jsonl
 from beirflow.errors import DataError
+from beirflow.plan import shard_ids
 from beirflow.shards import MANIFEST, shard_path
 from beirflow.trec import read_run
 
@@ -36,7 +37,7 @@ def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth
     """Split ``run_path``'s top ``depth`` by the query shards in ``query_shards``; returns counts."""
     run = read_run(run_path)
     manifest = json.loads((query_shards / MANIFEST).read_text(encoding="utf-8"))
-    shards = [f"{index:04d}" for index in range(manifest["shards"])]
+    shards = shard_ids(manifest["shards"])
     seen: set[str] = set()
     pairs = without_hits = 0
     with atomic_path(output_dir) as temporary:

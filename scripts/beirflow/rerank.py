@@ -130,8 +130,8 @@ class MonoT5Scorer(PairScorer):
             head, tail = self.template.split("{document}")
             heads = self._ids([head.format(query=pairs[index][0]).rstrip() for index in too_long])
             documents = self._ids([pairs[index][1] for index in too_long])
-            tails = self._ids([tail.lstrip()] * len(too_long))
-            for index, head_ids, document_ids, tail_ids in zip(too_long, heads, documents, tails):
+            tail_ids = self._ids([tail.strip()])[0]
+            for index, head_ids, document_ids in zip(too_long, heads, documents):
                 keep = max(0, room - len(head_ids) - len(tail_ids))
                 filled[index] = (head_ids + document_ids[:keep])[: room - len(tail_ids)] + tail_ids
         return [Features(ids[:room] + [self.eos_id]) for ids in filled]
@@ -207,9 +207,8 @@ def score_pairs(scorer: PairScorer, shard: Sequence[Candidates], store: Document
         documents = store.fetch([doc_id for _, doc_id in chunk])
         return scorer.tokenize([(shard[position].query, document_text(documents[doc_id])) for position, doc_id in chunk])
 
-    chunks = list(_pair_chunks(shard, chunk_pairs))  # ids only: (query position, doc id)
-    flat = [scores for scores in pipelined(iter(chunks), prepare, scorer.forward, scorer.pad_id, scorer.device, budget)]
-    scores = np.concatenate(flat) if flat else np.zeros((0,), dtype=np.float32)
+    parts = list(pipelined(_pair_chunks(shard, chunk_pairs), prepare, scorer.forward, scorer.pad_id, scorer.device, budget))
+    scores = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
     per_query, offset = [], 0
     for candidates in shard:
         per_query.append(scores[offset : offset + len(candidates.doc_ids)])
@@ -228,21 +227,22 @@ class BiEncoderReranker:
         self.settings = settings
 
     def score(self, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget, chunk_size: int = 4096) -> list[np.ndarray]:
-        queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget)
         distinct = list(dict.fromkeys(doc_id for candidates in shard for doc_id in candidates.doc_ids))
+        if not distinct:
+            return [np.zeros((0,), dtype=np.float32) for _ in shard]
+        queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget)
         chunks = (distinct[start : start + chunk_size] for start in range(0, len(distinct), chunk_size))
 
         def prepare(doc_ids: list[str]) -> list[Features]:
             documents = store.fetch(doc_ids)
             return self.encoder.tokenize([self.settings.document_prefix + document_text(documents[doc_id]) for doc_id in doc_ids])
 
-        parts = list(pipelined(chunks, prepare, self.encoder.forward, int(self.encoder.tokenizer.pad_token_id), self.encoder.device, budget))
-        vectors = np.concatenate(parts) if parts else np.zeros((0, queries.shape[1] if len(queries) else 1), dtype=np.float32)
+        vectors = np.concatenate(list(pipelined(chunks, prepare, self.encoder.forward, int(self.encoder.tokenizer.pad_token_id), self.encoder.device, budget)))
         if self.settings.similarity == "cosine" and not self.encoder.normalize:
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         row = {doc_id: index for index, doc_id in enumerate(distinct)}
-        return [vectors[[row[doc_id] for doc_id in candidates.doc_ids]] @ queries[position] if candidates.doc_ids else np.zeros((0,), dtype=np.float32) for position, candidates in enumerate(shard)]
+        return [vectors[[row[doc_id] for doc_id in candidates.doc_ids]] @ queries[position] for position, candidates in enumerate(shard)]
 
 
 SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScorer]] = {"monot5": MonoT5Scorer, "cross-encoder": CrossEncoderScorer}
