@@ -57,8 +57,14 @@ def scifact_pairs(data: Path, queries: int, depth: int, workdir: Path) -> tuple[
     return shard, DocumentStore(workdir / "documents.sqlite")
 
 
-def build_t5_base(folder: Path, data: Path) -> Path:
-    """A t5-base-sized monoT5 with random weights and a 16k Unigram vocabulary trained on SciFact."""
+T5_SIZES = {
+    "base": {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_decoder_layers": 12, "num_heads": 12},
+    "3b": {"d_model": 1024, "d_kv": 128, "d_ff": 16384, "num_layers": 24, "num_decoder_layers": 24, "num_heads": 32},
+}
+
+
+def build_t5(folder: Path, data: Path, size: str) -> Path:
+    """A monoT5 of t5-base's or T5-3B's shape with random weights and a 16k Unigram vocabulary trained on SciFact."""
     from tokenizers import SentencePieceUnigramTokenizer, Tokenizer
     from transformers import T5Config, T5ForConditionalGeneration, T5TokenizerFast
 
@@ -71,8 +77,8 @@ def build_t5_base(folder: Path, data: Path) -> Path:
     tokenizer = T5TokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
     torch.manual_seed(0)
     # n_positions: t5-base's own config.json carries it, and pyterrier-t5 reads it.
-    config = T5Config(vocab_size=32_128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12, num_heads=12, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, n_positions=512)
-    T5ForConditionalGeneration(config).save_pretrained(folder)
+    config = T5Config(vocab_size=32_128, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, n_positions=512, **T5_SIZES[size])
+    T5ForConditionalGeneration(config).to(torch.bfloat16 if size == "3b" else torch.float32).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -115,7 +121,9 @@ def texts_of(shard: list[Candidates], store: DocumentStore) -> list[list[str]]:
 
 class Row:
     def __init__(self, model: str, pairs: int) -> None:
-        self.model, self.pairs, self.rows = model, pairs, []  # type: ignore[var-annotated]
+        self.model, self.pairs = model, pairs
+        self.rows: list[tuple[str, str, float]] = []
+        self.best = 0.0  # beirflow's rate at its defaults
 
     def add(self, who: str, settings: str, seconds: float) -> float:
         rate = self.pairs / seconds
@@ -137,14 +145,29 @@ def beirflow_rate(model: Path, kind: str, shard: list[Candidates], store: Docume
     return seconds, scores
 
 
-def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, repeat: int, precision: str) -> Row:
+def peak_fraction(folder: Path, shard: list[Candidates], store: DocumentStore, rate: float, peak_tflops: float) -> None:
+    """Pairs/s against the bf16 dense peak: 2 FLOPs per encoder parameter per input token."""
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    texts = texts_of(shard, store)
+    tokens = [len(tokenizer(f"Query: {c.query} Document: {text} Relevant:", truncation=True, max_length=512).input_ids) for c, docs in zip(shard, texts) for text in docs]
+    encoder = sum(p.numel() for p in T5EncoderModel.from_pretrained(str(folder)).parameters())
+    ceiling = peak_tflops * 1e12 / (2 * encoder * (sum(tokens) / len(tokens)))
+    print(f"  encoder {encoder / 1e9:.2f}B parameters, {sum(tokens) / len(tokens):.0f} tokens a pair: ceiling {ceiling:.0f} pairs/s at {peak_tflops:.0f} TFLOPS; beirflow at {rate / ceiling:.0%} of it")
+
+
+def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, repeat: int, precision: str, peers: bool = True) -> Row:
     pairs = sum(len(c.doc_ids) for c in shard)
-    row = Row("monoT5-base", pairs)
+    row = Row(f"monoT5-{folder.name}", pairs)
     texts = texts_of(shard, store)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     ours_default = row.add("beirflow", f"{precision}, auto batch", beirflow_rate(folder, "monot5", shard, store, precision, "auto", repeat)[0])
     ours_fixed = row.add("beirflow", f"{precision}, batch {PEER_BATCH}", beirflow_rate(folder, "monot5", shard, store, precision, PEER_BATCH, repeat)[0])
+    row.best = ours_default
+    if not peers:
+        return row
 
     from rerankers import Reranker as PeerReranker
 
@@ -213,6 +236,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--only", choices=["monot5", "cross-encoder", "ndcg"])
+    parser.add_argument("--t5-size", choices=sorted(T5_SIZES), default="base", help="'3b' on a GPU: beirflow alone, and its fraction of the bf16 peak")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 peak (H100 SXM: 989)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     precision = "bf16" if native_bf16() else "fp32"
@@ -225,7 +250,10 @@ def main() -> None:
         if args.only in (None, "cross-encoder"):
             bench_cross_encoder(build_minilm_cross_encoder(workdir / "minilm-ce"), shard, store, args.repeat, precision)
         if args.only in (None, "monot5"):
-            bench_monot5(build_t5_base(workdir / "t5-base", args.data), shard, store, args.repeat, precision)
+            folder = build_t5(workdir / args.t5_size, args.data, args.t5_size)
+            row = bench_monot5(folder, shard, store, args.repeat, precision, peers=args.t5_size == "base")
+            if torch.cuda.is_available():
+                peak_fraction(folder, shard, store, row.best, args.peak_tflops)
         if args.only in (None, "ndcg"):
             ndcg_shard, ndcg_store = scifact_pairs(args.data, 300, 100, workdir / "ndcg")
             bf16_ndcg_check(args.data, workdir, ndcg_shard, ndcg_store)
