@@ -27,3 +27,24 @@ def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"evaluate failed for dataset=d system=s: {run}:2: expected 6 fields" in result.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_rerank_job_whose_model_cannot_load_names_the_reranker_key_and_writes_nothing(tmp_path: Path) -> None:
+    import json
+
+    from beirflow.docstore import build_document_store
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "d1", "title": "", "text": "cats"}\n')
+    build_document_store(corpus, tmp_path / "documents.sqlite")
+    candidates = tmp_path / "0000.jsonl"
+    candidates.write_text(json.dumps({"query_id": "q1", "query": "cats", "doc_ids": ["d1"]}) + "\n")
+    empty_model = tmp_path / "model"
+    empty_model.mkdir()
+    (empty_model / "config.json").write_text("{}")
+    params = json.dumps({"kind": "cross-encoder", "model": str(empty_model), "first_stage": "bm25-flat"})
+    command = [sys.executable, str(REPO / "scripts" / "rerank_shard.py"), "--candidates", str(candidates), "--documents", str(tmp_path / "documents.sqlite"), "--params", params, "--output", str(tmp_path / "0000.trec"), "--stats", str(tmp_path / "0000.json"), "--dataset", "scifact", "--system", "minilm-ce"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"rerank_shard failed for dataset=scifact system=minilm-ce shard=0000: config key rerank.minilm-ce.model: model '{empty_model}' has no weights" in result.stderr
+    assert not (tmp_path / "0000.trec").exists() and not (tmp_path / "0000.json").exists()
