@@ -27,6 +27,7 @@ def rerank(args: argparse.Namespace) -> None:
     shard = read_candidates(args.candidates)
     store = DocumentStore(args.documents)
     hits, stats = reranker.rerank(shard, store, budget)
+    store.close()
     with atomic_write(args.output) as handle:
         for candidates, scored in zip(shard, hits):
             write_query_hits(handle, candidates.query_id, scored, tag=args.system)

@@ -8,7 +8,6 @@ copied here, the rerank job reads them from the document store.
 
 from __future__ import annotations
 
-import heapq
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from beirflow.beir import iter_jsonl
 from beirflow.errors import DataError
 from beirflow.plan import shard_ids
 from beirflow.shards import MANIFEST, shard_path
-from beirflow.trec import read_run
+from beirflow.trec import best_hits, read_run
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Candidates:
 
 def top_hits(hits: dict[str, float], depth: int) -> list[str]:
     """The ``depth`` best document ids, score descending then docid ascending (the run files' order)."""
-    return [doc_id for doc_id, _ in heapq.nsmallest(depth, hits.items(), key=lambda hit: (-hit[1], hit[0]))]
+    return [doc_id for doc_id, _ in best_hits(hits, depth)]
 
 
 def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth: int) -> dict[str, int]:

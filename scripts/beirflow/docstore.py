@@ -58,9 +58,6 @@ class DocumentStore:
         # The connection is used by one thread at a time (the tokenizing worker), not only its creator's.
         self._connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
-    def __len__(self) -> int:
-        return int(self._connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
-
     def fetch(self, doc_ids: Sequence[str]) -> dict[str, Document]:
         """The documents with these ids; an id the corpus lacks is an error naming the store."""
         wanted = list(dict.fromkeys(doc_ids))

@@ -11,10 +11,10 @@ or a position-weighted mean.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ _ST_POOLING_KEYS = {
 }
 _ST_MODULES = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"}
 DEFAULT_MAX_LENGTH = 512
+
+Chunk = TypeVar("Chunk")
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,11 @@ class TextEncoder:
         vectors = pool(hidden.float(), batch["attention_mask"], self.pooling)
         return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
 
-    def encode_chunks(self, chunks: Iterator[Sequence[str]], budget: TokenBudget) -> Iterator[np.ndarray]:
-        """Vectors (float32) for each chunk of texts, in order."""
-        return pipelined(chunks, self.tokenize, self.forward, int(self.tokenizer.pad_token_id), self.device, budget)
+    def encode_chunks(self, chunks: Iterable[Chunk], budget: TokenBudget, texts_of: Callable[[Chunk], Sequence[str]]) -> Iterator[np.ndarray]:
+        """Vectors (float32) for each chunk, in order; ``texts_of`` (e.g. a fetch by id) runs in the tokenizing thread."""
+        return pipelined(chunks, lambda chunk: self.tokenize(texts_of(chunk)), self.forward, int(self.tokenizer.pad_token_id), self.device, budget)
 
     def encode(self, texts: Sequence[str], budget: TokenBudget, chunk_size: int = 4096) -> np.ndarray:
         chunks = (texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size))
-        parts = list(self.encode_chunks(chunks, budget))
+        parts = list(self.encode_chunks(chunks, budget, lambda chunk: chunk))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)

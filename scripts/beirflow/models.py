@@ -13,7 +13,6 @@ A model is named in the config in one of three ways:
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,8 +23,6 @@ from beirflow.errors import BeirflowError
 
 if TYPE_CHECKING:
     import torch
-
-log = logging.getLogger(__name__)
 
 PACKAGE_PREFIX = "package:"
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -25,7 +25,6 @@ A document is its title and text joined by a space, as BEIR and pygaggle join th
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -39,8 +38,6 @@ from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
 from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained, resolve_model
-
-log = logging.getLogger(__name__)
 
 KINDS = ("monot5", "cross-encoder", "bi-encoder")
 MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -74,10 +71,6 @@ class RerankSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# Keys of a reranker's entry that change no score: they never reach the rule params.
-OPERATIONAL_KEYS = ("batch_size", "resources")
 
 
 def document_text(document: Document) -> str:
@@ -233,11 +226,11 @@ class BiEncoderReranker:
         queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget)
         chunks = (distinct[start : start + chunk_size] for start in range(0, len(distinct), chunk_size))
 
-        def prepare(doc_ids: list[str]) -> list[Features]:
+        def texts_of(doc_ids: list[str]) -> list[str]:
             documents = store.fetch(doc_ids)
-            return self.encoder.tokenize([self.settings.document_prefix + document_text(documents[doc_id]) for doc_id in doc_ids])
+            return [self.settings.document_prefix + document_text(documents[doc_id]) for doc_id in doc_ids]
 
-        vectors = np.concatenate(list(pipelined(chunks, prepare, self.encoder.forward, int(self.encoder.tokenizer.pad_token_id), self.encoder.device, budget)))
+        vectors = np.concatenate(list(self.encoder.encode_chunks(chunks, budget, texts_of)))
         if self.settings.similarity == "cosine" and not self.encoder.normalize:
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

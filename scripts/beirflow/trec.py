@@ -37,8 +37,17 @@ def iter_rows(path: Path, layout: str) -> Iterator[tuple[int, list[str]]]:
             yield number, fields
 
 
+def _run_order(hit: tuple[str, float]) -> tuple[float, str]:
+    return (-hit[1], hit[0])
+
+
 def ordered_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+    return sorted(hits, key=_run_order)
+
+
+def best_hits(hits: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best hits in run order (score descending, then docid ascending)."""
+    return heapq.nsmallest(k, hits.items(), key=_run_order)
 
 
 def format_score(score: float) -> str:
@@ -87,4 +96,4 @@ def merge_runs(runs: Iterable[RunDict], k: int | None = None) -> RunDict:
             target.update(hits)
     if k is None:
         return merged
-    return {query_id: dict(heapq.nsmallest(k, hits.items(), key=lambda hit: (-hit[1], hit[0]))) for query_id, hits in merged.items()}
+    return {query_id: dict(best_hits(hits, k)) for query_id, hits in merged.items()}
