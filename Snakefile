@@ -20,6 +20,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/bm25.smk"
 include: "workflow/rules/rerank.smk"
+include: "workflow/rules/dense.smk"
+include: "workflow/rules/fusion.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -46,6 +46,11 @@ class Document:
     text: str
 
 
+def document_text(document: Document) -> str:
+    """What a model reads of a document: title and text joined by a space, as BEIR and pygaggle join them."""
+    return f"{document.title} {document.text}" if document.title else document.text
+
+
 @dataclass
 class ValidationReport:
     """What validating a dataset found; written beside the prepared files."""

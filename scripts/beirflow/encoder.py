@@ -28,7 +28,10 @@ _ST_POOLING_KEYS = {
     "pooling_mode_lasttoken": "last",
     "pooling_mode_weightedmean_tokens": "weighted-mean",
 }
-_ST_MODULES = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"}
+# Module classes beirflow runs, by class name: sentence-transformers 2-5 write
+# 'sentence_transformers.models.Dense', version 6 'sentence_transformers.sentence_transformer.modules.Dense'.
+_ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
+_DENSE_ACTIVATIONS = ("torch.nn.modules.linear.Identity", "torch.nn.modules.activation.Tanh")
 DEFAULT_MAX_LENGTH = 512
 
 Chunk = TypeVar("Chunk")
@@ -44,19 +47,41 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
+class DenseLayer:
+    """A sentence-transformers Dense module after pooling (GTR projects its T5 mean with one)."""
+
+    folder: Path
+    activation: str  # a torch.nn class path; Identity or Tanh
+
+
+@dataclass(frozen=True)
 class FolderDefaults:
     pooling: str | None
     normalize: bool
     max_length: int | None
+    dense: tuple[DenseLayer, ...] = ()
+
+
+def _module_class(module: dict[str, Any]) -> str:
+    module_type = str(module["type"])
+    return module_type.rsplit(".", 1)[-1] if module_type.startswith("sentence_transformers.") else module_type
+
+
+def _dense_layer(folder: Path, key: str) -> DenseLayer:
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
+    if activation not in _DENSE_ACTIVATIONS or config.get("use_residual"):
+        raise ModelError(f"config key {key}: {folder / 'config.json'} asks for a Dense module beirflow does not run (activation {activation})")
+    return DenseLayer(folder, activation)
 
 
 def folder_defaults(folder: Path, key: str) -> FolderDefaults:
-    """Pooling, normalisation and maximum length from a sentence-transformers folder (all None/False otherwise)."""
+    """Pooling, normalisation, maximum length and Dense layers from a sentence-transformers folder."""
     modules_file = folder / "modules.json"
     if not modules_file.is_file():
         return FolderDefaults(None, False, None)
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    unknown = [module["type"] for module in modules if module["type"] not in _ST_MODULES]
+    unknown = [module["type"] for module in modules if _module_class(module) not in _ST_MODULES]
     if unknown:
         raise ModelError(f"config key {key}: {folder} uses sentence-transformers modules beirflow does not run: {', '.join(unknown)}")
     pooling = None
@@ -68,12 +93,31 @@ def folder_defaults(folder: Path, key: str) -> FolderDefaults:
             if len(modes) != 1 or others:
                 raise ModelError(f"config key {key}: {folder / module['path'] / 'config.json'} asks for a pooling beirflow does not run ({', '.join(others) or modes})")
             pooling = modes[0]
-    normalize = any(module["type"].endswith(".Normalize") for module in modules)
+    normalize = any(_module_class(module) == "Normalize" for module in modules)
+    dense = tuple(_dense_layer(folder / module["path"], key) for module in modules if _module_class(module) == "Dense")
     max_length = None
     bert_config = folder / "sentence_bert_config.json"
     if bert_config.is_file():
         max_length = json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length")
-    return FolderDefaults(pooling, normalize, max_length)
+    return FolderDefaults(pooling, normalize, max_length, dense)
+
+
+def load_dense(layer: DenseLayer, device: str) -> Any:
+    """The layer as a torch module (float32: it is one small matrix after pooling)."""
+    import torch
+
+    weights_file = layer.folder / "model.safetensors"
+    if weights_file.is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights_file))
+    else:
+        state = torch.load(layer.folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    weight = state["linear.weight"]
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="linear.bias" in state)
+    linear.load_state_dict({name.removeprefix("linear."): value.float() for name, value in state.items() if name.startswith("linear.")})
+    activation = torch.nn.Tanh() if layer.activation.endswith("Tanh") else torch.nn.Identity()
+    return torch.nn.Sequential(linear, activation).to(device).eval()
 
 
 def pool(hidden: Any, mask: Any, pooling: str) -> Any:
@@ -114,7 +158,9 @@ class TextEncoder:
         if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device = input_device(self.model)
-        self.dimension = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
+        self.dense = [load_dense(layer, str(self.device)) for layer in defaults.dense]
+        hidden_size = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
+        self.dimension = int(self.dense[-1][0].out_features) if self.dense else hidden_size
 
     def tokenize(self, texts: Sequence[str]) -> list[Features]:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
@@ -125,6 +171,8 @@ class TextEncoder:
 
         hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         vectors = pool(hidden.float(), batch["attention_mask"], self.pooling)
+        for layer in self.dense:
+            vectors = layer(vectors)
         return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
 
     def encode_chunks(self, chunks: Iterable[Chunk], budget: TokenBudget, texts_of: Callable[[Chunk], Sequence[str]]) -> Iterator[np.ndarray]:

@@ -170,6 +170,49 @@ def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str
         first_stage_chain(name, rerankers)
 
 
+def check_dense(dense: dict[str, dict[str, Any]]) -> None:
+    """Hub models are pinned to a commit."""
+    from beirflow.models import is_hub_name
+
+    for name, entry in dense.items():
+        if is_hub_name(entry["model"]) and not entry.get("revision"):
+            raise ConfigError(f"dense.{name}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
+
+
+def check_fusion(fusion: dict[str, dict[str, Any]], systems: dict[str, str]) -> None:
+    """The fused runs exist, are distinct, form no cycle, and weights match them."""
+    for name, entry in fusion.items():
+        key = f"fusion.{name}"
+        runs = entry["runs"]
+        for run in runs:
+            if run not in systems:
+                raise ConfigError(f"{key}.runs: '{run}' is not a configured system (known: {', '.join(sorted(systems))})")
+        weights = (entry.get("params") or {}).get("weights")
+        if weights is not None and len(weights) != len(runs):
+            raise ConfigError(f"{key}.params.weights: {len(weights)} weights for {len(runs)} runs")
+
+
+def check_cycles(rerankers: dict[str, dict[str, Any]], fusion: dict[str, dict[str, Any]]) -> None:
+    """No system depends on itself through rerankers' first stages and fusions' runs."""
+    inputs = {name: [entry["first_stage"]] for name, entry in rerankers.items()}
+    inputs.update({name: list(entry["runs"]) for name, entry in fusion.items()})
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            key = f"rerank.{cycle[0]}.first_stage" if cycle[0] in rerankers else f"fusion.{cycle[0]}.runs"
+            raise ConfigError(f"{key}: the systems form a cycle ({' -> '.join(cycle)})")
+        if name in done:
+            return
+        for upstream in inputs.get(name, []):
+            visit(upstream, [*path, name])
+        done.add(name)
+
+    for name in inputs:
+        visit(name, [])
+
+
 def first_stage_chain(system: str, rerankers: dict[str, dict[str, Any]]) -> list[str]:
     """``['bm25-flat', 'monot5-base', 'monot5-3b']`` for a cascade; a system that reranks nothing is alone."""
     chain = [system]

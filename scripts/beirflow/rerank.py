@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from beirflow.batching import Features, TokenBudget, pipelined
-from beirflow.beir import Document
+from beirflow.beir import document_text
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
@@ -71,10 +71,6 @@ class RerankSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def document_text(document: Document) -> str:
-    return f"{document.title} {document.text}" if document.title else document.text
 
 
 class PairScorer:

@@ -17,8 +17,12 @@ SCRIPTS = (
 )
 sys.path.insert(0, str(SCRIPTS))
 
+from beirflow.dense import DenseSettings, encoder_key
 from beirflow.plan import (
     ConfigError,
+    check_cycles,
+    check_dense,
+    check_fusion,
     check_rerankers,
     first_stage_chain,
     plan_datasets,
@@ -102,6 +106,7 @@ wildcard_constraints:
     fields="flat|multifield",
     shard=r"\d{4}",
     depth=r"[1-9]\d*",
+    encoder=r"[A-Za-z0-9][A-Za-z0-9_.-]*-[0-9a-f]{12}",
     archive="|".join(ARCHIVES),
 
 
@@ -217,6 +222,9 @@ def check_plan():
     """Checks across families, once every rule file has registered its systems."""
     try:
         check_rerankers(config.get("rerank", {}), SYSTEMS)
+        check_dense(config.get("dense", {}))
+        check_fusion(config.get("fusion", {}), SYSTEMS)
+        check_cycles(config.get("rerank", {}), config.get("fusion", {}))
     except ConfigError as error:
         raise WorkflowError(f"config key {error}") from None
 
@@ -263,6 +271,74 @@ def rerank_shard_files(extension):
         )
 
     return files
+
+
+# ---- dense retrieval --------------------------------------------------------------------
+
+
+def _plan_encoders(dense):
+    """encoder key -> (its identity, the dense systems that use it)."""
+    encoders = {}
+    for system, entry in dense.items():
+        identity = DenseSettings.from_config(entry).encoder_identity()
+        encoders.setdefault(encoder_key(identity), (identity, []))[1].append(system)
+    return encoders
+
+
+ENCODERS = _plan_encoders(config.get("dense", {}))
+
+
+def system_encoder(system):
+    return encoder_key(DenseSettings.from_config(system_entry(system)).encoder_identity())
+
+
+def encoder_params(wildcards):
+    return json.dumps(ENCODERS[wildcards.encoder][0], sort_keys=True)
+
+
+def encoder_config_key(wildcards):
+    return f"dense.{ENCODERS[wildcards.encoder][1][0]}"
+
+
+def encoder_resource(name, default):
+    """The largest need among the systems sharing the encoder, grown with each retry where it is a limit."""
+
+    def resource(wildcards, attempt):
+        entries = [config["dense"][system] for system in ENCODERS[wildcards.encoder][1]]
+        value = max(entry.get("resources", {}).get(name, default) for entry in entries)
+        return value * attempt if name in ("mem_mb", "runtime") else value
+
+    return resource
+
+
+def encoder_batch_size(wildcards):
+    return str(config["dense"][ENCODERS[wildcards.encoder][1][0]].get("batch_size", "auto"))
+
+
+def dense_documents_dir(wildcards):
+    return f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}/corpus"
+
+
+def dense_search_inputs(wildcards):
+    folder = f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}"
+    shards = document_shards(wildcards.dataset)
+    return {
+        "queries": f"{folder}/queries.npy",
+        "query_ids": f"{folder}/queries.ids",
+        "vectors": expand("{folder}/corpus/{shard}.npy", folder=folder, shard=shards),
+        "ids": expand("{folder}/corpus/{shard}.ids", folder=folder, shard=shards),
+        "stats": expand("{folder}/corpus/{shard}.json", folder=folder, shard=shards),
+    }
+
+
+# ---- fusion ----------------------------------------------------------------------------
+
+
+def fusion_inputs(wildcards):
+    return [
+        run_file(wildcards.dataset, system)
+        for system in config["fusion"][wildcards.system]["runs"]
+    ]
 
 
 # ---- resources -------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+"""Dense retrieval: embeddings per document shard, exact inner-product search with FAISS, one global top-k.
+
+Embeddings are stored per shard as ``NNNN.npy`` (float16, rows in shard order) with ``NNNN.ids``
+beside it (one document id per line). Their folder is named by what determines them (model,
+revision, pooling, normalisation, prefixes, maximum length, precision: :func:`encoder_key`), so
+two systems with one encoder share one set.
+
+Search reads one shard at a time: each shard's top ``k`` per query comes from FAISS, exact for the
+default ``Flat`` index, and is merged into the running global top ``k`` from the float32 scores
+themselves, never from text. Ties are broken by document id (ascending), as run files order them,
+at every shard boundary too: when the ``k``-th and the next hit of a shard score the same, the shard
+is searched again deeper, so no tied document is dropped by FAISS's arbitrary choice. Sharded and
+unsharded search give the same ids and scores.
+
+Memory: the queries' vectors, one shard's vectors in float32, the running top ``k`` and the ids
+of the corpus (for the tie order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beirflow.atomic import atomic_path, atomic_write
+from beirflow.errors import DataError
+from beirflow.models import ModelError
+
+FLAT = "Flat"
+# faiss's GPU indexes return at most this many neighbours per query.
+GPU_MAX_K = 2048
+NO_HIT = -1
+
+
+@dataclass(frozen=True)
+class DenseSettings:
+    """The keys of a dense system's config entry that change its run (the rule params)."""
+
+    model: str
+    revision: str | None = None
+    pooling: str | None = None  # None: the model folder's sentence-transformers config
+    normalize: bool | None = None
+    query_prefix: str = ""
+    document_prefix: str = ""
+    max_length: int | None = None
+    precision: str = "bf16"
+    hits: int = 1000
+    index: str = FLAT
+    remove_query: bool = True
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> DenseSettings:
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in entry.items() if key in known})
+
+    def encoder_identity(self) -> dict[str, Any]:
+        """What the embeddings depend on; search keys (hits, index) are not part of it."""
+        keys = ("model", "revision", "pooling", "normalize", "query_prefix", "document_prefix", "max_length", "precision")
+        values = asdict(self)
+        return {key: values[key] for key in keys}
+
+
+def encoder_key(identity: dict[str, Any]) -> str:
+    """A folder name for one encoder's embeddings: readable model name, then a hash of the identity."""
+    canonical = json.dumps(identity, sort_keys=True)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    tail = str(identity["model"]).rstrip("/").replace("package:", "").rsplit("/", 1)[-1]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "model"
+    return f"{readable[:60]}-{digest}"
+
+
+# ---- embeddings on disk -----------------------------------------------------------------
+
+
+@dataclass
+class Embeddings:
+    ids: list[str]
+    vectors: np.ndarray  # float16, memory-mapped, one row per id
+    vectors_path: Path
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path, ids_path: Path) -> None:
+    """Both files atomically; float16 on disk (vectors are computed in float32)."""
+    if len(ids) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors for {len(ids)} ids")
+    bad = next((doc_id for doc_id in ids if not doc_id or any(char.isspace() for char in doc_id)), None)
+    if bad is not None:
+        raise ValueError(f"id {bad!r} is empty or holds whitespace; run files cannot carry it")
+    with atomic_write(ids_path) as handle:
+        handle.writelines(f"{doc_id}\n" for doc_id in ids)
+    with atomic_path(vectors_path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
+
+
+def read_ids(ids_path: Path) -> list[str]:
+    if not ids_path.is_file():
+        raise DataError(ids_path, "file not found")
+    return ids_path.read_text(encoding="utf-8").splitlines()
+
+
+def read_embeddings(vectors_path: Path, ids_path: Path) -> Embeddings:
+    """A shard's vectors (memory-mapped) and ids; a count that differs from the ids is rejected."""
+    ids = read_ids(ids_path)
+    if not vectors_path.is_file():
+        raise DataError(vectors_path, "file not found")
+    try:
+        vectors = np.load(vectors_path, mmap_mode="r")
+    except ValueError as error:
+        raise DataError(vectors_path, f"not a NumPy array file: {error}") from None
+    if vectors.ndim != 2 or vectors.dtype != np.float16:
+        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}")
+    if vectors.shape[0] != len(ids):
+        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched")
+    return Embeddings(ids, vectors, vectors_path)
+
+
+def check_dimensions(queries: Embeddings, documents: Embeddings) -> None:
+    if queries.dimension != documents.dimension:
+        raise DataError(
+            documents.vectors_path,
+            f"document embeddings have dimension {documents.dimension} but the query embeddings in {queries.vectors_path} have {queries.dimension}",
+        )
+
+
+# ---- search -----------------------------------------------------------------------------
+
+
+@dataclass
+class TopHits:
+    """Per query (rows), the best hits so far: float32 scores and global document positions."""
+
+    scores: np.ndarray  # (queries, k) float32, -inf where there is no hit
+    positions: np.ndarray  # (queries, k) int64 into the corpus-wide id list, NO_HIT where none
+
+    @classmethod
+    def empty(cls, queries: int) -> TopHits:
+        return cls(np.zeros((queries, 0), dtype=np.float32), np.zeros((queries, 0), dtype=np.int64))
+
+
+def id_ranks(ids: Sequence[str]) -> np.ndarray:
+    """Each document's place in id order: the tie-breaker, as integers."""
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids), dtype=np.int64)
+    return ranks
+
+
+def merge_top_hits(parts: Sequence[TopHits], k: int, ranks: np.ndarray) -> TopHits:
+    """The best ``k`` of several hit lists per query: score descending, then document id ascending."""
+    scores = np.concatenate([part.scores for part in parts], axis=1)
+    positions = np.concatenate([part.positions for part in parts], axis=1)
+    tie_keys = np.where(positions == NO_HIT, np.iinfo(np.int64).max, ranks[np.maximum(positions, 0)])
+    order = np.lexsort((tie_keys, -scores), axis=-1)[:, :k]
+    return TopHits(np.take_along_axis(scores, order, axis=1), np.take_along_axis(positions, order, axis=1))
+
+
+def build_index(spec: str, vectors: np.ndarray, use_gpu: bool, key: str) -> Any:
+    """An inner-product FAISS index over ``vectors`` (float32): ``Flat`` is exact; other factory strings train on the shard."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    try:
+        index = faiss.IndexFlatIP(dimension) if spec == FLAT else faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise ModelError(f"config key {key}: '{spec}' is not a FAISS index_factory string: {str(error).strip().splitlines()[-1]}") from None
+    if not index.is_trained:
+        index.train(vectors)
+    index.add(vectors)
+    if use_gpu:
+        resources = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(resources, 0, index)
+        index.beirflow_resources = resources  # keep alive as long as the index
+    return index
+
+
+def gpu_available() -> bool:
+    try:
+        import faiss
+
+        return bool(faiss.get_num_gpus() > 0)
+    except (ImportError, AttributeError):
+        return False
+
+
+def search_shard(queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, ranks: np.ndarray, spec: str, use_gpu: bool, key: str) -> TopHits:
+    """The shard's top ``k`` per query, positions offset into the corpus, ties complete at the boundary."""
+    count = len(vectors)
+    if count == 0:
+        return TopHits.empty(len(queries))
+    keep = min(k, count)
+    index = build_index(spec, vectors, use_gpu, key)
+    depth = min(keep + 1, count)
+    while True:
+        if use_gpu and depth > GPU_MAX_K:
+            index = build_index(spec, vectors, False, key)
+            use_gpu = False
+        scores, rows = index.search(queries, depth)
+        tied = depth > keep and bool(np.any((scores[:, keep] == scores[:, keep - 1]) & (rows[:, keep] != NO_HIT)))
+        if spec != FLAT or not tied or depth == count:
+            break
+        depth = min(depth * 2, count)
+    positions = np.where(rows == NO_HIT, NO_HIT, rows.astype(np.int64) + offset)
+    scores = np.where(rows == NO_HIT, -np.inf, scores).astype(np.float32)
+    return merge_top_hits([TopHits(scores, positions)], keep, ranks)
+
+
+def search(
+    queries: Embeddings,
+    shards: Iterable[Embeddings],
+    corpus_ids: Sequence[str],
+    k: int,
+    spec: str = FLAT,
+    use_gpu: bool = False,
+    remove_query: bool = True,
+    key: str = "dense",
+) -> dict[str, list[tuple[str, float]]]:
+    """Every query's ``k`` best documents over all shards (in order, their ids concatenated = ``corpus_ids``)."""
+    ranks = id_ranks(corpus_ids)
+    query_vectors = np.asarray(queries.vectors, dtype=np.float32)
+    wanted = k + 1 if remove_query else k  # one hit may be the query itself
+    best = TopHits.empty(len(query_vectors))
+    offset = 0
+    for shard in shards:
+        check_dimensions(queries, shard)
+        vectors = np.asarray(shard.vectors, dtype=np.float32)
+        found = search_shard(query_vectors, vectors, offset, wanted, ranks, spec, use_gpu, key)
+        best = merge_top_hits([best, found], wanted, ranks)
+        offset += len(vectors)
+    if offset != len(corpus_ids):
+        raise ValueError(f"the shards hold {offset} embeddings but the corpus has {len(corpus_ids)} ids")
+    run: dict[str, list[tuple[str, float]]] = {}
+    for row, query_id in enumerate(queries.ids):
+        hits = [(corpus_ids[position], float(score)) for position, score in zip(best.positions[row], best.scores[row]) if position != NO_HIT]
+        if remove_query:
+            hits = [hit for hit in hits if hit[0] != query_id]
+        run[query_id] = hits[:k]
+    return run

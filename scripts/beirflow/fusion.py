@@ -1,0 +1,66 @@
+"""Fusion of runs with ranx: reciprocal rank fusion, normalised CombSUM and ranx's other unsupervised methods.
+
+ranx's ``fuse`` wants every run to hold the same queries; a first stage can miss a query (BM25 finds
+nothing for a query of stopwords), so queries are fused over the runs that hold them, and a query
+only one run holds keeps that run's order under the method's scores.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from beirflow.trec import RunDict, best_hits
+
+# Config name -> ranx method. Supervised methods (probfuse, bayesfuse, ...) need training on qrels
+# and are left out: a fused run must not see the judgements it is evaluated on.
+METHODS = {
+    "rrf": "rrf",
+    "combsum": "sum",
+    "combmnz": "mnz",
+    "combmax": "max",
+    "combmin": "min",
+    "combmed": "med",
+    "combanz": "anz",
+    "combgmnz": "gmnz",
+    "wsum": "wsum",
+    "wmnz": "wmnz",
+    "isr": "isr",
+    "log_isr": "log_isr",
+    "logn_isr": "logn_isr",
+    "bordafuse": "bordafuse",
+    "condorcet": "condorcet",
+    "rbc": "rbc",
+}
+NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda")
+
+
+def _ranx_run(run: RunDict, name: str) -> Any:
+    from ranx import Run
+
+    return Run({query_id: dict(hits) for query_id, hits in run.items()}, name=name)
+
+
+def fuse_runs(runs: Sequence[RunDict], method: str, norm: str | None = "min-max", params: dict[str, Any] | None = None, k: int = 1000) -> RunDict:
+    """The fused run, each query cut to its best ``k`` (score descending, then document id)."""
+    from ranx.fusion import fusion_switch
+    from ranx.normalization import norm_switch
+
+    if method not in METHODS:
+        raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
+    groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for query_id in dict.fromkeys(query_id for run in runs for query_id in run):
+        groups[tuple(index for index, run in enumerate(runs) if run.get(query_id))].append(query_id)
+    fused: RunDict = {}
+    for members, query_ids in groups.items():
+        selected = [_ranx_run({query_id: runs[index][query_id] for query_id in query_ids}, f"run{index}") for index in members]
+        if norm is not None:
+            selected = norm_switch(norm)(selected) if norm == "borda" else [norm_switch(norm)(run) for run in selected]
+        method_params = dict(params or {})
+        if "weights" in method_params:
+            method_params["weights"] = [method_params["weights"][index] for index in members]
+        result = fusion_switch(METHODS[method])(selected, **method_params).to_dict()
+        for query_id in query_ids:
+            fused[query_id] = dict(best_hits(result.get(query_id, {}), k))
+    return fused

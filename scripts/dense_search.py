@@ -1,0 +1,66 @@
+"""Search every document shard's embeddings for a dataset's queries and write one TREC run (rule dense_search)."""
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from beirflow.atomic import atomic_write
+from beirflow.cli import run_stage
+from beirflow.dense import DenseSettings, gpu_available, read_embeddings, read_ids, search
+from beirflow.provenance import now, provenance, write_provenance
+from beirflow.trec import write_run
+
+
+def shard_files(shard_dir: Path, shards: list[str]) -> list[tuple[Path, Path]]:
+    return [(shard_dir / f"{shard}.npy", shard_dir / f"{shard}.ids") for shard in shards]
+
+
+def run_search(args: argparse.Namespace) -> None:
+    started, clock = now(), time.monotonic()
+    settings = DenseSettings.from_config(json.loads(args.params))
+    files = shard_files(args.documents, args.shards)
+    corpus_ids = [doc_id for _, ids_path in files for doc_id in read_ids(ids_path)]
+    queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"))
+    use_gpu = gpu_available()
+    shards = (read_embeddings(vectors, ids) for vectors, ids in files)
+    run = search(queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index")
+    with atomic_write(args.output) as handle:
+        write_run(handle, run, tag=args.system)
+    encoding = [json.loads((args.documents / f"{shard}.json").read_text(encoding="utf-8")) for shard in args.shards]
+    extra = {
+        "documents": len(corpus_ids),
+        "queries": len(queries.ids),
+        "document_shards": len(files),
+        "encoding_seconds": round(sum(float(shard["seconds"]) for shard in encoding), 3),
+        "search_device": "gpu" if use_gpu else "cpu",
+        "encoding_device": sorted({shard["device"] for shard in encoding}),
+        "embeddings": str(args.documents.parent),
+    }
+    revisions = sorted({str(shard["model_revision"]) for shard in encoding})
+    record = provenance(
+        dataset=args.dataset, system=args.system, family="dense", config=settings.__dict__, started=started,
+        wall_time_s=time.monotonic() - clock, model_revision=revisions[0] if len(revisions) == 1 else ", ".join(revisions), extra=extra,
+    )  # fmt: skip
+    write_provenance(args.provenance, record)
+    logging.info("%d queries over %d documents in %d shards (%s)", len(queries.ids), len(corpus_ids), len(files), extra["search_device"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queries", required=True, type=Path, help="the queries' .npy (its .ids beside it)")
+    parser.add_argument("--documents", required=True, type=Path, help="folder of the document shards' .npy/.ids/.json")
+    parser.add_argument("--shards", required=True, nargs="+", help="shard ids, in corpus order")
+    parser.add_argument("--params", required=True, help="the system's result-changing settings as JSON")
+    parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--provenance", required=True, type=Path)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--system", required=True)
+    args = parser.parse_args()
+    run_stage("dense_search", f"dataset={args.dataset} system={args.system}", lambda: run_search(args))
+
+
+if __name__ == "__main__":
+    main()
