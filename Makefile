@@ -15,10 +15,10 @@ $(BIN)/python:
 # torch first and exactly: Pyserini requires torch, and an unpinned resolve pulls a CUDA build.
 install: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[cpu]'
 
 install-test: install
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[cpu,test]'
 	bash .ci/install-chromium
 
 run: install
@@ -29,7 +29,7 @@ test: install-test
 	$(BIN)/python -m pytest tests
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet -e '.[cpu,bench]'
 	$(BIN)/python bench/rerank_throughput.py
 	$(BIN)/python bench/bm25_throughput.py
 	$(BIN)/python bench/dag_planning.py

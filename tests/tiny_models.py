@@ -69,3 +69,43 @@ def build_tiny_cross_encoder(folder: Path, num_labels: int = 1, seed: int = 0) -
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_gtr(folder: Path, seed: int = 0) -> Path:
+    """GTR's layout, tiny: a T5 encoder, mean pooling, a Dense projection (no bias, identity), Normalize."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
+    from transformers import T5Config, T5EncoderModel
+
+    staging = folder.parent / f"{folder.name}-t5"
+    tokenizer = _unigram_tokenizer()
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    T5EncoderModel(config).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    transformer = Transformer(str(staging), max_seq_length=64)
+    dense = Dense(32, 24, bias=False, activation_function=torch.nn.Identity())
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), dense, Normalize()], device="cpu")
+    model.save(str(folder))
+    return folder
+
+
+def build_tiny_sgpt(folder: Path, seed: int = 0) -> Path:
+    """SGPT's layout, tiny: a GPT-2 decoder with position-weighted mean pooling, no normalisation."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    staging = folder.parent / f"{folder.name}-gpt2"
+    base = _unigram_tokenizer()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    GPT2Model(config).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    transformer = Transformer(str(staging), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "weightedmean")], device="cpu")
+    model.save(str(folder))
+    return folder

