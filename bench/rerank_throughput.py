@@ -38,10 +38,9 @@ sys.path.insert(0, str(REPO / "tests"))
 import torch  # noqa: E402
 
 from beirflow.batching import TokenBudget  # noqa: E402
-from beirflow.beir import BeirFiles, prepare_dataset  # noqa: E402
+from beirflow.beir import BeirFiles, document_text, prepare_dataset  # noqa: E402
 from beirflow.candidates import Candidates  # noqa: E402
 from beirflow.docstore import DocumentStore, build_document_store  # noqa: E402
-from beirflow.beir import document_text  # noqa: E402
 from beirflow.rerank import Reranker, RerankSettings  # noqa: E402
 
 PEER_BATCH = 32  # sentence-transformers' and rerankers' default; pyterrier-t5's is 4

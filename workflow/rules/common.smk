@@ -289,7 +289,9 @@ ENCODERS = _plan_encoders(config.get("dense", {}))
 
 
 def system_encoder(system):
-    return encoder_key(DenseSettings.from_config(system_entry(system)).encoder_identity())
+    return encoder_key(
+        DenseSettings.from_config(system_entry(system)).encoder_identity()
+    )
 
 
 def encoder_params(wildcards):
@@ -312,7 +314,9 @@ def encoder_resource(name, default):
 
 
 def encoder_batch_size(wildcards):
-    return str(config["dense"][ENCODERS[wildcards.encoder][1][0]].get("batch_size", "auto"))
+    return str(
+        config["dense"][ENCODERS[wildcards.encoder][1][0]].get("batch_size", "auto")
+    )
 
 
 def dense_documents_dir(wildcards):
@@ -320,7 +324,9 @@ def dense_documents_dir(wildcards):
 
 
 def dense_search_inputs(wildcards):
-    folder = f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}"
+    folder = (
+        f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}"
+    )
     shards = document_shards(wildcards.dataset)
     return {
         "queries": f"{folder}/queries.npy",

