@@ -71,12 +71,12 @@ rule merge:
     shell: "cat {{input}} > {{output}}"
 
 rule evaluate:
-    input: "results/{{dataset}}/{{system}}/run.trec"
-    output: "results/{{dataset}}/{{system}}/metrics.json"
+    input: expand("results/{{{{dataset}}}}/{{system}}/run.trec", system=SYSTEMS)
+    output: "results/{{dataset}}/metrics.json"
     shell: "touch {{output}}"
 
 rule leaderboard:
-    input: expand("results/{{dataset}}/{{system}}/metrics.json", dataset=DATASETS, system=SYSTEMS)
+    input: expand("results/{{dataset}}/metrics.json", dataset=DATASETS)
     output: "results/leaderboard.csv"
     shell: "touch {{output}}"
 """)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
+from beirflow.cost import read_costs
 from beirflow.leaderboard import build_table, load_entries, to_csv, to_html, to_markdown
 
 
@@ -12,7 +13,8 @@ def build(args: argparse.Namespace) -> None:
     entries = load_entries(args.metrics_files)
     labels = dict(label.split("=", 1) for label in args.label)
     table = build_table(entries, args.primary, labels)
-    for path, text in ((args.csv, to_csv(entries)), (args.markdown, to_markdown(table)), (args.html, to_html(table))):
+    costs = read_costs(args.cost) if args.cost else None
+    for path, text in ((args.csv, to_csv(entries)), (args.markdown, to_markdown(table, costs)), (args.html, to_html(table, costs=costs))):
         with atomic_write(path) as handle:
             handle.write(text)
 
@@ -22,6 +24,7 @@ def main() -> None:
     parser.add_argument("metrics_files", nargs="+", type=Path)
     parser.add_argument("--primary", default="ndcg@10", help="the metric of the Markdown and HTML tables")
     parser.add_argument("--label", action="append", default=[], help="system=heading, e.g. 'monot5-base=bm25-flat » monot5-base'")
+    parser.add_argument("--cost", type=Path, help="cost.csv: GPU-hours per dataset and system, shown under the table")
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--html", required=True, type=Path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
-from beirflow.dense import DenseSettings, gpu_available, read_embeddings, read_ids, search
+from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.trec import write_run
 
@@ -35,6 +35,7 @@ def run_search(args: argparse.Namespace) -> None:
         "document_shards": len(files),
         "encoding_seconds": round(sum(float(shard["seconds"]) for shard in encoding), 3),
         "search_device": "gpu" if use_gpu else "cpu",
+        "gpus": gpu_count() if use_gpu else 0,
         "encoding_device": sorted({shard["device"] for shard in encoding}),
         "embeddings": str(args.documents.parent),
     }

@@ -4,7 +4,12 @@ import argparse
 from pathlib import Path
 
 from beirflow.cli import run_stage
-from beirflow.download import fetch_beir_archive
+from beirflow.download import fetch_beir_archive, write_ready_marker
+
+
+def fetch(args: argparse.Namespace) -> None:
+    fetch_beir_archive(args.url, args.md5, args.target)
+    write_ready_marker(args.target, args.ready, args.url, args.md5)
 
 
 def main() -> None:
@@ -12,8 +17,9 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--md5", help="expected md5 of the zip; omit to skip the check")
     parser.add_argument("--target", required=True, type=Path, help="folder the zip's dataset folder becomes")
+    parser.add_argument("--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)")
     args = parser.parse_args()
-    run_stage("download_beir", f"archive={args.target.name}", lambda: fetch_beir_archive(args.url, args.md5, args.target))
+    run_stage("download_beir", f"archive={args.target.name}", lambda: fetch(args))
 
 
 if __name__ == "__main__":

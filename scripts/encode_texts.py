@@ -49,6 +49,7 @@ def encode(args: argparse.Namespace) -> None:
         "seconds": round(seconds, 3),
         "texts_per_second": round(len(texts) / seconds, 1) if seconds else None,
         "device": device_name(device),
+        "gpus": torch.cuda.device_count() if device == "cuda" else 0,
         "precision": settings.precision,
         "pooling": encoder.pooling,
         "normalize": encoder.normalize,

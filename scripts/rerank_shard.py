@@ -37,6 +37,7 @@ def rerank(args: argparse.Namespace) -> None:
         "seconds": round(stats.seconds, 3),
         "pairs_per_second": round(stats.pairs_per_second, 1),
         "device": device_name(device),
+        "gpus": torch.cuda.device_count() if device == "cuda" else 0,
         "precision": settings.precision,
         "model_folder": str(reranker.resolved.folder),
         "model_revision": reranker.resolved.revision,

@@ -114,6 +114,14 @@ def sample_config(**overrides: object) -> dict:
 
 
 @pytest.fixture(scope="session")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    """The embedded default, run once to completion on this machine; tests dry-run against it or compare with it."""
+    workflow = Workflow(tmp_path_factory.mktemp("default"), sample_config())
+    workflow.run()
+    return workflow
+
+
+@pytest.fixture(scope="session")
 def tiny_monot5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_models import build_tiny_monot5
 

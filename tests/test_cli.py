@@ -22,10 +22,10 @@ def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
     run, qrels = tmp_path / "run.trec", tmp_path / "qrels.tsv"
     run.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2\n")
     qrels.write_text("q1 0 d1 1\n")
-    command = [sys.executable, str(REPO / "scripts" / "evaluate_run.py"), "--run", str(run), "--qrels", str(qrels), "--metrics", "ndcg@10", "--output", str(tmp_path / "m.json"), "--dataset", "d", "--system", "s"]
+    command = [sys.executable, str(REPO / "scripts" / "evaluate_dataset.py"), "--systems", "s", "--runs", str(run), "--qrels", str(qrels), "--metrics", "ndcg@10", "--output", str(tmp_path / "m.json"), "--dataset", "d"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1
-    assert f"evaluate failed for dataset=d system=s: {run}:2: expected 6 fields" in result.stderr
+    assert f"evaluate failed for dataset=d: {run}:2: expected 6 fields" in result.stderr
     assert not (tmp_path / "m.json").exists()
 
 

@@ -94,19 +94,19 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
 def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}
-    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-hnsw"] = {**MINILM, "index": "HNSW32", "hits": 10, "batch_size": 8, "resources": {"gpus": 0, "mem_mb": 8000}}
-    assert _planned(dense, config) == {"dense_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert _planned(dense, config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"]["pooling"] = "cls"
-    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 2, "leaderboard": 1, "all": 1}
+    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:

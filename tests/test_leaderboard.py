@@ -19,8 +19,8 @@ from beirflow.registry import CQADUPSTACK_FORUMS
 
 def _metrics_file(folder: Path, dataset: str, system: str, ndcg: float, queries: int = 10) -> Path:
     path = folder / f"{dataset}.{system}.json"
-    record = {"dataset": dataset, "system": system, "run_sha256": f"sha-{dataset}-{system}", "judged_queries": queries, "metrics": {"ndcg@10": ndcg, "recall@100": ndcg / 2}}
-    path.write_text(json.dumps(record))
+    evaluation = {"run_sha256": f"sha-{dataset}-{system}", "judged_queries": queries, "metrics": {"ndcg@10": ndcg, "recall@100": ndcg / 2}}
+    path.write_text(json.dumps({"dataset": dataset, "metrics": ["ndcg@10", "recall@100"], "systems": {system: evaluation}}))
     return path
 
 

@@ -191,6 +191,12 @@ def _gpu_resources() -> Any:
     return faiss.StandardGpuResources()
 
 
+def gpu_count() -> int:
+    import faiss
+
+    return int(faiss.get_num_gpus())
+
+
 def gpu_available() -> bool:
     try:
         import faiss

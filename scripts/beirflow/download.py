@@ -2,10 +2,18 @@
 
 A download whose checksum does not match is deleted; a zip is unpacked into a temporary
 folder and renamed into place, so nothing half-unzipped ever sits under the final name.
+
+Several workflows may share one data cache (``data_dir``): each archive is fetched under an
+exclusive lock on ``.<name>.lock`` beside it, and a workflow that gets the lock after another
+finished finds the folder in place and downloads nothing. The rule's output is a small marker
+(``<name>.ready``), never the folder itself, because Snakemake deletes a job's existing outputs
+before running it, which would pull the data from under the other workflow's jobs.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import shutil
 import tempfile
@@ -14,7 +22,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from beirflow.atomic import atomic_path
+from beirflow.atomic import atomic_path, atomic_write
 from beirflow.digest import file_digest
 from beirflow.errors import ChecksumError, DataError
 
@@ -60,7 +68,23 @@ def unzip_dataset(archive: Path, target: Path) -> Path:
 
 
 def fetch_beir_archive(url: str, md5: str | None, target: Path, keep_zip: bool = False) -> Path:
-    """Download and unpack one BEIR archive into ``target`` (e.g. ``resources/beir/scifact``)."""
+    """Download and unpack one BEIR archive into ``target`` (e.g. ``resources/beir/scifact``) unless it is there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        if target.is_dir():
+            log.info("%s is already in place (fetched by another workflow sharing the cache)", target)
+            return target
+        return _fetch(url, md5, target, keep_zip)
+
+
+def write_ready_marker(target: Path, marker: Path, url: str, md5: str | None) -> None:
+    with atomic_write(marker) as handle:
+        json.dump({"folder": str(target), "url": url, "md5": md5}, handle)
+        handle.write("\n")
+
+
+def _fetch(url: str, md5: str | None, target: Path, keep_zip: bool) -> Path:
     zip_path = target.with_name(target.name + ".zip")
     if not zip_path.exists():
         download(url, zip_path, md5)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beirflow.cost import JobCost, gpu_hours
 from beirflow.evaluate import display_name
 from beirflow.registry import CQADUPSTACK, CQADUPSTACK_FORUMS, leaderboard_group
 
@@ -34,12 +35,13 @@ class Entry:
 
 
 def load_entries(paths: Iterable[Path]) -> list[Entry]:
-    """Read the metrics files that ``evaluate_run.py`` writes."""
+    """Read the per-dataset metrics files that ``evaluate_dataset.py`` writes."""
     entries = []
     for path in paths:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-        for metric, value in record["metrics"].items():
-            entries.append(Entry(record["dataset"], record["system"], metric, float(value), int(record["judged_queries"]), record["run_sha256"]))
+        for system, evaluation in record["systems"].items():
+            for metric, value in evaluation["metrics"].items():
+                entries.append(Entry(record["dataset"], system, metric, float(value), int(evaluation["judged_queries"]), evaluation["run_sha256"]))
     return entries
 
 
@@ -121,7 +123,18 @@ def _cell(value: float | None, best: float | None, bold: tuple[str, str]) -> str
     return f"{bold[0]}{text}{bold[1]}" if best is not None and round(value, 4) == round(best, 4) else text
 
 
-def to_markdown(table: Table) -> str:
+def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], list[list[str]], str]:
+    """GPU-hours per dataset (rows) and GPU system (columns), and the total line."""
+    per_system, total = gpu_hours(costs)
+    systems = [system for system in table.systems if any(key[1] == system for key in per_system)]
+    datasets = _ordered(cost.dataset for cost in costs)
+    rows = [[dataset, *(f"{per_system[(dataset, system)]:.3f}" if (dataset, system) in per_system else "–" for system in systems)] for dataset in datasets]
+    sources = sorted({cost.source for cost in costs})
+    note = f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources) or 'no jobs'}); all GPU jobs together: {total:.3f} GPU-hours."
+    return ["dataset", *(table.label(system) for system in systems)], rows, note
+
+
+def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
     header = ["dataset", *(table.label(system) for system in table.systems)]
     lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.", ""]
     lines.append("| " + " | ".join(header) + " |")
@@ -133,6 +146,10 @@ def to_markdown(table: Table) -> str:
     best_average = max((value for value in table.averages.values() if value is not None), default=None)
     cells = [_cell(table.averages[system], best_average, ("**", "**")) for system in table.systems]
     lines.append("| " + " | ".join([AVERAGE_ROW, *cells]) + " |")
+    if costs is not None:
+        header, rows, note = cost_section(costs, table)
+        lines += ["", note, "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -166,7 +183,16 @@ def _svg_chart(table: Table) -> str:
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
-def to_html(table: Table, title: str = "beirflow leaderboard") -> str:
+def _cost_html(costs: Sequence[JobCost] | None, table: Table) -> str:
+    if costs is None:
+        return ""
+    header, rows, note = cost_section(costs, table)
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + f'<th scope="row">{html.escape(row[0])}</th>' + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>" for row in rows)
+    return f'<h2>Cost</h2><p>{html.escape(note)}</p><table id="gpu-hours"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def to_html(table: Table, title: str = "beirflow leaderboard", costs: Sequence[JobCost] | None = None) -> str:
     best_average = max((value for value in table.averages.values() if value is not None), default=None)
     head = "".join(f'<th title="{html.escape(system)}">{html.escape(table.label(system))}</th>' for system in table.systems)
     body = []
@@ -198,5 +224,6 @@ tfoot th, tfoot td {{ border-top: 2px solid #444; }}
 <tfoot><tr><th scope="row">{AVERAGE_ROW}</th>{average_cells}</tr></tfoot>
 </table>
 {_svg_chart(table)}
+{_cost_html(costs, table)}
 </body></html>
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import socket
 import sys
@@ -42,6 +43,7 @@ def provenance(
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "command": sys.argv,
+        **({"slurm_job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}),
         **(extra or {}),
     }
 

@@ -113,16 +113,22 @@ wildcard_constraints:
 # ---- paths -----------------------------------------------------------------------------
 
 
-def metrics_path(dataset, system):
-    return f"results/{dataset}/{SYSTEMS[system]}/{system}/metrics.json"
-
-
-def all_metrics_files():
+def metrics_files():
     if not SYSTEMS:
         raise WorkflowError(
             "config: no systems configured; add at least one under 'bm25'"
         )
-    return [metrics_path(dataset, system) for dataset in DATASETS for system in SYSTEMS]
+    return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
+
+
+def dataset_systems(wildcards):
+    return list(SYSTEMS)
+
+
+def dataset_run_files(wildcards):
+    return [
+        run_file(wildcards.dataset, system) for system in dataset_systems(wildcards)
+    ]
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -151,7 +157,7 @@ def dataset_source(wildcards):
             "qrels": str(files.qrels),
         }
     # ancient: a fresh download of the same archive must not rerun everything after it.
-    return {"archive": ancient(f"{DATA_DIR}/{plan.archive}")}
+    return {"archive": ancient(f"{DATA_DIR}/{plan.archive}.ready")}
 
 
 def corpus_source(wildcards):
@@ -345,6 +351,40 @@ def fusion_inputs(wildcards):
         run_file(wildcards.dataset, system)
         for system in config["fusion"][wildcards.system]["runs"]
     ]
+
+
+# ---- cost -------------------------------------------------------------------------------
+
+
+def gpu_job_records():
+    """The record every GPU-rule job writes (sidecar or provenance), for the cost table."""
+    records = []
+    for dataset in DATASETS:
+        for system in config["rerank"]:
+            records += expand(
+                "results/{dataset}/rerank/{system}/shards/{shard}.json",
+                dataset=dataset,
+                system=system,
+                shard=query_shards(dataset),
+            )
+        for encoder in ENCODERS:
+            records += expand(
+                "results/{dataset}/embeddings/{encoder}/corpus/{shard}.json",
+                dataset=dataset,
+                encoder=encoder,
+                shard=document_shards(dataset),
+            )
+            records.append(f"results/{dataset}/embeddings/{encoder}/queries.json")
+        for system in config["dense"]:
+            records.append(f"results/{dataset}/dense/{system}/provenance.json")
+    return records
+
+
+def cost_options():
+    """Which systems each encoder serves (the GPUs a job used are in its own record)."""
+    return " ".join(
+        f"--encoder {key}={','.join(systems)}" for key, (_, systems) in ENCODERS.items()
+    )
 
 
 # ---- resources -------------------------------------------------------------------------

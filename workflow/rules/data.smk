@@ -3,11 +3,12 @@
 
 localrules:
     download_beir,
+    shard_queries,
 
 
 rule download_beir:
     output:
-        directory(f"{DATA_DIR}/{{archive}}"),
+        f"{DATA_DIR}/{{archive}}.ready",
     log:
         "logs/download_beir/{archive}.log",
     retries: 3
@@ -16,8 +17,10 @@ rule download_beir:
     params:
         url=archive_url,
         md5=archive_md5,
+        target=f"{DATA_DIR}/{{archive}}",
     shell:
-        'python "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {output} > {log} 2>&1'
+        'python "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {params.target:q}'
+        " --ready {output:q} > {log:q} 2>&1"
 
 
 rule prepare_dataset:

@@ -16,6 +16,8 @@ rule encode_documents:
         stats="results/{dataset}/embeddings/{encoder}/corpus/{shard}.json",
     log:
         "logs/encode_documents/{dataset}/{encoder}/{shard}.log",
+    benchmark:
+        "benchmarks/encode_documents/{dataset}/{encoder}/{shard}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]
@@ -43,6 +45,8 @@ rule encode_queries:
         stats="results/{dataset}/embeddings/{encoder}/queries.json",
     log:
         "logs/encode_queries/{dataset}/{encoder}.log",
+    benchmark:
+        "benchmarks/encode_queries/{dataset}/{encoder}/queries.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]
@@ -69,6 +73,8 @@ rule dense_search:
         provenance="results/{dataset}/dense/{system}/provenance.json",
     log:
         "logs/dense_search/{dataset}/{system}.log",
+    benchmark:
+        "benchmarks/dense_search/{dataset}/{system}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]

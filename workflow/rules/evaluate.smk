@@ -1,18 +1,25 @@
-# Evaluation: any run file, whatever produced it, scored with ranx (trec_eval -c conventions).
+# Evaluation: every run of a dataset, whatever produced it, scored with ranx (trec_eval -c
+# conventions) in one job per dataset: starting a process and loading ranx's compiled code takes
+# seconds, evaluating a run milliseconds.
+
+
+localrules:
+    evaluate,
 
 
 rule evaluate:
     input:
-        run="results/{dataset}/{family}/{system}/run.trec",
+        runs=dataset_run_files,
         qrels="results/{dataset}/data/qrels.tsv",
     output:
-        "results/{dataset}/{family}/{system}/metrics.json",
+        "results/{dataset}/metrics.json",
     log:
-        "logs/evaluate/{dataset}/{family}/{system}.log",
+        "logs/evaluate/{dataset}.log",
     conda:
         "../../envs/eval.yaml"
     params:
+        systems=dataset_systems,
         metrics=config["evaluation"]["metrics"],
     shell:
-        'python "$BEIRFLOW_SCRIPTS/evaluate_run.py" --dataset {wildcards.dataset} --system {wildcards.system}'
-        " --run {input.run} --qrels {input.qrels} --metrics {params.metrics} --output {output} > {log} 2>&1"
+        'python "$BEIRFLOW_SCRIPTS/evaluate_dataset.py" --dataset {wildcards.dataset} --systems {params.systems}'
+        " --runs {input.runs:q} --qrels {input.qrels:q} --metrics {params.metrics} --output {output:q} > {log:q} 2>&1"

@@ -2,12 +2,29 @@
 
 
 localrules:
+    cost,
     leaderboard,
+
+
+rule cost:
+    input:
+        gpu_job_records(),
+    output:
+        "results/leaderboard/cost.csv",
+    log:
+        "logs/cost/cost.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        systems=cost_options(),
+    shell:
+        'python "$BEIRFLOW_SCRIPTS/gather_cost.py" --output {output:q} {params.systems} -- {input:q} > {log:q} 2>&1'
 
 
 rule leaderboard:
     input:
-        all_metrics_files(),
+        metrics=metrics_files(),
+        cost="results/leaderboard/cost.csv",
     output:
         csv="results/leaderboard/leaderboard.csv",
         markdown="results/leaderboard/leaderboard.md",
@@ -21,4 +38,4 @@ rule leaderboard:
         labels=leaderboard_labels(),
     shell:
         'python "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
-        " --markdown {output.markdown} --html {output.html} {params.labels} {input} > {log} 2>&1"
+        " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"

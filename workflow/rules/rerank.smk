@@ -6,6 +6,7 @@ register_family("rerank", config["rerank"])
 
 
 localrules:
+    rerank_candidates,
     rerank_merge,
 
 
@@ -49,6 +50,8 @@ rule rerank_shard:
         stats="results/{dataset}/rerank/{system}/shards/{shard}.json",
     log:
         "logs/rerank_shard/{dataset}/{system}/{shard}.log",
+    benchmark:
+        "benchmarks/rerank_shard/{dataset}/{system}/{shard}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["rerank"]

@@ -1,0 +1,211 @@
+"""The cluster path on a real single-node SLURM cluster (.ci/slurm-cluster): the embedded default
+through `--profile profiles/slurm`, its jobs in sacct, and faults (a cancelled job, a node set DOWN)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Workflow, sample_config
+
+from beirflow.cost import read_costs
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+CLUSTER = REPO / ".ci" / "slurm-cluster"
+
+
+def _cluster(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLUSTER), command], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[None]:
+    """The test cluster: started here if it is not running (and stopped again), else skipped with the reason."""
+    if _cluster("status").returncode == 0:
+        yield
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("the SLURM tests need root and apt-get to install and start a single-node cluster (.ci/slurm-cluster)")
+    started = _cluster("up")
+    if started.returncode != 0:
+        pytest.skip(f"the test SLURM cluster did not start: {started.stderr.strip()[-500:]}")
+    try:
+        yield
+    finally:
+        _cluster("down")
+
+
+class ClusterWorkflow(Workflow):
+    """A workdir run with the SLURM profile, the test cluster's 'gpu' partition and short status waits."""
+
+    def command(self, *args: str) -> list[str]:
+        return [*super().command(*args), "--profile", str(REPO / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "BEIRFLOW_SLURM_PARTITION": "gpu"}
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment, cwd=self.root)
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+        return result
+
+
+def _sacct(*fields: str, since: str = "now-2hours", duplicates: bool = False) -> list[dict[str, str]]:
+    """One row per job (with ``duplicates``, one per run of a requeued job too)."""
+    command = ["sacct", "-a", "-X", "-P", "-n", "-S", since, "-o", ",".join(fields), *(["-D"] if duplicates else [])]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("|"))) for line in output.splitlines() if line]
+
+
+def _on_gpus(config: dict) -> dict:
+    """The cluster test's override: every model job asks for one of the node's (fake) GPUs; scores do not change."""
+    for family in ("rerank", "dense"):
+        for entry in config[family].values():
+            entry["resources"] = {**entry.get("resources", {}), "gpus": 1}
+    return config
+
+
+@pytest.fixture(scope="module")
+def on_cluster(slurm: None, tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    workflow = ClusterWorkflow(tmp_path_factory.mktemp("slurm"), _on_gpus(sample_config()))
+    workflow.run()
+    return workflow
+
+
+def _metrics(workflow: Workflow) -> dict[tuple[str, str, str], str]:
+    with open(workflow.path("results/leaderboard/leaderboard.csv"), encoding="utf-8") as handle:
+        return {(row["dataset"], row["system"], row["metric"]): row["value"] for row in csv.DictReader(handle)}
+
+
+def test_the_embedded_default_on_slurm_equals_the_local_run(on_cluster: Workflow, done: Workflow) -> None:
+    assert _metrics(on_cluster) == _metrics(done)
+    assert len(_metrics(on_cluster)) == 5 * 4
+
+
+def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow) -> None:
+    import json
+
+    jobs = {row["JobIDRaw"]: row for row in _sacct("JobIDRaw", "JobID", "State", "AllocTRES")}
+    records = [on_cluster.path("results/scifact-sample/rerank/minilm-rerank/shards/0000.json"), *on_cluster.path("results/scifact-sample/embeddings").glob("*/**/*.json")]
+    records.append(on_cluster.path("results/scifact-sample/dense/minilm/provenance.json"))
+    for record in records:
+        job_id = json.loads(record.read_text())["slurm_job_id"]
+        assert job_id in jobs, f"{record}: job {job_id} is not in sacct"
+        assert jobs[job_id]["State"] == "COMPLETED" and "gres/gpu=1" in jobs[job_id]["AllocTRES"], (record, jobs[job_id])
+    bm25 = json.loads(on_cluster.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
+    assert "gres/gpu" not in jobs[bm25["slurm_job_id"]]["AllocTRES"]  # CPU rules ask for none
+    encoded = json.loads(next(on_cluster.path("results/scifact-sample/embeddings").glob("*/corpus/0000.json")).read_text())
+    assert "_" in jobs[encoded["slurm_job_id"]]["JobID"]  # document shards go out as a job array
+
+
+def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> None:
+    costs = read_costs(on_cluster.path("results/leaderboard/cost.csv"))
+    assert sorted(cost.rule for cost in costs) == ["dense_search", "encode_documents", "encode_queries", "rerank_shard"]
+    assert all(cost.source == "sacct" and cost.gpus == 1 and cost.gpu_seconds == cost.elapsed_s > 0 for cost in costs), costs
+    total = sum(cost.gpu_seconds for cost in costs) / 3600
+    assert f"all GPU jobs together: {total:.3f} GPU-hours" in on_cluster.path("results/leaderboard/leaderboard.md").read_text()
+
+
+def _dense_only(**changes: object) -> dict:
+    config = sample_config(bm25={"bm25-flat": {"fields": "flat"}}, rerank={}, fusion={}, shards={"documents_per_shard": 400})
+    config["dense"]["minilm"].update(changes)
+    return config
+
+
+def _running_job(rule: str, process: subprocess.Popen, timeout_s: float = 240) -> str:
+    """The SLURM job id of a running job of ``rule`` (the plugin names the rule in the job's comment)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the workflow ended before a {rule} job ran"
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True).stdout.splitlines()
+        for line in running:
+            job_id, comment = (line.split(" ", 1) + [""])[:2]
+            if comment.startswith(f"rule_{rule}"):
+                return job_id
+        time.sleep(0.2)
+    raise AssertionError(f"no {rule} job ran within {timeout_s} s")
+
+
+DENSE_RUN = "results/scifact-sample/dense/minilm/run.trec"
+
+
+@pytest.fixture(scope="module")
+def dense_reference(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    """The fault tests' workflow, unfaulted and on this machine."""
+    workflow = Workflow(tmp_path_factory.mktemp("dense-reference"), _dense_only())
+    workflow.run()
+    return workflow
+
+
+def test_a_killed_encode_job_is_redone_and_the_leaderboard_equals_the_unfaulted_one(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+    reference = dense_reference
+    workflow = ClusterWorkflow(tmp_path / "faulted", _dense_only())
+    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    process = subprocess.Popen(workflow.command("--retries", "0"), cwd=workflow.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    try:
+        job_id = _running_job("encode_documents", process)
+        time.sleep(2)  # inside the job: loading the model or encoding
+        subprocess.run(["scancel", "--signal=KILL", "--full", job_id], check=True)
+        process.wait(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0  # without retries the killed job fails the run
+    state = next(row["State"] for row in _sacct("JobIDRaw", "State") if row["JobIDRaw"] == job_id)
+    assert state in ("CANCELLED", "FAILED") or state.startswith("CANCELLED"), state
+    for half in workflow.path("results").rglob(".*.tmp-*"):
+        final = half.with_name(half.name[1:].rsplit(".tmp-", 1)[0])
+        assert not final.exists(), f"{final} exists though its job was killed while writing it"
+    workflow.run()  # the same command again
+    assert _metrics(workflow) == _metrics(reference)
+
+
+def test_a_job_out_of_memory_is_retried_with_more(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+    """450 MB is too little to load MiniLM: SLURM kills the job, and the retry asks for 900 MB (mem_mb x attempt)."""
+    import json
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    workflow = ClusterWorkflow(tmp_path / "oom", _dense_only(resources={"gpus": 0, "mem_mb": 450, "runtime": 20}))
+    workflow.run(DENSE_RUN)
+    assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
+    jobs = _sacct("JobIDRaw", "State", "ReqMem", since=since)
+    # The first attempts ask for 450 MB (the plugin adds 1 MB to array jobs) and are killed; the search fits.
+    killed = [job for job in jobs if job["ReqMem"] in ("450M", "451M") and job["State"] != "COMPLETED"]
+    assert killed and all(job["State"] in ("FAILED", "OUT_OF_MEMORY") for job in killed), jobs
+    assert "exceeded memory limit" in Path("/var/log/beirflow-slurm/slurmd.log").read_text(errors="replace")
+    for record in workflow.path("results/scifact-sample/embeddings").glob("*/**/*.json"):
+        job_id = json.loads(record.read_text())["slurm_job_id"]
+        finished = next(job for job in jobs if job["JobIDRaw"] == job_id)
+        assert finished["State"] == "COMPLETED" and int(finished["ReqMem"].rstrip("M")) >= 900, finished
+
+
+def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    workflow = ClusterWorkflow(tmp_path / "down", _dense_only())
+    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    process = subprocess.Popen(workflow.command(DENSE_RUN), cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    try:
+        _running_job("encode_documents", process)
+        time.sleep(2)
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=beirflow-fault-test"], check=True)
+        time.sleep(5)
+        # RESUME is refused once the node is back on its own (ReturnToService=2); either way it must be up.
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
+        state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True).stdout.strip()
+        assert "down" not in state and "drain" not in state, state
+        output, _ = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
+    assert process.returncode == 0, output[-5000:]
+    assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
+    runs = _sacct("JobIDRaw", "State", since=since, duplicates=True)
+    assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
