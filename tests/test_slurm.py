@@ -74,6 +74,7 @@ def _on_gpus(config: dict) -> dict:
 @pytest.fixture(scope="module")
 def on_cluster(slurm: None, tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     workflow = ClusterWorkflow(tmp_path_factory.mktemp("slurm"), _on_gpus(sample_config()))
+    workflow.since = time.strftime("%Y-%m-%dT%H:%M:%S")  # type: ignore[attr-defined]
     workflow.run()
     return workflow
 
@@ -100,8 +101,16 @@ def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow)
         assert jobs[job_id]["State"] == "COMPLETED" and "gres/gpu=1" in jobs[job_id]["AllocTRES"], (record, jobs[job_id])
     bm25 = json.loads(on_cluster.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
     assert "gres/gpu" not in jobs[bm25["slurm_job_id"]]["AllocTRES"]  # CPU rules ask for none
-    encoded = json.loads(next(on_cluster.path("results/scifact-sample/embeddings").glob("*/corpus/0000.json")).read_text())
-    assert "_" in jobs[encoded["slurm_job_id"]]["JobID"]  # document shards go out as a job array
+
+
+def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> None:
+    """Measured on the cluster: one submission per non-local job, one per array of shards."""
+    import sys
+
+    submitted = {row["JobID"].split("_")[0] for row in _sacct("JobID", since=on_cluster.since)}  # type: ignore[attr-defined]
+    plan = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(on_cluster.config_path)], capture_output=True, text=True, check=True).stdout
+    predicted = int(next(line for line in plan.splitlines() if line.startswith("total")).split()[2])
+    assert len(submitted) == predicted, plan
 
 
 def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> None:
@@ -174,7 +183,7 @@ def test_a_job_out_of_memory_is_retried_with_more(slurm: None, dense_reference: 
     workflow = ClusterWorkflow(tmp_path / "oom", _dense_only(resources={"gpus": 0, "mem_mb": 450, "runtime": 20}))
     workflow.run(DENSE_RUN)
     assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
-    jobs = _sacct("JobIDRaw", "State", "ReqMem", since=since)
+    jobs = _sacct("JobIDRaw", "JobID", "State", "ReqMem", since=since)
     # The first attempts ask for 450 MB (the plugin adds 1 MB to array jobs) and are killed; the search fits.
     killed = [job for job in jobs if job["ReqMem"] in ("450M", "451M") and job["State"] != "COMPLETED"]
     assert killed and all(job["State"] in ("FAILED", "OUT_OF_MEMORY") for job in killed), jobs
@@ -183,6 +192,7 @@ def test_a_job_out_of_memory_is_retried_with_more(slurm: None, dense_reference: 
         job_id = json.loads(record.read_text())["slurm_job_id"]
         finished = next(job for job in jobs if job["JobIDRaw"] == job_id)
         assert finished["State"] == "COMPLETED" and int(finished["ReqMem"].rstrip("M")) >= 900, finished
+    assert any("_" in job["JobID"] for job in killed), killed  # the 2 document shards first went out as one job array
 
 
 def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:

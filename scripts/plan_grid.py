@@ -1,0 +1,124 @@
+"""Before spending: the jobs per rule, the sbatch submissions and the GPU-hours per model of a config.
+
+    python scripts/plan_grid.py --configfile config/beir.yaml --device h100
+
+Jobs per rule come from Snakemake's own dry run (nothing is submitted or written). Submissions:
+rules that run on the submit host (localrules) need none; the shard rules go out as job arrays,
+one sbatch per dataset and system (or encoder) when all their shards are ready together; every
+other job is one sbatch. GPU-hours: each reranker's pairs (judged queries x depth, an upper bound)
+and each encoder's texts (documents and queries) divided by a measured throughput for that model,
+device and precision from bench/throughput.csv (filled by the rerank and dense benchmarks), times
+the GPUs a job asks for. A model without a measured throughput is reported as unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from beirflow.dense import DenseSettings, encoder_key
+from beirflow.plan import plan_datasets
+
+REPO = Path(__file__).resolve().parents[1]
+ARRAY_RULES = {"rerank_shard", "encode_documents"}
+
+
+def planned_jobs(configfile: Path, incremental: bool) -> dict[str, int]:
+    command = [str(Path(sys.executable).with_name("snakemake")), "-n", "-s", str(REPO / "Snakefile"), "--configfile", str(configfile), "--cores", "1", "--quiet", "rules"]
+    if not incremental:
+        command.append("--forceall")  # the whole grid, as on a fresh cluster
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake -n failed:\n{result.stderr[-3000:]}")
+    output = result.stdout + result.stderr
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE) if rule != "total"}
+
+
+def local_rules() -> set[str]:
+    names: set[str] = set()
+    for rules_file in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.findall(r"^localrules:\n((?:    \w+,?\n)+)", rules_file.read_text(encoding="utf-8"), flags=re.MULTILINE):
+            names.update(re.findall(r"\w+", block))
+    return names | {"all"}
+
+
+def submissions(jobs: dict[str, int], arrays: dict[str, int]) -> dict[str, int]:
+    local = local_rules()
+    return {rule: 0 if rule in local else arrays.get(rule, count) if rule in ARRAY_RULES else count for rule, count in jobs.items()}
+
+
+def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
+    with open(path, encoding="utf-8") as handle:
+        return {(row["model"], row["kind"], row["device"], row["precision"]): float(row["per_second"]) for row in csv.DictReader(handle)}
+
+
+def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What each model must process over the grid, and the array submissions of the shard rules."""
+    datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
+    work: list[dict[str, Any]] = []
+    arrays = {"rerank_shard": 0, "encode_documents": 0}
+    for name, entry in (config.get("rerank") or {}).items():
+        pairs = sum(plan.query_count() * int(entry.get("depth", 1000)) for plan in datasets.values())
+        work.append({"system": name, "model": entry["model"], "kind": entry["kind"], "precision": entry.get("precision", "bf16"), "count": pairs, "unit": "pairs", "gpus": entry.get("resources", {}).get("gpus", 1)})
+        arrays["rerank_shard"] += len(datasets)
+    encoders: dict[str, dict[str, Any]] = {}
+    for name, entry in (config.get("dense") or {}).items():
+        key = encoder_key(DenseSettings.from_config(entry).encoder_identity())
+        if key in encoders:
+            encoders[key]["system"] += f", {name}"
+            continue
+        texts = sum(plan.document_count() + plan.query_count() for plan in datasets.values())
+        encoders[key] = {"system": name, "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": texts, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)}
+        arrays["encode_documents"] += len(datasets)
+    return work + list(encoders.values()), arrays
+
+
+def gpu_hours(work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, str, str], float], device: str) -> list[tuple[dict[str, Any], float | None]]:
+    rows = []
+    for item in work:
+        rate = throughputs.get((item["model"], item["kind"], device, item["precision"]))
+        rows.append((item, None if rate is None else item["count"] / rate / 3600 * max(int(item["gpus"]), 1)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", required=True, type=Path)
+    parser.add_argument("--device", default="h100", help="a device column of the throughput table (h100, a100, cpu-2-cores, ...)")
+    parser.add_argument("--throughput", type=Path, default=REPO / "bench" / "throughput.csv")
+    parser.add_argument("--incremental", action="store_true", help="only the jobs that would run now in this checkout, not the whole grid")
+    args = parser.parse_args()
+    config = yaml.safe_load(args.configfile.read_text(encoding="utf-8")) or {}
+    work, arrays = model_work(config)
+    jobs = planned_jobs(args.configfile.resolve(), args.incremental)
+    submitted = submissions(jobs, arrays)
+    print(f"{'rule':22} {'jobs':>8} {'sbatch':>8}")
+    for rule, count in jobs.items():
+        print(f"{rule:22} {count:8d} {submitted[rule]:8d}")
+    print(f"{'total':22} {sum(jobs.values()):8d} {sum(submitted.values()):8d}")
+    print(f"\nGPU-hours (device-hours where a job asks for no GPU) on {args.device} (throughputs from {args.throughput.relative_to(REPO) if args.throughput.is_relative_to(REPO) else args.throughput}):")
+    total, unknown = 0.0, 0
+    for item, hours in gpu_hours(work, read_throughputs(args.throughput), args.device):
+        what = f"{item['count']:,} {item['unit']}, {item['precision']}, {item['gpus']} GPU(s) a job"
+        if hours is None:
+            unknown += 1
+            print(f"  {item['system']:28} unknown: no measured throughput for {item['model']} ({item['kind']}, {item['precision']}) on {args.device}; {what}")
+        else:
+            total += hours
+            print(f"  {item['system']:28} {hours:10.2f}  ({what})")
+    print(f"  {'total':28} {total:10.2f}" + (f"  + {unknown} model(s) unknown" if unknown else ""))
+
+
+if __name__ == "__main__":
+    main()

