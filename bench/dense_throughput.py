@@ -90,12 +90,18 @@ def bench_search(documents: int, shard: int, queries: int, k: int, repeat: int) 
     single_seconds = best_of(repeat, single)
     ours = search(query_vectors, shards, ids, k, remove_query=False)
     scores, rows = single()
-    same = all([doc_id for doc_id, _ in ours[f"q{row}"]] == [ids[column] for column in rows[row]] for row in range(queries))
+    # FAISS orders tied hits arbitrarily and cuts a tie group anywhere; beirflow by document id.
+    same_scores = all(np.array_equal([score for _, score in ours[f"q{row}"]], scores[row]) for row in range(queries))
+    same_untied = all(
+        {doc_id for doc_id, score in ours[f"q{row}"] if score > scores[row][-1]} == {ids[column] for column, score in zip(rows[row], scores[row]) if score > scores[row][-1]}
+        for row in range(queries)
+    )
+    same = same_scores and same_untied
     print(f"\nsearch: {queries} queries, top {k}, {documents} x 384 documents, {faiss.omp_get_max_threads()} threads")
     print(f"{'setting':40} {'seconds':>10} {'vs single':>12}")
     print(f"{'single IndexFlatIP (whole corpus)':40} {single_seconds:10.2f} {'1.00x':>12}")
     print(f"{f'beirflow, shards of {shard}':40} {ours_seconds:10.2f} {single_seconds / ours_seconds:11.2f}x")
-    print(f"  same hits in the same order: {same}; float32 vectors held: {shard * 384 * 4 / 2**20:.0f} MiB vs {documents * 384 * 4 / 2**20:.0f} MiB")
+    print(f"  same scores, and the same documents apart from ties at the cut: {same}; float32 vectors held: {shard * 384 * 4 / 2**20:.0f} MiB vs {documents * 384 * 4 / 2**20:.0f} MiB")
 
 
 def main() -> None:

@@ -155,6 +155,37 @@ def test_ties_at_the_cut_keep_the_smallest_ids() -> None:
         assert run == {"q": [(f"d{index:02d}", 4.0) for index in range(5)]}
 
 
+def test_a_tie_at_the_cut_deepens_the_search_only_until_the_tie_is_complete(monkeypatch: pytest.MonkeyPatch) -> None:
+    import beirflow.dense as dense
+
+    depths = []
+    real_build = dense.build_index
+
+    def recording_build(*args, **kwargs):  # type: ignore[no-untyped-def]
+        index = real_build(*args, **kwargs)
+        real_search = index.search
+
+        def search(queries, depth):  # type: ignore[no-untyped-def]
+            depths.append(depth)
+            return real_search(queries, depth)
+
+        index.search = search
+        return index
+
+    monkeypatch.setattr(dense, "build_index", recording_build)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((5000, 16)).astype(np.float16)
+    queries = Embeddings(["q"], vectors[:1].copy(), Path("q.npy"))
+    k = 20
+    ranking = np.argsort(-(vectors.astype(np.float32) @ vectors[0].astype(np.float32)))
+    vectors[ranking[k - 1 : k + 2]] = vectors[ranking[k - 1]]  # three copies straddle the cut
+    ids = [f"d{index:04d}" for index in range(5000)]
+    run = search(queries, [Embeddings(ids, vectors, Path("all.npy"))], ids, k, remove_query=False)
+    assert depths == [k + 1, 2 * (k + 1)]  # once more, not down to the whole shard
+    tied = sorted(ids[row] for row in ranking[k - 1 : k + 2])
+    assert [doc_id for doc_id, _ in run["q"]][-1] == tied[0]
+
+
 def test_the_query_itself_is_dropped_only_when_asked() -> None:
     queries, vectors, ids = _corpus()
     kept = search(queries, _shards(vectors, ids, 500), ids, 10, remove_query=False)

@@ -219,8 +219,9 @@ def search_shard(queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, 
             index = build_index(spec, vectors, False, key)
             use_gpu = False
         scores, rows = index.search(queries, depth)
-        tied = depth > keep and bool(np.any((scores[:, keep] == scores[:, keep - 1]) & (rows[:, keep] != NO_HIT)))
-        if spec != FLAT or not tied or depth == count:
+        # The tie group of the k-th hit may go on past what came back when the deepest hit still ties it.
+        open_ties = depth > keep and bool(np.any((scores[:, depth - 1] == scores[:, keep - 1]) & (rows[:, depth - 1] != NO_HIT)))
+        if spec != FLAT or not open_ties or depth == count:
             break
         depth = min(depth * 2, count)
     positions = np.where(rows == NO_HIT, NO_HIT, rows.astype(np.int64) + offset)
