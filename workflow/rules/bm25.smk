@@ -21,7 +21,7 @@ rule bm25_index:
     params:
         corpus=corpus_file,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/bm25_index.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/bm25_index.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --fields {wildcards.fields} --index {output} --threads {threads} --memory-mb {resources.mem_mb}"
         " > {log} 2>&1"
 
@@ -41,6 +41,6 @@ rule bm25_search:
     params:
         system=system_config,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/bm25_search.py" --dataset {wildcards.dataset} --system {wildcards.system}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/bm25_search.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --index {input.index} --queries {input.queries} --params {params.system:q}"
         " --threads {threads} --output {output.run} --provenance {output.provenance} > {log} 2>&1"

@@ -33,24 +33,26 @@ from beirflow.plan import (
 )
 from beirflow.registry import beir_archives
 
-# Rules call the stage programs as `python "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell text
-# holds no path, so moving the checkout or the venv reruns nothing (Snakemake's code trigger
-# compares that text), and cluster jobs inherit the variable. Without conda, 'python' is the
-# interpreter running Snakemake; with conda, each rule's env.
+# Rules call the stage programs as `"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell
+# text holds no path, so moving the checkout or the venv reruns nothing (Snakemake's code trigger
+# compares that text). Jobs need these variables and nothing from PATH: without conda,
+# BEIRFLOW_PYTHON is the interpreter running Snakemake (its venv); with conda, 'python' of each
+# rule's env, which Snakemake puts first on the job's PATH.
 os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
+os.environ["BEIRFLOW_PYTHON"] = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
 # ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
 # installed packages are read-only (a shared cluster venv or conda env).
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resolve()))
-if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    os.environ["PATH"] = (
-        f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    )
 
 
 envvars:
     "BEIRFLOW_SCRIPTS",
-    "PATH",
+    "BEIRFLOW_PYTHON",
     "NUMBA_CACHE_DIR",
 
 

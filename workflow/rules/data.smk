@@ -19,7 +19,7 @@ rule download_beir:
         md5=archive_md5,
         target=f"{DATA_DIR}/{{archive}}",
     shell:
-        'python "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {params.target:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {params.target:q}'
         " --ready {output:q} > {log:q} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule prepare_dataset:
         folder=dataset_folder,
         split=dataset_split,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
         " --split {params.split} --queries-out {output.queries} --qrels-out {output.qrels}"
         " --report-out {output.report} > {log} 2>&1"
 
@@ -56,7 +56,7 @@ rule shard_queries:
         per_shard=config["shards"]["queries_per_shard"],
         expected=query_shard_count,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {input} --output-dir {output}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {input} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
 
 
@@ -74,5 +74,5 @@ rule shard_corpus:
         per_shard=config["shards"]["documents_per_shard"],
         expected=document_shard_count,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"

@@ -30,7 +30,7 @@ rule encode_documents:
         encoder=encoder_params,
         key=encoder_config_key,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind documents'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind documents'
         ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {params.key}'
         " --batch-size {resources.batch_size} --threads {threads} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
@@ -59,7 +59,7 @@ rule encode_queries:
         encoder=encoder_params,
         key=encoder_config_key,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind queries'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind queries'
         " --input {input:q} --params {params.encoder:q} --key {params.key}"
         " --batch-size {resources.batch_size} --threads {threads} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
@@ -87,7 +87,7 @@ rule dense_search:
         documents=dense_documents_dir,
         shards=lambda wildcards: " ".join(document_shards(wildcards.dataset)),
     shell:
-        'OMP_NUM_THREADS={threads} python "$BEIRFLOW_SCRIPTS/dense_search.py" --dataset {wildcards.dataset}'
+        'OMP_NUM_THREADS={threads} "$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/dense_search.py" --dataset {wildcards.dataset}'
         " --system {wildcards.system} --key dense.{wildcards.system} --queries {input.queries:q}"
         " --documents {params.documents:q} --shards {params.shards} --params {params.system:q}"
         " --output {output.run:q} --provenance {output.provenance:q} > {log:q} 2>&1"

@@ -21,5 +21,5 @@ rule evaluate:
         systems=dataset_systems,
         metrics=config["evaluation"]["metrics"],
     shell:
-        'python "$BEIRFLOW_SCRIPTS/evaluate_dataset.py" --dataset {wildcards.dataset} --systems {params.systems}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/evaluate_dataset.py" --dataset {wildcards.dataset} --systems {params.systems}'
         " --runs {input.runs:q} --qrels {input.qrels:q} --metrics {params.metrics} --output {output:q} > {log:q} 2>&1"

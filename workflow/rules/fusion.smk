@@ -22,6 +22,6 @@ rule fuse:
     params:
         system=system_config,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/fuse_runs.py" --dataset {wildcards.dataset} --system {wildcards.system}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/fuse_runs.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"
         " -- {input:q} > {log:q} 2>&1"

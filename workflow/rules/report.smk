@@ -18,7 +18,7 @@ rule cost:
     params:
         systems=cost_options(),
     shell:
-        'python "$BEIRFLOW_SCRIPTS/gather_cost.py" --output {output:q} {params.systems} -- {input:q} > {log:q} 2>&1'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/gather_cost.py" --output {output:q} {params.systems} -- {input:q} > {log:q} 2>&1'
 
 
 rule leaderboard:
@@ -37,5 +37,5 @@ rule leaderboard:
         primary=config["evaluation"]["primary"],
         labels=leaderboard_labels(),
     shell:
-        'python "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"

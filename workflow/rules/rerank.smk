@@ -22,7 +22,7 @@ rule document_store:
     params:
         corpus=corpus_file,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --output {output:q} > {log:q} 2>&1"
 
 
@@ -37,7 +37,7 @@ rule rerank_candidates:
     conda:
         "../../envs/base.yaml"
     shell:
-        'python "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --run {input.run:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --run {input.run:q}'
         " --query-shards {input.queries:q} --depth {wildcards.depth} --output-dir {output:q} > {log:q} 2>&1"
 
 
@@ -63,7 +63,7 @@ rule rerank_shard:
     params:
         system=system_config,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         ' --candidates "{input.candidates}/{wildcards.shard}.jsonl" --documents {input.documents:q}'
         " --params {params.system:q} --batch-size {resources.batch_size} --threads {threads}"
         " --output {output.run:q} --stats {output.stats:q} > {log:q} 2>&1"
@@ -83,6 +83,6 @@ rule rerank_merge:
     params:
         system=system_config,
     shell:
-        'python "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"
         " --stats {input.stats:q} -- {input.runs:q} > {log:q} 2>&1"
