@@ -38,6 +38,9 @@ rule bm25_search:
     conda:
         "../../envs/bm25.yaml"
     threads: config["threads"]["bm25_search"]
+    resources:
+        mem_mb=grown_with_attempt(4000),
+        runtime=grown_with_attempt(60),
     params:
         system=system_config,
     shell:

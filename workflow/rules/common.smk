@@ -402,6 +402,15 @@ def model_resource(name, default):
     return resource
 
 
+def grown_with_attempt(base):
+    """A CPU job's memory (MB) or time limit (minutes): the base, times the attempt after a kill for either."""
+
+    def resource(wildcards, attempt):
+        return base * attempt
+
+    return resource
+
+
 def batch_size(wildcards):
     return str(system_entry(wildcards.system).get("batch_size", "auto"))
 

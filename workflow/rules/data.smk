@@ -34,6 +34,9 @@ rule prepare_dataset:
         "logs/prepare_dataset/{dataset}.log",
     conda:
         "../../envs/base.yaml"
+    resources:
+        mem_mb=grown_with_attempt(4000),
+        runtime=grown_with_attempt(60),
     params:
         folder=dataset_folder,
         split=dataset_split,
@@ -69,6 +72,9 @@ rule shard_corpus:
         "logs/shard_corpus/{dataset}.log",
     conda:
         "../../envs/base.yaml"
+    resources:
+        mem_mb=grown_with_attempt(4000),
+        runtime=grown_with_attempt(60),
     params:
         corpus=corpus_file,
         per_shard=config["shards"]["documents_per_shard"],

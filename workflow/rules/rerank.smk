@@ -19,6 +19,9 @@ rule document_store:
         "logs/document_store/{dataset}.log",
     conda:
         "../../envs/base.yaml"
+    resources:
+        mem_mb=grown_with_attempt(4000),
+        runtime=grown_with_attempt(60),
     params:
         corpus=corpus_file,
     shell:
