@@ -3,7 +3,6 @@
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from beirflow.cli import run_stage
 from beirflow.dense import DenseSettings, write_embeddings
 from beirflow.encoder import EncoderSettings, TextEncoder
 from beirflow.models import device_name, pick_device, resolve_model
+from beirflow.provenance import slurm_job
 
 
 def read_texts(path: Path, kind: str, prefix: str) -> tuple[list[str], list[str]]:
@@ -57,7 +57,7 @@ def encode(args: argparse.Namespace) -> None:
         "model_folder": str(resolved.folder),
         "model_revision": resolved.revision,
         "batch_size": args.batch_size,
-        **{key: os.environ[variable] for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME")) if variable in os.environ},
+        **slurm_job(),
     }
     with atomic_write(args.stats) as handle:
         json.dump(record, handle, indent=1)

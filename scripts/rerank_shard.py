@@ -3,7 +3,6 @@
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
@@ -12,6 +11,7 @@ from beirflow.candidates import read_candidates
 from beirflow.cli import run_stage
 from beirflow.docstore import DocumentStore
 from beirflow.models import device_name, pick_device
+from beirflow.provenance import slurm_job
 from beirflow.rerank import Reranker, RerankSettings
 from beirflow.trec import write_query_hits
 
@@ -44,7 +44,7 @@ def rerank(args: argparse.Namespace) -> None:
         "max_length": reranker.max_length,
         "batch_size": args.batch_size,
         "final_tokens_per_batch": budget.tokens,
-        **{key: os.environ[variable] for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME")) if variable in os.environ},
+        **slurm_job(),
     }
     with atomic_write(args.stats) as handle:
         json.dump(record, handle, indent=1)

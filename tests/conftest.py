@@ -96,6 +96,17 @@ class Workflow:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
+    def variant(self, config: dict) -> Workflow:
+        """The same workdir driven by another config file."""
+        variant = Workflow.__new__(Workflow)
+        variant.root = self.root
+        variant.config_path = self.root / "variant.yaml"
+        variant.write_config(config)
+        return variant
+
+    def planned_with(self, config: dict) -> dict[str, int]:
+        return self.variant(config).planned_jobs()
+
 
 @pytest.fixture
 def make_workflow(tmp_path: Path) -> Callable[..., Workflow]:

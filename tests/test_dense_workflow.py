@@ -45,14 +45,6 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return workflow
 
 
-def _planned(workflow: Workflow, config: dict) -> dict[str, int]:
-    variant = Workflow.__new__(Workflow)
-    variant.root = workflow.root
-    variant.config_path = workflow.root / "variant.yaml"
-    variant.write_config(config)
-    return variant.planned_jobs()
-
-
 def _shards(workflow: Workflow) -> list:
     folder = workflow.path(f"{EMBEDDINGS}/corpus")
     return [read_embeddings(folder / f"{shard}.npy", folder / f"{shard}.ids") for shard in ("0000", "0001", "0002")]
@@ -97,31 +89,31 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
 def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}
-    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-hnsw"] = {**MINILM, "index": "HNSW32", "hits": 10, "batch_size": 8, "resources": {"gpus": 0, "mem_mb": 8000}}
-    assert _planned(dense, config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"]["pooling"] = "cls"
-    assert _planned(dense, config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
 
 
 def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"].update(batch_size=3, resources={"gpus": 2, "mem_mb": 64000, "runtime": 999})
-    assert _planned(dense, config) == {}
+    assert dense.planned_with(config) == {}
 
 
 def test_changing_the_fusion_method_reruns_the_fusion_only(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["fusion"]["bm25+minilm"]["method"] = "combsum"
-    assert _planned(dense, config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
 
 
 def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: Workflow, tmp_path: Path) -> None:

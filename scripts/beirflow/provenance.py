@@ -43,9 +43,14 @@ def provenance(
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "command": sys.argv,
-        **({"slurm_job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}),
+        **slurm_job(),
         **(extra or {}),
     }
+
+
+def slurm_job() -> dict[str, str]:
+    """The SLURM job id and node a job ran under, where it ran under SLURM (the cost table reads the id)."""
+    return {key: os.environ[variable] for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME")) if variable in os.environ}
 
 
 def write_provenance(path: Path, record: dict[str, Any]) -> None:
