@@ -185,6 +185,40 @@ def test_bf16_ranks_like_fp32(minilm: Path, store: DocumentStore, shard: list[Ca
         assert np.allclose([s for _, s in ours], [s for _, s in reference], atol=5e-3)
 
 
+def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_path: Path, store: DocumentStore, shard: list[Candidates]) -> None:
+    """A Llama classifier with a LoRA adapter (RankLLaMA's layout), batched with padding, equals
+    the unmerged PEFT model run one pair at a time as RankLLaMA's model card does."""
+    from peft import PeftModel
+    from tiny_models import build_tiny_rankllama
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
+    settings = RerankSettings(kind="cross-encoder", model=str(base), adapter=str(adapter), first_stage="x", precision="fp32", query_template="query: {query}", document_template="document: {document}")
+    hits = _rerank(settings, store, shard)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    plain = AutoModelForSequenceClassification.from_pretrained(base).eval()
+    peft = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), str(adapter)).eval()
+
+    def reference(model: object, pairs: list[tuple[str, str]]) -> list[float]:
+        scores = []
+        for query, document in pairs:
+            encoded = tokenizer([f"query: {query}"], [f"document: {document}"], max_length=512, truncation=True, return_tensors="pt")
+            with torch.no_grad():
+                scores.append(model(**encoded).logits[0, 0].item())  # type: ignore[operator]
+        return scores
+
+    texts = _texts(store, shard)
+    _assert_same_scores_and_ranking(hits, shard, [reference(peft, pairs) for pairs in texts])
+    without_adapter = [reference(plain, pairs) for pairs in texts]
+    assert not np.allclose([score for scored in hits for _, score in scored], [score for scores in without_adapter for score in scores], atol=1e-3)
+
+
+def test_an_adapter_without_its_config_names_the_config_key(tmp_path: Path, tiny_cross_encoder: Path) -> None:
+    settings = RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), adapter=str(tmp_path), first_stage="x")
+    with pytest.raises(ModelError, match=r"rerank\.test\.adapter: .*adapter_config\.json"):
+        Reranker(settings, "rerank.test", "cpu")
+
+
 def test_batching_never_changes_scores(tiny_cross_encoder: Path, store: DocumentStore, shard: list[Candidates]) -> None:
     settings = RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="x", precision="fp32")
     one = _rerank(settings, store, shard, TokenBudget(512, 1))

@@ -109,3 +109,23 @@ def build_tiny_sgpt(folder: Path, seed: int = 0) -> Path:
     model = SentenceTransformer(modules=[transformer, Pooling(32, "weightedmean")], device="cpu")
     model.save(str(folder))
     return folder
+
+
+def build_tiny_rankllama(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """RankLLaMA's layout, tiny: a Llama sequence classifier (one logit, no pad token) and a LoRA
+    adapter beside it, its weights random (a fresh LoRA adds nothing, so a test could not tell)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    base, adapter = folder / "base", folder / "adapter"
+    unigram = _unigram_tokenizer()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=unigram.backend_tokenizer, bos_token="</s>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, num_labels=1, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForSequenceClassification(config)
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(adapter)
+    return base, adapter

@@ -34,6 +34,10 @@ class Bm25Params:
     hits: int = 1000
     remove_query: bool = True
     field_weights: Mapping[str, float] | None = None
+    query_max_chars: int | None = None  # the paper cut queries to 1024 characters for BM25
+
+    def query_text(self, text: str) -> str:
+        return text if self.query_max_chars is None else text[: self.query_max_chars]
 
     def search_fields(self) -> dict[str, float]:
         if self.fields == "flat":
@@ -100,7 +104,9 @@ def search(
     1000 queries x 1000 hits holds gigabytes on the JVM heap.
 
     With ``remove_query`` a hit whose id equals the query id is dropped after retrieval,
-    as Pyserini's ``--remove-query`` does (it matters for ArguAna and Quora).
+    as Pyserini's ``--remove-query`` does (it matters for ArguAna and Quora). With
+    ``query_max_chars`` each query is cut before it is searched, as the paper did (its
+    rerankers read the whole query from the prepared queries).
     """
     start_jvm()
     from pyserini.search.lucene import LuceneSearcher
@@ -112,7 +118,7 @@ def search(
     started = time.monotonic()
     for start in range(0, len(query_ids), batch_size):
         batch = query_ids[start : start + batch_size]
-        results = searcher.batch_search([queries[q] for q in batch], batch, params.hits, threads, fields=fields)
+        results = searcher.batch_search([params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields=fields)
         for query_id in batch:
             hits = [(hit.docid.strip(), float(hit.score)) for hit in results.get(query_id, [])]
             if params.remove_query:

@@ -57,8 +57,10 @@ def _package_folder(module_name: str) -> tuple[Path, str]:
     return folder, f"package {module_name} {version}"
 
 
-def resolve_model(name: str, revision: str | None, key: str) -> ResolvedModel:
-    """Find the model's folder; ``key`` (e.g. ``rerank.monot5-base.model``) names it in errors."""
+def resolve_model(name: str, revision: str | None, key: str, marker: str = "config.json") -> ResolvedModel:
+    """Find the model's folder; ``key`` (e.g. ``rerank.monot5-base.model``) names it in errors.
+
+    ``marker`` is the file the folder must hold (``adapter_config.json`` for a PEFT adapter)."""
     try:
         if name.startswith(PACKAGE_PREFIX):
             folder, identity = _package_folder(name[len(PACKAGE_PREFIX) :])
@@ -73,9 +75,20 @@ def resolve_model(name: str, revision: str | None, key: str) -> ResolvedModel:
     except Exception as error:  # ImportError, hub errors, offline misses: all mean "not loadable"
         hint = " (HF_HUB_OFFLINE is set: the model must already be in the Hugging Face cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ModelError(f"config key {key}: model '{name}' cannot be found: {type(error).__name__}: {error}{hint}") from None
-    if not resolved.folder.is_dir() or not (resolved.folder / "config.json").is_file():
-        raise ModelError(f"config key {key}: model '{name}' has no config.json in {resolved.folder}")
+    if not resolved.folder.is_dir() or not (resolved.folder / marker).is_file():
+        raise ModelError(f"config key {key}: model '{name}' has no {marker} in {resolved.folder}")
     return resolved
+
+
+def merge_adapter(model: Any, adapter: str, revision: str | None, key: str) -> Any:
+    """The model with a PEFT (LoRA) adapter merged into its weights, as RankLLaMA is meant to be run."""
+    resolved = resolve_model(adapter, revision, key, marker="adapter_config.json")
+    try:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(resolved.folder)).merge_and_unload()
+    except Exception as error:
+        raise ModelError(f"config key {key}: adapter '{adapter}' cannot be merged into the model: {type(error).__name__}: {error}") from None
 
 
 def has_weights(folder: Path) -> bool:

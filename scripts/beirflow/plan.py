@@ -6,15 +6,17 @@ This runs every time Snakemake parses the workflow, so it reads no corpus for BE
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
-from beirflow.registry import beir_archives, beir_datasets, expand_beir_name
+from beirflow.registry import CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 
 MAX_SHARDS = 10_000  # shard ids are four digits
 
@@ -27,6 +29,9 @@ class DatasetPlan:
     split: str
     folder: Path
     archive: str | None  # the BEIR zip to download first; None for a local folder
+    documents: int | None = None  # declared counts of a local folder (config 'documents', 'queries')
+    queries: int | None = None
+    merged_forums: bool = False  # CQADupStack's 12 forums as one corpus and query set, built from the archive
 
     @property
     def files(self) -> BeirFiles:
@@ -37,15 +42,51 @@ class DatasetPlan:
         return self.archive is None
 
     def document_count(self) -> int:
+        if self.documents is not None:
+            return self.documents
+        if self.merged_forums:
+            return sum(beir_datasets()[forum].documents for forum in expand_beir_name(CQADUPSTACK))
         if self.archive is not None:
             return beir_datasets()[self.name].documents
-        return _count_lines(str(self.files.corpus))
+        return _cached_count("documents", self.files.corpus, _count_lines)
 
     def query_count(self) -> int:
         """Queries judged in the split: the queries that are searched and sharded."""
+        if self.queries is not None:
+            return self.queries
+        if self.merged_forums:
+            return sum(beir_datasets()[forum].query_count(self.split) for forum in expand_beir_name(CQADUPSTACK))
         if self.archive is not None:
             return beir_datasets()[self.name].query_count(self.split)
-        return _count_judged_queries(str(self.files.qrels))
+        return _cached_count("queries", self.files.qrels, _count_judged_queries)
+
+
+# Counts of local folders without declared counts, kept between starts: counting a large
+# corpus's lines takes seconds to minutes, and the plan is built on every start.
+COUNT_CACHE = Path(".snakemake") / "beirflow-dataset-counts.json"
+
+
+def _cached_count(what: str, path: Path, count: Callable[[str], int]) -> int:
+    stat = path.stat()
+    key = f"{what}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = _read_count_cache()
+    if key not in cache:
+        cache[key] = count(str(path))
+        try:
+            COUNT_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            temporary = COUNT_CACHE.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
+            os.replace(temporary, COUNT_CACHE)
+        except OSError:
+            pass  # a read-only working directory only costs a recount next time
+    return int(cache[key])
+
+
+def _read_count_cache() -> dict[str, int]:
+    try:
+        return dict(json.loads(COUNT_CACHE.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
 
 
 @cache
@@ -82,13 +123,24 @@ def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) ->
         entry = entry or {}
         if "path" in entry:
             split = entry.get("split", "test")
-            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None))
+            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None, documents=entry.get("documents"), queries=entry.get("queries")))
             continue
         beir_name = entry.get("beir", key)
+        for counted in ("documents", "queries"):
+            if counted in entry:
+                raise ConfigError(f"datasets.{key}.{counted}: counts are declared for local folders ('path') only; BEIR's are known")
         members = expand_beir_name(beir_name)
         if any(member not in catalogue for member in members):
             known = ", ".join(sorted(beir_archives()))
             raise ConfigError(f"datasets.{key}: '{beir_name}' is not a BEIR dataset with a public download ({known}); give a local folder with 'path:'")
+        if entry.get("merge_forums"):
+            if beir_name != CQADUPSTACK:
+                raise ConfigError(f"datasets.{key}.merge_forums: only CQADupStack has forums to merge, not '{beir_name}'")
+            # One corpus and one query set over the 12 forums (the paper's way), built from the archive.
+            if entry.get("split", "test") != "test":
+                raise ConfigError(f"datasets.{key}.split: CQADupStack has a test split only")
+            _add(plans, DatasetPlan(key, "test", Path(data_dir) / "merged" / key, archive=CQADUPSTACK, merged_forums=True))
+            continue
         for member in members:
             known_dataset = catalogue[member]
             split = entry.get("split", known_dataset.default_split)
@@ -132,14 +184,15 @@ def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
     return owner
 
 
-# Keys of a system's entry that change how it runs, never what it returns: they are not rule
-# params, so raising a batch size or a time limit after a failure reruns nothing that finished.
-OPERATIONAL_KEYS = ("batch_size", "resources")
+# Keys of a system's entry that change how it runs, where, or how the report shows it, never
+# what it returns: they are not rule params, so raising a batch size or a time limit after a
+# failure, or limiting a model to fewer datasets, reruns nothing that finished.
+OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report")
 
 _KIND_KEYS = {
     "monot5": {"truncation", "template"},
     "bi-encoder": {"pooling", "normalize", "similarity", "query_prefix", "document_prefix"},
-    "cross-encoder": set(),
+    "cross-encoder": {"adapter", "adapter_revision", "query_template", "document_template"},
 }
 
 
@@ -166,6 +219,8 @@ def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str
             raise ConfigError(f"{key}.template: must contain {{query}} and {{document}}")
         if is_hub_name(entry["model"]) and not entry.get("revision"):
             raise ConfigError(f"{key}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
+        if entry.get("adapter") and is_hub_name(entry["adapter"]) and not entry.get("adapter_revision"):
+            raise ConfigError(f"{key}.adapter_revision: '{entry['adapter']}' is a Hugging Face adapter; pin the commit it is run at")
     for name in rerankers:
         first_stage_chain(name, rerankers)
 
@@ -224,3 +279,35 @@ def first_stage_chain(system: str, rerankers: dict[str, dict[str, Any]]) -> list
             raise ConfigError(f"rerank.{system}.first_stage: the rerankers form a cycle ({cycle})")
         chain.insert(0, first)
     return chain
+
+
+def enabled_systems(section: dict[str, Any] | None) -> dict[str, Any]:
+    """A family's systems without those marked ``enabled: false``."""
+    return {name: entry for name, entry in (section or {}).items() if (entry or {}).get("enabled", True)}
+
+
+def system_datasets(families: dict[str, dict[str, Any]], datasets: Iterable[str]) -> dict[str, list[str]]:
+    """Each system's datasets: its ``datasets`` list (BEIR names expanded), else all of them.
+
+    A reranker runs only where its first stage runs, a fusion only where all its runs do.
+    """
+    planned = list(datasets)
+    chosen: dict[str, list[str]] = {}
+    for family, systems in families.items():
+        for name, entry in systems.items():
+            listed = entry.get("datasets")
+            if listed is None:
+                chosen[name] = planned
+                continue
+            wanted = {member for item in listed for member in ([item] if item in planned else expand_beir_name(item))}
+            unknown = sorted(wanted - set(planned))
+            if unknown:
+                raise ConfigError(f"{family}.{name}.datasets: '{unknown[0]}' is not a configured dataset (known: {', '.join(planned)})")
+            chosen[name] = [dataset for dataset in planned if dataset in wanted]
+    for family, key, inputs in (("rerank", "first_stage", lambda entry: [entry["first_stage"]]), ("fusion", "runs", lambda entry: list(entry["runs"]))):
+        for name, entry in families.get(family, {}).items():
+            for upstream in inputs(entry):
+                missing = [dataset for dataset in chosen[name] if dataset not in chosen.get(upstream, [])]
+                if upstream in chosen and missing:
+                    raise ConfigError(f"{family}.{name}.datasets: '{upstream}' ({key}) does not run on {missing[0]}; limit '{name}' to its datasets")
+    return chosen

@@ -35,6 +35,14 @@ _DOWNLOAD_KEYS = {"webis-touche2020": "webis-touche2020/v2"}
 _METADATA_KEYS = {"webis-touche2020": "beir/webis-touche2020/v2"}
 DEFAULT_SPLITS = {"msmarco": "dev"}
 
+# The four BEIR datasets without a public download (licences), and how to make their folders.
+LOCAL_ONLY_DATASETS = {
+    "bioasq": "BioASQ is not downloadable: register at participants-area.bioasq.org, get Task 8b's training data and the 2020 PubMed baseline, and convert them with BEIR's examples/dataset/bioasq script.",
+    "signal1m": "Signal-1M is not downloadable: request it from Signal Media (research.signal-ai.com/datasets/signal1m.html) and convert it with BEIR's signal1m script; qrels from TREC-NEWS 2018's background linking.",
+    "trec-news": "TREC-NEWS is not downloadable: get the Washington Post collection v2 from NIST (trec.nist.gov/data/wapost) and convert it with BEIR's trec-news script.",
+    "robust04": "Robust04 is not downloadable: get TREC disks 4 and 5 from NIST (trec.nist.gov/data/cd45) and convert them with BEIR's robust04 script.",
+}
+
 
 @dataclass(frozen=True)
 class BeirArchive:

@@ -37,7 +37,7 @@ from beirflow.beir import document_text
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
-from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained, resolve_model
+from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained, merge_adapter, resolve_model
 
 KINDS = ("monot5", "cross-encoder", "bi-encoder")
 MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -63,6 +63,10 @@ class RerankSettings:
     similarity: str = "cosine"  # bi-encoder only: cosine | dot
     query_prefix: str = ""  # bi-encoder only
     document_prefix: str = ""  # bi-encoder only
+    adapter: str | None = None  # cross-encoder only: a PEFT (LoRA) adapter merged into the model
+    adapter_revision: str | None = None
+    query_template: str = "{query}"  # cross-encoder only: RankLLaMA reads 'query: {query}'
+    document_template: str = "{document}"  # cross-encoder only: RankLLaMA reads 'document: {document}'
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> RerankSettings:
@@ -135,25 +139,35 @@ class MonoT5Scorer(PairScorer):
 
 
 class CrossEncoderScorer(PairScorer):
+    """Encoder cross-encoders (BERT, MiniLM, ELECTRA) and decoder ones (RankLLaMA: Llama-2 with a
+    LoRA adapter, scored at its last token), both as ``AutoModelForSequenceClassification``."""
+
     def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
+        if self.tokenizer.pad_token is None:  # Llama has none; the model finds its last token by it
+            self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
         self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device)
+        if settings.adapter:
+            self.model = merge_adapter(self.model, settings.adapter, settings.adapter_revision, key.rsplit(".", 1)[0] + ".adapter").eval()
         labels = int(self.model.config.num_labels)
         if labels not in (1, 2):
             raise ModelError(f"config key {key}: '{resolved.name}' has {labels} labels; a cross-encoder has one logit or two classes")
         self.two_classes = labels == 2
-        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         self.pad_id = int(self.tokenizer.pad_token_id)
+        self.model.config.pad_token_id = self.pad_id
         self.max_length = settings.max_length or 512
+        self.query_template, self.document_template = settings.query_template, settings.document_template
         self.uses_segments = "token_type_ids" in self.tokenizer.model_input_names
         self.device = input_device(self.model)
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> list[Features]:
         if not pairs:
             return []
-        queries, documents = zip(*pairs)
-        encoded = self.tokenizer(list(queries), list(documents), truncation="longest_first", max_length=self.max_length)
+        queries = [self.query_template.format(query=query) for query, _ in pairs]
+        documents = [self.document_template.format(document=document) for _, document in pairs]
+        encoded = self.tokenizer(queries, documents, truncation="longest_first", max_length=self.max_length)
         segments = encoded.get("token_type_ids") if self.uses_segments else None
         return [Features(ids, segments[index] if segments is not None else None) for index, ids in enumerate(encoded["input_ids"])]
 

@@ -24,14 +24,16 @@ from beirflow.plan import (
     check_dense,
     check_fusion,
     check_rerankers,
+    enabled_systems,
     first_stage_chain,
     plan_datasets,
     plan_systems,
     result_params,
     shard_count,
     shard_ids,
+    system_datasets,
 )
-from beirflow.registry import beir_archives
+from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
 
 # Rules call the stage programs as `"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell
 # text holds no path, so moving the checkout or the venv reruns nothing (Snakemake's code trigger
@@ -69,6 +71,9 @@ def _validate_config():
     config["datasets"] = {
         name: entry or {} for name, entry in config["datasets"].items()
     }
+    # Systems marked 'enabled: false' leave the plan here, before anything reads the sections.
+    for family in ("bm25", "rerank", "dense", "fusion"):
+        config[family] = enabled_systems(config.get(family))
     if config["evaluation"]["primary"] not in config["evaluation"]["metrics"]:
         raise WorkflowError(
             f"config key evaluation.primary: '{config['evaluation']['primary']}' is not one of evaluation.metrics"
@@ -123,8 +128,20 @@ def metrics_files():
     return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
 
 
+SYSTEM_DATASETS = {}  # system name -> the datasets it runs on, once every family has registered
+
+
+def runs_on(system, dataset):
+    if not SYSTEM_DATASETS:
+        try:
+            SYSTEM_DATASETS.update(system_datasets(FAMILIES, DATASETS))
+        except ConfigError as error:
+            raise WorkflowError(f"config key {error}") from None
+    return dataset in SYSTEM_DATASETS[system]
+
+
 def dataset_systems(wildcards):
-    return list(SYSTEMS)
+    return [system for system in SYSTEMS if runs_on(system, wildcards.dataset)]
 
 
 def dataset_run_files(wildcards):
@@ -151,7 +168,7 @@ def dataset_split(wildcards):
 def dataset_source(wildcards):
     """A BEIR dataset needs its unzipped archive; a local folder needs its three files."""
     plan = dataset_plan(wildcards)
-    if plan.is_local:
+    if plan.is_local or plan.merged_forums:  # merged forums: rule merge_cqadupstack makes them
         files = plan.files
         return {
             "corpus": str(files.corpus),
@@ -160,6 +177,32 @@ def dataset_source(wildcards):
         }
     # ancient: a fresh download of the same archive must not rerun everything after it.
     return {"archive": ancient(f"{DATA_DIR}/{plan.archive}.ready")}
+
+
+class MissingLocalDataset:
+    def __init__(self, plan, paths):
+        self.name, self.paths = plan.name, paths
+        guide = LOCAL_ONLY_DATASETS.get(plan.name, "")
+        self.message = (
+            f"datasets.{plan.name}: {', '.join(str(path) for path in paths)} missing. "
+            + (f"{guide} " if guide else "")
+            + "See the README, 'Datasets you prepare yourself'."
+        )
+
+
+def missing_local_datasets():
+    missing = []
+    for plan in DATASETS.values():
+        if plan.is_local:
+            files = plan.files
+            absent = [
+                path
+                for path in (files.corpus, files.queries, files.qrels)
+                if not path.exists()
+            ]
+            if absent:
+                missing.append(MissingLocalDataset(plan, absent))
+    return missing
 
 
 def corpus_source(wildcards):
@@ -362,14 +405,16 @@ def gpu_job_records():
     """The record every GPU-rule job writes (sidecar or provenance), for the cost table."""
     records = []
     for dataset in DATASETS:
-        for system in config["rerank"]:
+        for system in [name for name in config["rerank"] if runs_on(name, dataset)]:
             records += expand(
                 "results/{dataset}/rerank/{system}/shards/{shard}.json",
                 dataset=dataset,
                 system=system,
                 shard=query_shards(dataset),
             )
-        for encoder in ENCODERS:
+        for encoder, (_, systems) in ENCODERS.items():
+            if not any(runs_on(system, dataset) for system in systems):
+                continue
             records += expand(
                 "results/{dataset}/embeddings/{encoder}/corpus/{shard}.json",
                 dataset=dataset,
@@ -377,7 +422,7 @@ def gpu_job_records():
                 shard=document_shards(dataset),
             )
             records.append(f"results/{dataset}/embeddings/{encoder}/queries.json")
-        for system in config["dense"]:
+        for system in [name for name in config["dense"] if runs_on(name, dataset)]:
             records.append(f"results/{dataset}/dense/{system}/provenance.json")
     return records
 

@@ -82,3 +82,43 @@ rule shard_corpus:
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
+
+
+# CQADupStack has a test split only.
+rule merge_cqadupstack:
+    input:
+        ancient(f"{DATA_DIR}/cqadupstack.ready"),
+    output:
+        corpus=f"{DATA_DIR}/merged/{{dataset}}/corpus.jsonl",
+        queries=f"{DATA_DIR}/merged/{{dataset}}/queries.jsonl",
+        qrels=f"{DATA_DIR}/merged/{{dataset}}/qrels/test.tsv",
+    log:
+        "logs/merge_cqadupstack/{dataset}.log",
+    conda:
+        "../../envs/base.yaml"
+    resources:
+        mem_mb=grown_with_attempt(2000),
+        runtime=grown_with_attempt(60),
+    params:
+        archive=f"{DATA_DIR}/cqadupstack",
+        folder=f"{DATA_DIR}/merged/{{dataset}}",
+    shell:
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_cqadupstack.py" --dataset {wildcards.dataset} --archive-folder {params.archive:q}'
+        " --split test --output {params.folder:q} > {log:q} 2>&1"
+
+
+# A local dataset (BioASQ, Signal-1M, TREC-NEWS, Robust04: not downloadable) whose files are not
+# there yet: the plan still holds its jobs, and this job fails with what to do, so that one
+# missing dataset stops nothing else (--keep-going) and `snakemake -n` plans the whole grid.
+for missing in missing_local_datasets():
+
+    rule:
+        name:
+            f"local_dataset_{missing.name.replace('-', '_')}"
+        localrule: True
+        output:
+            [str(path) for path in missing.paths],
+        params:
+            message=missing.message,
+        shell:
+            "echo {params.message:q} >&2; exit 1"
