@@ -33,3 +33,4 @@ rule all:
     default_target: True
     input:
         rules.leaderboard.output,
+        rules.report.output,

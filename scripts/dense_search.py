@@ -38,6 +38,7 @@ def run_search(args: argparse.Namespace) -> None:
         "gpus": gpu_count() if use_gpu else 0,
         "encoding_device": sorted({shard["device"] for shard in encoding}),
         "embeddings": str(args.documents.parent),
+        "model_parameters": encoding[0].get("model_parameters"),
     }
     revisions = sorted({str(shard["model_revision"]) for shard in encoding})
     record = provenance(

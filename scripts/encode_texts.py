@@ -56,6 +56,7 @@ def encode(args: argparse.Namespace) -> None:
         "max_length": encoder.max_length,
         "model_folder": str(resolved.folder),
         "model_revision": resolved.revision,
+        "model_parameters": int(sum(parameter.numel() for parameter in encoder.model.parameters())),
         "batch_size": args.batch_size,
         **slurm_job(),
     }

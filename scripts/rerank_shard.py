@@ -41,6 +41,7 @@ def rerank(args: argparse.Namespace) -> None:
         "precision": settings.precision,
         "model_folder": str(reranker.resolved.folder),
         "model_revision": reranker.resolved.revision,
+        "model_parameters": reranker.parameters,
         "max_length": reranker.max_length,
         "batch_size": args.batch_size,
         "final_tokens_per_batch": budget.tokens,

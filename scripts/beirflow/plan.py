@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
-from beirflow.registry import CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
+from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 
 MAX_SHARDS = 10_000  # shard ids are four digits
 
@@ -32,6 +32,7 @@ class DatasetPlan:
     documents: int | None = None  # declared counts of a local folder (config 'documents', 'queries')
     queries: int | None = None
     merged_forums: bool = False  # CQADupStack's 12 forums as one corpus and query set, built from the archive
+    beir_name: str | None = None  # the BEIR dataset it is (or samples): forums and merged are 'cqadupstack'
 
     @property
     def files(self) -> BeirFiles:
@@ -123,7 +124,8 @@ def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) ->
         entry = entry or {}
         if "path" in entry:
             split = entry.get("split", "test")
-            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None, documents=entry.get("documents"), queries=entry.get("queries")))
+            beir_name = entry.get("beir", key if key in BEIR_ZERO_SHOT or key in catalogue else None)
+            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None, documents=entry.get("documents"), queries=entry.get("queries"), beir_name=beir_name))
             continue
         beir_name = entry.get("beir", key)
         for counted in ("documents", "queries"):
@@ -139,14 +141,14 @@ def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) ->
             # One corpus and one query set over the 12 forums (the paper's way), built from the archive.
             if entry.get("split", "test") != "test":
                 raise ConfigError(f"datasets.{key}.split: CQADupStack has a test split only")
-            _add(plans, DatasetPlan(key, "test", Path(data_dir) / "merged" / key, archive=CQADUPSTACK, merged_forums=True))
+            _add(plans, DatasetPlan(key, "test", Path(data_dir) / "merged" / key, archive=CQADUPSTACK, merged_forums=True, beir_name=CQADUPSTACK))
             continue
         for member in members:
             known_dataset = catalogue[member]
             split = entry.get("split", known_dataset.default_split)
             known_dataset.query_count(split)  # raises on an unknown split
             folder = Path(data_dir) / known_dataset.archive / known_dataset.subfolder
-            _add(plans, DatasetPlan(member, split, folder, archive=known_dataset.archive))
+            _add(plans, DatasetPlan(member, split, folder, archive=known_dataset.archive, beir_name=beir_name))
     return plans
 
 

@@ -75,7 +75,7 @@ def shard_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = sum(float(shard.get("seconds", 0.0)) for shard in shards)
     summary: dict[str, Any] = {"shards": len(shards), "queries": sum(int(shard.get("queries", 0)) for shard in shards), "pairs": pairs, "shard_seconds": round(seconds, 3)}
     summary["pairs_per_second"] = round(pairs / seconds, 1) if seconds else None
-    for key in ("model_revision", "model_folder", "device", "precision", "max_length", "batch_size", "slurm_job_id", "node"):
+    for key in ("model_revision", "model_parameters", "model_folder", "device", "precision", "max_length", "batch_size", "slurm_job_id", "node"):
         values = list(dict.fromkeys(shard.get(key) for shard in shards if key in shard))
         if values:
             summary[key] = values[0] if len(values) == 1 else values

@@ -35,6 +35,13 @@ _DOWNLOAD_KEYS = {"webis-touche2020": "webis-touche2020/v2"}
 _METADATA_KEYS = {"webis-touche2020": "beir/webis-touche2020/v2"}
 DEFAULT_SPLITS = {"msmarco": "dev"}
 
+# BEIR's 18 zero-shot datasets (Thakur et al., 2021), the set a BEIR average is taken over;
+# MS MARCO is BEIR's in-domain set and stays out of it.
+BEIR_ZERO_SHOT = (
+    "trec-covid", "bioasq", "nfcorpus", "nq", "hotpotqa", "fiqa", "signal1m", "trec-news", "robust04",
+    "arguana", "webis-touche2020", "cqadupstack", "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact",
+)  # fmt: skip
+
 # The four BEIR datasets without a public download (licences), and how to make their folders.
 LOCAL_ONLY_DATASETS = {
     "bioasq": "BioASQ is not downloadable: register at participants-area.bioasq.org, get Task 8b's training data and the 2020 PubMed baseline, and convert them with BEIR's examples/dataset/bioasq script.",

@@ -267,6 +267,12 @@ class Reranker:
             self.model = SCORERS[settings.kind](self.resolved, settings, f"{key}.model", device)
 
     @property
+    def parameters(self) -> int:
+        """Parameters of the loaded weights (the report's size axis)."""
+        module = self.model.encoder.model if isinstance(self.model, BiEncoderReranker) else self.model.model
+        return int(sum(parameter.numel() for parameter in module.parameters()))
+
+    @property
     def max_length(self) -> int:
         return self.model.encoder.max_length if isinstance(self.model, BiEncoderReranker) else self.model.max_length
 

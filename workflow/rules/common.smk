@@ -470,3 +470,77 @@ def bm25_index_runtime(wildcards, attempt):
     # About a million documents in 2-3 minutes on 4 threads; generous for slow file systems.
     documents = dataset_plan(wildcards).document_count()
     return int((10 + documents // 100_000) * attempt)
+
+
+# ---- report -----------------------------------------------------------------------------
+
+REPORT_PLOTS = ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners")
+
+
+def report_systems():
+    """What the report knows of each system (labels, series, sizes), as JSON: report keys only."""
+    systems = []
+    for system, family in SYSTEMS.items():
+        entry = system_entry(system)
+        shown = entry.get("report", {})
+        systems.append(
+            {
+                "name": system,
+                "family": family,
+                "label": shown.get("label", system),
+                "series": shown.get("series"),
+                "parameters": shown.get("parameters"),
+                "published_as": shown.get("published_as"),
+                "first_stage": entry.get("first_stage"),
+            }
+        )
+    return json.dumps(systems, sort_keys=True)
+
+
+def report_datasets():
+    return json.dumps(
+        {name: plan.beir_name for name, plan in DATASETS.items()}, sort_keys=True
+    )
+
+
+def report_settings():
+    chosen = config["report"]
+    baseline = chosen.get("baseline") or next(iter(config["bm25"]), None)
+    if baseline is not None and baseline not in SYSTEMS:
+        raise WorkflowError(
+            f"config key report.baseline: '{baseline}' is not a configured system"
+        )
+    settings = {
+        "primary": config["evaluation"]["primary"],
+        "baseline": baseline,
+        **{
+            key: chosen[key]
+            for key in (
+                "tolerance",
+                "max_p",
+                "permutations",
+                "in_domain",
+                "in_domain_metric",
+                "cqadupstack",
+            )
+        },
+    }
+    return json.dumps(settings, sort_keys=True)
+
+
+def published_files():
+    """report.published, relative paths taken from the checkout (published/ ships with it)."""
+    files = []
+    for name in config["report"]["published"]:
+        path = Path(name)
+        files.append(str(path if path.is_absolute() else SCRIPTS.parent / path))
+    return files
+
+
+def model_provenance_files():
+    return [
+        f"results/{dataset}/{SYSTEMS[system]}/{system}/provenance.json"
+        for dataset in DATASETS
+        for system in SYSTEMS
+        if SYSTEMS[system] in ("rerank", "dense") and runs_on(system, dataset)
+    ]

@@ -39,3 +39,35 @@ rule leaderboard:
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"
+
+
+localrules:
+    report,
+
+
+rule report:
+    input:
+        metrics=metrics_files(),
+        provenance=model_provenance_files(),
+        published=published_files(),
+    output:
+        html="results/report/report.html",
+        markdown="results/report/report.md",
+        published="results/report/published_vs_reproduced.csv",
+        significance="results/report/significance.csv",
+        summary="results/report/report.json",
+        plots=expand("results/report/plots/{plot}.png", plot=REPORT_PLOTS),
+    log:
+        "logs/report/report.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        systems=report_systems(),
+        datasets=report_datasets(),
+        settings=report_settings(),
+    shell:
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_report.py" --systems {params.systems:q} --datasets {params.datasets:q}'
+        " --settings {params.settings:q} --published {input.published:q} --provenance {input.provenance:q}"
+        " --html {output.html:q} --markdown {output.markdown:q} --published-csv {output.published:q}"
+        " --significance-csv {output.significance:q} --json {output.summary:q} --plots-dir results/report/plots"
+        " {input.metrics:q} > {log:q} 2>&1"
