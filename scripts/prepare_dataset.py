@@ -8,11 +8,15 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.beir import BeirFiles, prepare_dataset, write_qrels_trec, write_queries_jsonl
 from beirflow.cli import run_stage
+from beirflow.errors import DataError
 
 
 def prepare(args: argparse.Namespace) -> None:
     prepared = prepare_dataset(args.dataset, BeirFiles(args.folder, args.split))
     report = prepared.report
+    for what, declared, found in (("documents", args.expected_documents, report.documents), ("queries", args.expected_queries, report.judged_queries)):
+        if declared is not None and declared != found:
+            raise DataError(args.folder, f"config key datasets.{args.dataset}.{what} declares {declared:,}, the files hold {found:,}: correct the config")
     if report.judged_documents_missing_from_corpus:
         logging.warning("%d judged documents are not in the corpus (e.g. %s); they count as relevant and unretrievable", report.judged_documents_missing_from_corpus, ", ".join(report.missing_document_examples[:3]))
     with atomic_write(args.queries_out) as handle:
@@ -32,6 +36,8 @@ def main() -> None:
     parser.add_argument("--queries-out", required=True, type=Path)
     parser.add_argument("--qrels-out", required=True, type=Path)
     parser.add_argument("--report-out", required=True, type=Path)
+    parser.add_argument("--expected-documents", type=int, help="the count the config declares, checked against the files")
+    parser.add_argument("--expected-queries", type=int, help="the judged queries the config declares")
     args = parser.parse_args()
     run_stage("prepare_dataset", f"dataset={args.dataset}", lambda: prepare(args))
 

@@ -57,3 +57,14 @@ def test_indexing_memory_fits_the_job() -> None:
     assert indexing_memory(None) == (None, 2048)
     assert indexing_memory(2048) == (1536, 768)
     assert indexing_memory(32000) == (24000, 4096)
+
+
+def test_query_max_chars_cuts_the_query_before_bm25_only(indexes) -> None:
+    """The paper's first stage: queries cut to their first N characters; 'swimming' alone finds q2 and d4 only."""
+    long_query = {"q": "swimming " + "purring cats " * 100}
+    cut = Bm25Params(fields="flat", query_max_chars=len("swimming"), remove_query=False)
+    whole = Bm25Params(fields="flat", remove_query=False)
+    cut_hits = {doc for doc, _ in next(iter(search(indexes["flat"], long_query, cut)))[1]}
+    whole_hits = {doc for doc, _ in next(iter(search(indexes["flat"], long_query, whole)))[1]}
+    assert cut_hits == {"q2", "d4"} and {"d1", "d2"} <= whole_hits
+    assert cut.query_text("x" * 2000) == "x" * 8 and whole.query_text("x" * 2000) == "x" * 2000

@@ -89,19 +89,19 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
 def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}
-    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-hnsw"] = {**MINILM, "index": "HNSW32", "hits": 10, "batch_size": 8, "resources": {"gpus": 0, "mem_mb": 8000}}
-    assert dense.planned_with(config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"]["pooling"] = "cls"
-    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:
@@ -113,7 +113,7 @@ def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:
 def test_changing_the_fusion_method_reruns_the_fusion_only(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["fusion"]["bm25+minilm"]["method"] = "combsum"
-    assert dense.planned_with(config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert dense.planned_with(config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: Workflow, tmp_path: Path) -> None:

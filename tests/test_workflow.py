@@ -61,14 +61,14 @@ def test_second_run_is_a_no_op(done: Workflow) -> None:
 def test_adding_a_bm25_variant_schedules_only_its_jobs(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["bm25"]["bm25-flat-k12"] = {"fields": "flat", "k1": 1.2, "b": 0.75}
-    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path) -> None:
     shutil.copytree(SAMPLE, tmp_path / "second")
     config = copy.deepcopy(done.config)
     config["datasets"]["second"] = {"path": str(tmp_path / "second")}
-    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 1, "leaderboard": 1, "all": 1}
+    expected = {"prepare_dataset": 1, "bm25_index": 2, "bm25_search": 2, "evaluate": 1, "leaderboard": 1, "report": 1, "all": 1}
     expected |= {"document_store": 1, "shard_queries": 1, "rerank_candidates": 1, "rerank_shard": 1, "rerank_merge": 1}
     expected |= {"shard_corpus": 1, "encode_documents": 1, "encode_queries": 1, "dense_search": 1, "fuse": 1, "cost": 1}
     assert done.planned_with(config) == expected
@@ -77,7 +77,7 @@ def test_adding_a_dataset_schedules_only_its_jobs(done: Workflow, tmp_path: Path
 def test_changing_one_systems_parameters_reruns_that_system_only(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
     config["bm25"]["bm25-multifield"]["b"] = 0.5
-    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "all": 1}
+    assert done.planned_with(config) == {"bm25_search": 1, "evaluate": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def _rerank_config(done: Workflow, **changes: object) -> dict:
@@ -86,7 +86,7 @@ def _rerank_config(done: Workflow, **changes: object) -> dict:
     return config
 
 
-RERANK_AGAIN = {"rerank_shard": 1, "rerank_merge": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "all": 1}
+RERANK_AGAIN = {"rerank_shard": 1, "rerank_merge": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
 def test_a_second_reranker_on_the_same_candidates_schedules_only_its_jobs(done: Workflow) -> None:
@@ -290,6 +290,7 @@ def test_the_beir_grid_is_planned_from_known_counts_before_any_download(tmp_path
         "evaluate": 26,  # one per dataset
         "cost": 1,
         "leaderboard": 1,
+        "report": 1,
         "all": 1,
     }
     assert not workflow.path("resources").exists()

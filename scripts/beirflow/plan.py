@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -313,3 +314,20 @@ def system_datasets(families: dict[str, dict[str, Any]], datasets: Iterable[str]
                 if upstream in chosen and missing:
                     raise ConfigError(f"{family}.{name}.datasets: '{upstream}' ({key}) does not run on {missing[0]}; limit '{name}' to its datasets")
     return chosen
+
+
+def unpinned_models(families: dict[str, dict[str, Any]]) -> list[str]:
+    """``rerank.x.revision: main`` and the like: hub models run at a branch or tag, not a commit."""
+    from beirflow.models import is_hub_name
+
+    found = []
+    for family, systems in families.items():
+        for name, entry in systems.items():
+            for model_key, revision_key in (("model", "revision"), ("adapter", "adapter_revision")):
+                model, revision = entry.get(model_key), entry.get(revision_key)
+                if model and revision and is_hub_name(model) and not _COMMIT.match(revision):
+                    found.append(f"{family}.{name}.{revision_key}: {revision}")
+    return found
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")

@@ -110,6 +110,10 @@ def table_rows(results: Results) -> list[Row]:
     return rows
 
 
+def _is_forum(row: Row) -> bool:
+    return len(row.members) == 1 and row.name.removeprefix(CQADUPSTACK + "-") in CQADUPSTACK_FORUMS
+
+
 def row_value(results: Results, row: Row, system: str, metric: str) -> float | None:
     values = [results.means.get((dataset, system, metric)) for dataset in row.members]
     if not values or any(value is None for value in values):
@@ -121,8 +125,8 @@ def beir_rows(rows: Sequence[Row], settings: ReportSettings) -> list[Row]:
     """The rows a BEIR average takes: BEIR's zero-shot datasets, each once."""
     chosen: dict[str, Row] = {}
     for row in rows:
-        if row.beir_name not in BEIR_ZERO_SHOT:
-            continue
+        if row.beir_name not in BEIR_ZERO_SHOT or _is_forum(row):
+            continue  # a lone forum is not CQADupStack: only all 12 together, or the merged dataset
         current = chosen.get(row.beir_name)
         if current is None:
             chosen[row.beir_name] = row

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
@@ -32,6 +33,7 @@ from beirflow.plan import (
     shard_count,
     shard_ids,
     system_datasets,
+    unpinned_models,
 )
 from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
 
@@ -161,6 +163,17 @@ def dataset_folder(wildcards):
     return str(dataset_plan(wildcards).folder)
 
 
+def declared_counts(wildcards):
+    """A local folder's declared counts, for prepare_dataset to check against the files."""
+    plan = dataset_plan(wildcards)
+    options = []
+    if plan.documents is not None:
+        options.append(f"--expected-documents {plan.documents}")
+    if plan.queries is not None:
+        options.append(f"--expected-queries {plan.queries}")
+    return " ".join(options)
+
+
 def dataset_split(wildcards):
     return dataset_plan(wildcards).split
 
@@ -278,6 +291,12 @@ def check_plan():
         check_cycles(config.get("rerank", {}), config.get("fusion", {}))
     except ConfigError as error:
         raise WorkflowError(f"config key {error}") from None
+    unpinned = unpinned_models(FAMILIES)
+    if unpinned:
+        logger.warning(
+            f"beirflow: {len(unpinned)} Hugging Face model(s) at a branch, not a commit ({'; '.join(unpinned)}): "
+            "results may change when the branch moves; scripts/pin_revisions.py pins them (each job records the commit it loaded)"
+        )
 
 
 def leaderboard_labels():

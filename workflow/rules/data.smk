@@ -40,9 +40,10 @@ rule prepare_dataset:
     params:
         folder=dataset_folder,
         split=dataset_split,
+        declared=declared_counts,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
-        " --split {params.split} --queries-out {output.queries} --qrels-out {output.qrels}"
+        " --split {params.split} {params.declared} --queries-out {output.queries} --qrels-out {output.qrels}"
         " --report-out {output.report} > {log} 2>&1"
 
 
@@ -100,8 +101,8 @@ rule merge_cqadupstack:
         mem_mb=grown_with_attempt(2000),
         runtime=grown_with_attempt(60),
     params:
-        archive=f"{DATA_DIR}/cqadupstack",
-        folder=f"{DATA_DIR}/merged/{{dataset}}",
+        archive=lambda wildcards, input: input[0].removesuffix(".ready"),
+        folder=lambda wildcards, output: os.path.dirname(output.corpus),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_cqadupstack.py" --dataset {wildcards.dataset} --archive-folder {params.archive:q}'
         " --split test --output {params.folder:q} > {log:q} 2>&1"

@@ -60,7 +60,7 @@ rule report:
     log:
         "logs/report/report.log",
     conda:
-        "../../envs/base.yaml"
+        "../../envs/eval.yaml"
     params:
         systems=report_systems(),
         datasets=report_datasets(),

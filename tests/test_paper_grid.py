@@ -1,0 +1,59 @@
+"""config/paper.yaml: the paper's grid plans without data, its extensions are off until enabled,
+systems run only where they are meant to, and a dataset that cannot be downloaded says how to get it."""
+
+from __future__ import annotations
+
+import yaml
+from conftest import REPO, SAMPLE, Workflow, sample_config
+
+PAPER = REPO / "config" / "paper.yaml"
+
+
+def _paper(tmp_path) -> Workflow:
+    return Workflow(tmp_path / "paper", yaml.safe_load(PAPER.read_text(encoding="utf-8")))
+
+
+def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> None:
+    jobs = _paper(tmp_path).planned_jobs()
+    datasets = 1 + 13 + 12 + 1 + 4  # MS MARCO, 13 public BEIR sets, 12 forums, merged CQADupStack, 4 local
+    assert jobs["prepare_dataset"] == datasets and jobs["evaluate"] == datasets
+    assert jobs["download_beir"] == 15 and jobs["merge_cqadupstack"] == 1
+    assert {rule for rule in jobs if rule.startswith("local_dataset_")} == {"local_dataset_bioasq", "local_dataset_signal1m", "local_dataset_trec_news", "local_dataset_robust04"}
+    assert jobs["bm25_search"] == 3 * datasets
+    assert jobs["rerank_merge"] == 4 * datasets  # MiniLM-CE and monoT5 60M, 220M, 3B; the extensions are off
+    assert jobs["dense_search"] == 10 * datasets  # MiniLM, 4 GTR, 4 SGPT, coCondenser
+    assert jobs["report"] == 1 and jobs["leaderboard"] == 1
+    assert not (tmp_path / "paper" / "results").exists()
+
+
+def test_an_extension_turned_on_runs_only_on_its_datasets(tmp_path) -> None:
+    base = _paper(tmp_path).planned_jobs()
+    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    config["rerank"]["rankllama-7b"]["enabled"] = True
+    config["dense"]["e5-large-v2"]["enabled"] = True
+    extended = _paper(tmp_path).variant(config).planned_jobs()
+    assert extended["rerank_merge"] - base["rerank_merge"] == len(config["rerank"]["rankllama-7b"]["datasets"])
+    assert extended["dense_search"] - base["dense_search"] == base["evaluate"]
+
+
+def test_a_missing_local_dataset_fails_with_how_to_prepare_it(tmp_path) -> None:
+    config = sample_config(
+        datasets={"scifact-sample": {"path": str(SAMPLE), "beir": "scifact"}, "bioasq": {"path": str(tmp_path / "bioasq"), "documents": 14914602, "queries": 500}},
+        rerank={}, dense={}, fusion={}, bm25={"bm25-flat": {"fields": "flat"}},
+    )  # fmt: skip
+    workflow = Workflow(tmp_path / "local", config)
+    result = workflow.run("--keep-going", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "datasets.bioasq:" in output and "BioASQ is not downloadable" in output and "Datasets you prepare yourself" in output
+    assert workflow.path("results/scifact-sample/metrics.json").is_file()  # the rest went on
+
+
+def test_a_declared_count_that_is_wrong_stops_validation_naming_the_key(tmp_path) -> None:
+    config = sample_config(datasets={"mine": {"path": str(SAMPLE), "documents": 601, "queries": 50}}, rerank={}, dense={}, fusion={})
+    workflow = Workflow(tmp_path / "declared", config)
+    result = workflow.run("results/mine/data/report.json", check=False)
+    assert result.returncode != 0
+    log = workflow.path("logs/prepare_dataset/mine.log").read_text()
+    assert "config key datasets.mine.documents declares 601, the files hold 600" in log
+    assert not workflow.path("results/mine/data/report.json").exists()
