@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from beirflow.dense import DenseSettings, encoder_key
-from beirflow.plan import plan_datasets
+from beirflow.plan import enabled_systems, plan_datasets, system_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 ARRAY_RULES = {"rerank_shard", "encode_documents"}
@@ -50,7 +50,8 @@ def local_rules() -> set[str]:
     for rules_file in (REPO / "workflow" / "rules").glob("*.smk"):
         for block in re.findall(r"^localrules:\n((?:    \w+,?\n)+)", rules_file.read_text(encoding="utf-8"), flags=re.MULTILINE):
             names.update(re.findall(r"\w+", block))
-    return names | {"all"}
+    local_datasets = {f"local_dataset_{name.replace('-', '_')}" for name in ("bioasq", "signal1m", "trec-news", "robust04")}
+    return names | local_datasets | {"all"}
 
 
 def submissions(jobs: dict[str, int], arrays: dict[str, int]) -> dict[str, int]:
@@ -66,21 +67,26 @@ def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
 def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """What each model must process over the grid, and the array submissions of the shard rules."""
     datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
+    families = {family: enabled_systems(config.get(family)) for family in ("bm25", "rerank", "dense", "fusion")}
+    runs_on = system_datasets(families, datasets)  # 'enabled: false' and 'datasets:' as the workflow reads them
     work: list[dict[str, Any]] = []
     arrays = {"rerank_shard": 0, "encode_documents": 0}
-    for name, entry in (config.get("rerank") or {}).items():
-        pairs = sum(plan.query_count() * int(entry.get("depth", 1000)) for plan in datasets.values())
+    for name, entry in families["rerank"].items():
+        pairs = sum(datasets[dataset].query_count() * int(entry.get("depth", 1000)) for dataset in runs_on[name])
         work.append({"system": name, "model": entry["model"], "kind": entry["kind"], "precision": entry.get("precision", "bf16"), "count": pairs, "unit": "pairs", "gpus": entry.get("resources", {}).get("gpus", 1)})
-        arrays["rerank_shard"] += len(datasets)
+        arrays["rerank_shard"] += len(runs_on[name])
     encoders: dict[str, dict[str, Any]] = {}
-    for name, entry in (config.get("dense") or {}).items():
+    encoded: dict[str, set[str]] = {}
+    for name, entry in families["dense"].items():
         key = encoder_key(DenseSettings.from_config(entry).encoder_identity())
         if key in encoders:
             encoders[key]["system"] += f", {name}"
-            continue
-        texts = sum(plan.document_count() + plan.query_count() for plan in datasets.values())
-        encoders[key] = {"system": name, "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": texts, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)}
-        arrays["encode_documents"] += len(datasets)
+        else:
+            encoders[key] = {"system": name, "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": 0, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)}
+        encoded.setdefault(key, set()).update(runs_on[name])
+    for key, names in encoded.items():
+        encoders[key]["count"] = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in names)
+        arrays["encode_documents"] += len(names)
     return work + list(encoders.values()), arrays
 
 

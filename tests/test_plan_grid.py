@@ -40,3 +40,15 @@ def test_the_plan_counts_jobs_submissions_and_unknown_throughputs(tmp_path: Path
     assert f"minilm                       {hours:10.2f}" in output
     assert "+ 1 model(s) unknown" in output
     assert not (tmp_path / "results").exists() and not (REPO / "resources" / "beir" / "nfcorpus.ready").exists()
+
+
+def test_the_plan_leaves_out_disabled_systems_and_counts_only_their_datasets(tmp_path: Path) -> None:
+    rerank = {"kind": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "revision": "abc", "first_stage": "bm25-flat"}
+    config = {
+        "datasets": {"nfcorpus": None, "scifact": None},
+        "bm25": {"bm25-flat": {"fields": "flat"}},
+        "rerank": {"monot5-3b": {**rerank, "datasets": ["scifact"]}, "off": {**rerank, "enabled": False}},
+    }
+    output = _plan(tmp_path, config, "--device", "cpu-2-cores")
+    assert _row(output, "rerank_shard") == (3, 1)  # SciFact's 300 queries only; 'off' plans nothing
+    assert "300,000 pairs" in output and "off " not in output

@@ -110,7 +110,11 @@ def size_per_dataset_plot(report: Report) -> bytes:
             continue
         row = rows[index]
         axis.set_title(row.name, fontsize=9)
-        if not _series_lines(axis, report, lambda system, row=row: row_value(report.results, row, system.name, report.settings.primary), display_name(report.settings.primary)):
+
+        def value(system: SystemInfo, row: Row = row) -> float | None:
+            return row_value(report.results, row, system.name, report.settings.primary)
+
+        if not _series_lines(axis, report, value, display_name(report.settings.primary)):
             _empty(axis, "no sized system here")
     if rows:
         handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -371,22 +371,20 @@ def finding_size(results: Results, systems: Sequence[SystemInfo], rows: Sequence
             continue
         small, large = ran[0], ran[-1]
         averages = common_average(results, beir, [small.name, large.name], settings.primary)
-        zero_shot = None
-        if averages[small.name].value is not None:
-            zero_shot = (averages[small.name].value, averages[large.name].value, len(averages[small.name].rows))
-        in_domain = [results.means.get((settings.in_domain, system.name, settings.in_domain_metric)) for system in (small, large)]
+        small_out, large_out = averages[small.name].value, averages[large.name].value
+        small_in = results.means.get((settings.in_domain, small.name, settings.in_domain_metric))
+        large_in = results.means.get((settings.in_domain, large.name, settings.in_domain_metric))
         parts = [f"{series}, from {small.label} ({_size(small.parameters)}) to {large.label} ({_size(large.parameters)}):"]
-        if None not in in_domain:
-            parts.append(f"in-domain {in_metric} on {settings.in_domain} {_change(in_domain[0], in_domain[1])};")  # type: ignore[arg-type]
+        if small_in is not None and large_in is not None:
+            parts.append(f"in-domain {in_metric} on {settings.in_domain} {_change(small_in, large_in)};")
         else:
             parts.append(f"in-domain: no {settings.in_domain} run of both;")
-        if zero_shot is not None:
-            parts.append(f"zero-shot BEIR average {metric} over {zero_shot[2]} dataset(s) {_change(zero_shot[0], zero_shot[1])}.")  # type: ignore[arg-type]
+        if small_out is not None and large_out is not None:
+            parts.append(f"zero-shot BEIR average {metric} over {len(averages[small.name].rows)} dataset(s) {_change(small_out, large_out)}.")
         else:
             parts.append("zero-shot: no BEIR dataset run by both.")
-        if None not in in_domain and zero_shot is not None and in_domain[0] and zero_shot[0]:
-            gain_in = (in_domain[1] - in_domain[0]) / in_domain[0]  # type: ignore[operator]
-            gain_out = (zero_shot[1] - zero_shot[0]) / zero_shot[0]
+        if small_in and large_in is not None and small_out and large_out is not None:
+            gain_in, gain_out = (large_in - small_in) / small_in, (large_out - small_out) / small_out
             parts.append(f"Relative gain zero-shot {100 * gain_out:+.1f}% against {100 * gain_in:+.1f}% in-domain: {'larger zero-shot, as the paper found' if gain_out > gain_in else 'not larger zero-shot, unlike the paper'}.")
         sentences.append(" ".join(parts))
     if not sentences:

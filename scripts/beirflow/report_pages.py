@@ -148,7 +148,8 @@ def _html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[st
         return f"<{tag}>{html.escape(text)}</{tag}>"
 
     head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
-    body, foot = [], []
+    body: list[str] = []
+    foot: list[str] = []
     for index, row in enumerate(rows):
         line = f'<tr><th scope="row">{html.escape(row[0])}</th>' + "".join(cell(text, "td") for text in row[1:]) + "</tr>"
         (foot if footer_rows and footer_rows[index] else body).append(line)

@@ -80,6 +80,7 @@ class RerankSettings:
 class PairScorer:
     """A model that scores (query, document) pairs: subclasses tokenize and run one batch."""
 
+    model: Any  # the loaded transformers model
     max_length: int
     pad_id: int
     device: Any

@@ -130,7 +130,9 @@ def metrics_files():
     return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
 
 
-SYSTEM_DATASETS = {}  # system name -> the datasets it runs on, once every family has registered
+SYSTEM_DATASETS = (
+    {}
+)  # system name -> the datasets it runs on, once every family has registered
 
 
 def runs_on(system, dataset):
@@ -181,7 +183,9 @@ def dataset_split(wildcards):
 def dataset_source(wildcards):
     """A BEIR dataset needs its unzipped archive; a local folder needs its three files."""
     plan = dataset_plan(wildcards)
-    if plan.is_local or plan.merged_forums:  # merged forums: rule merge_cqadupstack makes them
+    if (
+        plan.is_local or plan.merged_forums
+    ):  # merged forums: rule merge_cqadupstack makes them
         files = plan.files
         return {
             "corpus": str(files.corpus),

@@ -116,9 +116,9 @@ for missing in missing_local_datasets():
     rule:
         name:
             f"local_dataset_{missing.name.replace('-', '_')}"
-        localrule: True
         output:
             [str(path) for path in missing.paths],
+        localrule: True
         params:
             message=missing.message,
         shell:
