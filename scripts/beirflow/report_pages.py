@@ -86,7 +86,7 @@ def published_rows(checks: Sequence[Check]) -> list[list[str]]:
         rows.append([
             published.dataset, check.system, display_name(published.metric), f"{published.value:.4f}",
             "–" if check.reproduced is None else f"{check.reproduced:.4f}",
-            "–" if difference is None else f"{difference:+.4f}", check.status + (f" ({check.note})" if check.note else ""),
+            "–" if difference is None else f"{round(difference, 4) + 0.0:+.4f}", check.status + (f" ({check.note})" if check.note else ""),
             f"{published.first_stage}, depth {published.depth}" if published.first_stage != "-" else "first stage",
             published.conventions, published.source,
         ])  # fmt: skip
