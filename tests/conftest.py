@@ -119,7 +119,7 @@ def make_workflow(tmp_path: Path) -> Callable[..., Workflow]:
 def sample_config(**overrides: object) -> dict:
     """The embedded default, with the sample addressed by absolute path."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
-    config["datasets"] = {"scifact-sample": {"path": str(SAMPLE), "split": "test"}}
+    config["datasets"] = {"scifact-sample": {"path": str(SAMPLE), "split": "test", "beir": "scifact"}}
     config.update(overrides)
     return config
 

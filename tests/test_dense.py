@@ -55,6 +55,23 @@ def test_embeddings_equal_sentence_transformers_encode(model: str, request: pyte
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), np.linalg.norm(reference, axis=1), rtol=1e-4)
 
 
+@pytest.mark.parametrize(("pooling", "query_prefix"), [("cls", "Represent this sentence for searching relevant passages: "), ("mean", "query: ")])
+def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(pooling: str, query_prefix: str, tmp_path: Path) -> None:
+    """The extensions' dense models: BGE (CLS, normalised, an instruction before queries) and E5
+    (mean, normalised, 'query: '), as tiny models; the prefix goes in as sentence-transformers' prompt."""
+    from sentence_transformers import SentenceTransformer
+    from tiny_models import build_tiny_bert_encoder
+
+    folder = build_tiny_bert_encoder(tmp_path / pooling, pooling)
+    encoder = _encoder(folder)
+    assert (encoder.pooling, encoder.normalize) == (pooling, True)
+    ours = encoder.encode([query_prefix + text for text in TEXTS[:20]], TokenBudget(2048, 16))
+    reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS[:20], prompt=query_prefix, convert_to_numpy=True)
+    assert _cosines(ours, reference).min() > 1 - 1e-5
+    unprefixed = encoder.encode(TEXTS[:20], TokenBudget(2048, 16))
+    assert np.abs(ours - reference).max() < np.abs(ours - unprefixed).max() / 10  # the prefix is there, as sentence-transformers puts it
+
+
 def test_the_folder_config_is_read_and_explicit_keys_win(tiny_gtr: Path, tiny_sgpt: Path, minilm: Path) -> None:
     gtr = _encoder(tiny_gtr)
     assert (gtr.pooling, gtr.normalize, gtr.max_length, gtr.dimension) == ("mean", True, 64, 24)

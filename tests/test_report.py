@@ -301,3 +301,24 @@ def test_incomplete_forums_stay_out_of_the_average_and_merged_cqadupstack_can_st
     for choice, expected in (("forums", "cqadupstack"), ("merged", "cqadupstack-merged")):
         settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
         assert build_report(load_results(complete, beir_names), SYSTEMS, [], settings).beir[-1].name == expected
+
+
+def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> None:
+    """The newcomer's report: the sample's systems, its BEIR average named, every plot drawn."""
+    import csv
+
+    page = tmp_path / "report.html"
+    shutil.copy(done.path("results/report/report.html"), page)
+    dom, layout, pixels = render_in_chromium(page)
+    assert_plots_drawn(layout, pixels, ["size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"])
+    rows = table_rows(dom, "leaderboard")
+    assert rows[0] == ["dataset", "bm25-flat", "bm25-multifield", "MiniLM-L6 bi-encoder reranker", "MiniLM-L6 dense", "bm25+minilm"]
+    assert [row[0] for row in rows[1:]] == ["scifact-sample", "BEIR average (1 of 18: scifact-sample)"]
+    with open(done.path("results/report/significance.csv"), encoding="utf-8") as handle:
+        tests = {row["system"]: row for row in csv.DictReader(handle) if row["relation"] == "baseline"}
+    assert set(tests) == {"bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"}
+    for cell, system in zip(rows[1][2:], ["bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"]):
+        assert cell.endswith("†") == (tests[system]["significant"] == "yes"), (system, cell)
+    assert len(re.findall(r'<li data-finding="\w+">', dom)) == 3
+    for name in ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"):
+        assert done.path(f"results/report/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -129,3 +129,22 @@ def build_tiny_rankllama(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(adapter)
     return base, adapter
+
+
+def build_tiny_bert_encoder(folder: Path, pooling: str, seed: int = 0) -> Path:
+    """BGE's layout (``cls``) or E5's (``mean``), tiny: a BERT encoder, that pooling, then Normalize."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    staging = folder.parent / f"{folder.name}-bert"
+    words = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    tokenizer = BertTokenizerFast(vocab={word: index for index, word in enumerate(words)}, do_lower_case=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    model = SentenceTransformer(modules=[Transformer(str(staging), max_seq_length=128), Pooling(32, pooling), Normalize()], device="cpu")
+    model.save(str(folder))
+    return folder
