@@ -146,10 +146,10 @@ class CrossEncoderScorer(PairScorer):
     def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token is None:  # Llama has none; the model finds its last token by it
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
-        self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device)
         if settings.adapter:
             self.model = merge_adapter(self.model, settings.adapter, settings.adapter_revision, key.rsplit(".", 1)[0] + ".adapter").eval()
         labels = int(self.model.config.num_labels)
