@@ -130,9 +130,8 @@ def metrics_files():
     return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
 
 
-SYSTEM_DATASETS = (
-    {}
-)  # system name -> the datasets it runs on, once every family has registered
+# system name -> the datasets it runs on, filled once every family has registered
+SYSTEM_DATASETS = {}
 
 
 def runs_on(system, dataset):
@@ -181,11 +180,10 @@ def dataset_split(wildcards):
 
 
 def dataset_source(wildcards):
-    """A BEIR dataset needs its unzipped archive; a local folder needs its three files."""
+    """A BEIR dataset needs its unzipped archive; a local folder or merged CQADupStack its three files."""
     plan = dataset_plan(wildcards)
-    if (
-        plan.is_local or plan.merged_forums
-    ):  # merged forums: rule merge_cqadupstack makes them
+    # A merged CQADupStack's three files are made by rule merge_cqadupstack.
+    if plan.is_local or plan.merged_forums:
         files = plan.files
         return {
             "corpus": str(files.corpus),
