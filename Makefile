@@ -24,6 +24,7 @@ install-test: install
 run: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 	@echo "beirflow: the leaderboard is in $(CURDIR)/results/leaderboard/leaderboard.{md,csv,html}"
+	@echo "beirflow: the report is $(CURDIR)/results/report/report.html (and report.md, plots/)"
 
 test: install-test
 	$(BIN)/python -m pytest tests
