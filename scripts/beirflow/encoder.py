@@ -45,6 +45,12 @@ class EncoderSettings:
     pooling: str | None = None
     normalize: bool | None = None
     max_length: int | None = None
+    # SGPT's "specb": one bracket token before and after every input, '[' ']' around queries and
+    # '{' '}' around documents, added after truncation as its authors' code does.
+    brackets: tuple[str, str] | None = None
+
+
+SPECB_BRACKETS = {"queries": ("[", "]"), "documents": ("{", "}")}
 
 
 @dataclass(frozen=True)
@@ -174,13 +180,23 @@ class TextEncoder:
         if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device = input_device(self.model)
+        self.brackets = None if settings.brackets is None else tuple(self._single_token(text, key) for text in settings.brackets)
         self.dense = [load_dense(layer, str(self.device)) for layer in defaults.dense]
         hidden_size = int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model)
         self.dimension = int(self.dense[-1][0].out_features) if self.dense else hidden_size
 
+    def _single_token(self, text: str, key: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if not ids:
+            raise ModelError(f"config key {key}.specb: the tokenizer has no token for '{text}'")
+        return int(ids[0])  # SGPT's code takes the first id, as here
+
     def tokenize(self, texts: Sequence[str]) -> list[Features]:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return [Features(ids) for ids in encoded["input_ids"]]
+        if self.brackets is None:
+            return [Features(ids) for ids in encoded["input_ids"]]
+        opening, closing = self.brackets
+        return [Features([opening, *ids, closing]) for ids in encoded["input_ids"]]
 
     def forward(self, batch: dict[str, Any]) -> Any:
         import torch
