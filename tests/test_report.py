@@ -26,7 +26,7 @@ from beirflow.report import (
     paired_tests,
     read_published,
 )
-from beirflow.report_pages import to_html, to_markdown
+from beirflow.report_pages import cqadupstack_note, to_html, to_markdown
 
 SYSTEMS = [
     SystemInfo("bm25", "bm25", "BM25"),
@@ -300,7 +300,12 @@ def test_incomplete_forums_stay_out_of_the_average_and_merged_cqadupstack_can_st
     complete = [*_records(), {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
     for choice, expected in (("forums", "cqadupstack"), ("merged", "cqadupstack-merged")):
         settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
-        assert build_report(load_results(complete, beir_names), SYSTEMS, [], settings).beir[-1].name == expected
+        both = build_report(load_results(complete, beir_names), SYSTEMS, [], settings)
+        assert both.beir[-1].name == expected
+        assert cqadupstack_note(both) == (
+            "CQADupStack rows: cqadupstack: the average of its 12 forums, BEIR's way; "
+            f"cqadupstack-merged: one merged index and query set, the paper's way. The BEIR average takes {expected}."
+        )
 
 
 def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> None:

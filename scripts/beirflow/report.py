@@ -110,7 +110,7 @@ def table_rows(results: Results) -> list[Row]:
     return rows
 
 
-def _is_forum(row: Row) -> bool:
+def is_forum_row(row: Row) -> bool:
     return len(row.members) == 1 and row.name.removeprefix(CQADUPSTACK + "-") in CQADUPSTACK_FORUMS
 
 
@@ -125,7 +125,7 @@ def beir_rows(rows: Sequence[Row], settings: ReportSettings) -> list[Row]:
     """The rows a BEIR average takes: BEIR's zero-shot datasets, each once."""
     chosen: dict[str, Row] = {}
     for row in rows:
-        if row.beir_name not in BEIR_ZERO_SHOT or _is_forum(row):
+        if row.beir_name not in BEIR_ZERO_SHOT or is_forum_row(row):
             continue  # a lone forum is not CQADupStack: only all 12 together, or the merged dataset
         current = chosen.get(row.beir_name)
         if current is None:

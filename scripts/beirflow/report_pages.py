@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from beirflow.evaluate import display_name
 from beirflow.registry import BEIR_ZERO_SHOT
-from beirflow.report import Check, Comparison, Report, Row, beir_average, row_value
+from beirflow.report import Check, Comparison, Report, Row, beir_average, is_forum_row, row_value
 
 MARK_BASELINE, MARK_SMALLER = "†", "‡"
 FINDING_TITLES = {
@@ -34,6 +34,19 @@ def _markers(report: Report, row: Row, system: str) -> str:
         if comparison.dataset == row.members[0] and comparison.system == system and comparison.significant(report.settings.max_p):
             marks += MARK_BASELINE if comparison.relation == "baseline" else MARK_SMALLER
     return marks
+
+
+def cqadupstack_note(report: Report) -> str:
+    """Which convention each CQADupStack row follows, where there is one."""
+    notes = []
+    for row in report.rows:
+        if row.beir_name != "cqadupstack" or is_forum_row(row):
+            continue
+        notes.append(f"{row.name}: {'the average of its 12 forums, BEIR' if len(row.members) > 1 else 'one merged index and query set, the paper'}'s way")
+    if not notes:
+        return ""
+    taken = next((row.name for row in report.beir if row.beir_name == "cqadupstack"), None)
+    return "CQADupStack rows: " + "; ".join(notes) + (f". The BEIR average takes {taken}." if taken else ".")
 
 
 def average_label(report: Report) -> str:
@@ -133,6 +146,8 @@ def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
     header, body, _ = main_table(report)
     lines += [f"## {display_name(settings.primary)} per dataset", "", "Best per dataset in bold. " + _significance_note(report), ""]
     lines += _md_table(header, body)
+    if cqadupstack_note(report):
+        lines += ["", cqadupstack_note(report)]
     lines += ["", "## Published against reproduced", "", _status_summary(report), ""]
     lines += _md_table(PUBLISHED_HEADER[:8], [row[:8] for row in published_rows(_filled(report.checks))])
     lines += ["", "Rows not run yet, conventions and sources: published_vs_reproduced.csv.", "", "## Plots", ""]
@@ -185,6 +200,7 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 <h2>{html.escape(display_name(settings.primary))} per dataset</h2>
 <p>Best per dataset in bold. {html.escape(_significance_note(report))}</p>
 {_html_table("leaderboard", header, body, is_average)}
+<p id="cqadupstack">{html.escape(cqadupstack_note(report))}</p>
 <h2>Plots</h2>
 {figures}
 <h2>Published against reproduced</h2>
