@@ -149,7 +149,8 @@ def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
     if cqadupstack_note(report):
         lines += ["", cqadupstack_note(report)]
     lines += ["", "## Published against reproduced", "", _status_summary(report), ""]
-    lines += _md_table(PUBLISHED_HEADER[:8], [row[:8] for row in published_rows(_filled(report.checks))])
+    filled = _filled(report.checks)
+    lines += _md_table(PUBLISHED_HEADER[:8], [row[:8] for row in published_rows(filled)]) if filled else ["No run at hand has a published figure."]
     lines += ["", "Rows not run yet, conventions and sources: published_vs_reproduced.csv.", "", "## Plots", ""]
     lines += [f"![{PLOT_TITLES[name]}]({path})" for name, path in plot_files.items()]
     lines += ["", "## Significance", "", f"All comparisons: significance.csv ({len(report.comparisons)} tests)."]
@@ -205,7 +206,7 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 {figures}
 <h2>Published against reproduced</h2>
 <p>{html.escape(_status_summary(report))}</p>
-{_html_table("published", PUBLISHED_HEADER, published_rows(_filled(report.checks)))}
+{_html_table("published", PUBLISHED_HEADER, published_rows(_filled(report.checks))) if _filled(report.checks) else "<p>No run at hand has a published figure.</p>"}
 <p>Rows not run yet: published_vs_reproduced.csv.</p>
 <h2>Significance</h2>
 {_html_table("significance", SIGNIFICANCE_HEADER, significance_rows(report.comparisons, settings.max_p))}
