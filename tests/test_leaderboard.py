@@ -125,3 +125,11 @@ def test_html_page_renders_the_table_in_chromium(entries, tmp_path: Path) -> Non
     assert table.rows[-1][0] == "BEIR average"
     assert "0.4000" in table.bold and "0.7000" in table.bold
     assert table.bars == 4 * 2  # the chart: 3 datasets and the average, 2 systems each
+
+
+def test_merged_cqadupstack_stands_beside_the_forum_average(tmp_path: Path) -> None:
+    files = [_metrics_file(tmp_path, f"cqadupstack-{forum}", "bm25", 0.3) for forum in CQADUPSTACK_FORUMS]
+    files.append(_metrics_file(tmp_path, "cqadupstack-merged", "bm25", 0.4))
+    table = build_table(load_entries(files), "ndcg@10")
+    assert table.datasets == ["cqadupstack", "cqadupstack-merged"]
+    assert table.values[("cqadupstack", "bm25")] == pytest.approx(0.3)

@@ -65,6 +65,7 @@ def test_shard_counts() -> None:
 def test_cqadupstack_forums_share_one_leaderboard_row() -> None:
     assert leaderboard_group("cqadupstack-tex") == "cqadupstack"
     assert leaderboard_group("scifact") == "scifact"
+    assert leaderboard_group("cqadupstack-merged") == "cqadupstack-merged"  # the paper's merged index is its own row
 
 
 def test_local_counts_are_declared_or_counted_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from beirflow.cost import JobCost, gpu_hours
 from beirflow.evaluate import display_name
-from beirflow.registry import CQADUPSTACK, CQADUPSTACK_FORUMS, leaderboard_group
+from beirflow.registry import CQADUPSTACK, CQADUPSTACK_FORUMS, is_cqadupstack_forum, leaderboard_group
 
 IN_DOMAIN = {"msmarco"}
 CSV_COLUMNS = ("dataset", "system", "metric", "value", "queries", "run_sha256")
@@ -49,7 +49,7 @@ def with_group_averages(entries: Sequence[Entry]) -> list[Entry]:
     """Add one ``cqadupstack`` entry per system and metric where all 12 forums are present."""
     forums: dict[tuple[str, str], list[Entry]] = {}
     for entry in entries:
-        if leaderboard_group(entry.dataset) == CQADUPSTACK and entry.dataset != CQADUPSTACK:
+        if is_cqadupstack_forum(entry.dataset):
             forums.setdefault((entry.system, entry.metric), []).append(entry)
     averaged = list(entries)
     for (system, metric), members in forums.items():

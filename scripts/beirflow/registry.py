@@ -144,6 +144,11 @@ def expand_beir_name(name: str) -> list[str]:
     return [name]
 
 
+def is_cqadupstack_forum(dataset: str) -> bool:
+    """One of the 12 forum datasets (not 'cqadupstack-merged', which stands alone)."""
+    return dataset in expand_beir_name(CQADUPSTACK)
+
+
 def leaderboard_group(dataset: str) -> str:
     """The leaderboard row a dataset's metrics land in: CQADupStack forums average into one."""
-    return CQADUPSTACK if dataset.startswith(CQADUPSTACK + "-") else dataset
+    return CQADUPSTACK if is_cqadupstack_forum(dataset) else dataset

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from beirflow.evaluate import display_name
-from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, CQADUPSTACK_FORUMS, leaderboard_group
+from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, CQADUPSTACK_FORUMS, is_cqadupstack_forum, leaderboard_group
 
 BEIR_AVERAGE = "beir-average"
 
@@ -99,7 +99,7 @@ class Row:
 
 
 def table_rows(results: Results) -> list[Row]:
-    forums = [dataset for dataset in results.datasets if leaderboard_group(dataset) == CQADUPSTACK and dataset != CQADUPSTACK and results.beir_names.get(dataset) == CQADUPSTACK and dataset.removeprefix(CQADUPSTACK + "-") in CQADUPSTACK_FORUMS]
+    forums = [dataset for dataset in results.datasets if is_cqadupstack_forum(dataset) and results.beir_names.get(dataset) == CQADUPSTACK]
     rows: list[Row] = []
     for dataset in results.datasets:
         if dataset in forums and len(forums) == len(CQADUPSTACK_FORUMS):
@@ -111,7 +111,7 @@ def table_rows(results: Results) -> list[Row]:
 
 
 def is_forum_row(row: Row) -> bool:
-    return len(row.members) == 1 and row.name.removeprefix(CQADUPSTACK + "-") in CQADUPSTACK_FORUMS
+    return len(row.members) == 1 and is_cqadupstack_forum(row.name)
 
 
 def row_value(results: Results, row: Row, system: str, metric: str) -> float | None:
