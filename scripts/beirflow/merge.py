@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
-from beirflow.beir import QRELS_HEADER_IDS, BeirFiles, iter_jsonl
+from beirflow.beir import BeirFiles, iter_jsonl, read_qrels_tsv
 
 
 def merged_id(forum: str, item_id: str) -> str:
@@ -40,12 +40,9 @@ def merge_forums(forums: Sequence[tuple[str, BeirFiles]], output: BeirFiles) -> 
     with atomic_write(output.qrels) as handle:
         handle.write("query-id\tcorpus-id\tscore\n")
         for forum, files in forums:
-            with open(files.qrels, encoding="utf-8-sig") as source:
-                for number, line in enumerate(source, start=1):
-                    fields = line.rstrip("\n").split("\t")
-                    if not line.strip() or (number == 1 and fields[0].strip().lower() in QRELS_HEADER_IDS):
-                        continue
-                    query_id, doc_id, score = (field.strip() for field in fields[:3])
-                    handle.write(f"{merged_id(forum, query_id)}\t{merged_id(forum, doc_id)}\t{score}\n")
+            qrels, _ = read_qrels_tsv(files.qrels)
+            for query_id, judged in qrels.items():
+                for doc_id, relevance in judged.items():
+                    handle.write(f"{merged_id(forum, query_id)}\t{merged_id(forum, doc_id)}\t{relevance}\n")
                     judgements += 1
     return {"documents": documents, "queries": queries, "judgements": judgements}
