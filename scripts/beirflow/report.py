@@ -67,9 +67,13 @@ class Results:
     beir_names: dict[str, str | None]  # dataset -> the BEIR dataset it is
     means: dict[tuple[str, str, str], float] = field(default_factory=dict)
     per_query: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
+    runs: set[tuple[str, str]] = field(default_factory=set)  # (dataset, system) pairs evaluated
 
     def has(self, dataset: str, system: str) -> bool:
-        return any(key[0] == dataset and key[1] == system for key in self.means)
+        return (dataset, system) in self.runs
+
+    def ran(self, system: str) -> bool:
+        return any(run[1] == system for run in self.runs)
 
 
 def load_results(records: Iterable[dict[str, Any]], beir_names: dict[str, str | None]) -> Results:
@@ -79,6 +83,7 @@ def load_results(records: Iterable[dict[str, Any]], beir_names: dict[str, str | 
         results.datasets.append(dataset)
         results.beir_names.setdefault(dataset, leaderboard_group(dataset) if leaderboard_group(dataset) in BEIR_ZERO_SHOT else None)
         for system, evaluation in record["systems"].items():
+            results.runs.add((dataset, system))
             for metric, value in evaluation["metrics"].items():
                 results.means[(dataset, system, metric)] = float(value)
             for metric, values in evaluation.get("per_query", {}).items():
@@ -306,11 +311,10 @@ class Check:
         return None if self.reproduced is None else self.reproduced - self.published.value
 
 
-def check_published(published: Sequence[Published], results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], settings: ReportSettings) -> tuple[list[Check], int]:
+def check_published(published: Sequence[Published], results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], beir: Sequence[Row], tolerance: float) -> tuple[list[Check], int]:
     """Every published figure of a configured system, checked; and how many concern no configured system."""
     by_id = {system.published_id: system for system in systems}
     checks, unmatched = [], 0
-    beir = beir_rows(rows, settings)
     for row in published:
         system = by_id.get(row.system)
         if system is None:
@@ -323,11 +327,11 @@ def check_published(published: Sequence[Published], results: Results, systems: S
             elif len(average.rows) < len(BEIR_ZERO_SHOT):
                 checks.append(Check(row, system.name, average.value, "not comparable", f"averages {len(average.rows)} of {len(BEIR_ZERO_SHOT)} BEIR datasets"))
             else:
-                checks.append(_checked(row, system.name, average.value, settings.tolerance))
+                checks.append(_checked(row, system.name, average.value, tolerance))
             continue
         table_row = next((candidate for candidate in rows if candidate.name == row.dataset), None)
         value = row_value(results, table_row, system.name, row.metric) if table_row else None
-        checks.append(Check(row, system.name, None, "not run") if value is None else _checked(row, system.name, value, settings.tolerance))
+        checks.append(Check(row, system.name, None, "not run") if value is None else _checked(row, system.name, value, tolerance))
     return checks, unmatched
 
 
@@ -360,13 +364,12 @@ def _series(systems: Sequence[SystemInfo]) -> dict[str, list[SystemInfo]]:
     return {name: sorted(members, key=lambda s: s.parameters or 0) for name, members in grouped.items()}
 
 
-def finding_size(results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], settings: ReportSettings) -> list[str]:
+def finding_size(results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings) -> list[str]:
     """Per series: the gain from its smallest to its largest model, in-domain and zero-shot."""
-    beir = beir_rows(rows, settings)
     metric, in_metric = display_name(settings.primary), display_name(settings.in_domain_metric)
     sentences = []
     for series, members in _series(systems).items():
-        ran = [system for system in members if any(results.has(dataset, system.name) for dataset in results.datasets)]
+        ran = [system for system in members if results.ran(system.name)]
         if len(ran) < 2:
             continue
         small, large = ran[0], ran[-1]
@@ -393,9 +396,8 @@ def finding_size(results: Results, systems: Sequence[SystemInfo], rows: Sequence
     return sentences
 
 
-def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], settings: ReportSettings) -> list[str]:
+def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings) -> list[str]:
     """Each reranker against the dense model nearest its size (at most 3x apart)."""
-    beir = beir_rows(rows, settings)
     metric = display_name(settings.primary)
     rerankers = [s for s in systems if s.family == "rerank" and s.parameters]
     dense = [s for s in systems if s.family == "dense" and s.parameters]
@@ -420,9 +422,8 @@ def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemIn
     return sentences
 
 
-def finding_largest_reranker(results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], settings: ReportSettings) -> list[str]:
+def finding_largest_reranker(results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings) -> list[str]:
     """On how many BEIR datasets the largest reranker is best of all systems run there."""
-    beir = beir_rows(rows, settings)
     rerankers = [s for s in systems if s.family == "rerank" and s.parameters and any(row_value(results, row, s.name, settings.primary) is not None for row in beir)]
     if not rerankers:
         return ["Largest reranker: no reranker with a parameter count has run on a BEIR dataset."]
@@ -455,13 +456,13 @@ class Report:
 
 
 def build_report(results: Results, systems: Sequence[SystemInfo], published: Sequence[Published], settings: ReportSettings) -> Report:
-    present = [system for system in systems if any(results.has(dataset, system.name) for dataset in results.datasets)]
+    present = [system for system in systems if results.ran(system.name)]
     rows = table_rows(results)
     beir = beir_rows(rows, settings)
-    checks, unmatched = check_published(published, results, systems, rows, settings)
+    checks, unmatched = check_published(published, results, systems, rows, beir, settings.tolerance)
     findings = {
-        "size": finding_size(results, present, rows, settings),
-        "rerankers_against_dense": finding_rerankers_against_dense(results, present, rows, settings),
-        "largest_reranker": finding_largest_reranker(results, present, rows, settings),
+        "size": finding_size(results, present, beir, settings),
+        "rerankers_against_dense": finding_rerankers_against_dense(results, present, beir, settings),
+        "largest_reranker": finding_largest_reranker(results, present, beir, settings),
     }
     return Report(settings, present, results, rows, beir, compare_systems(results, present, settings), checks, unmatched, findings)
