@@ -174,9 +174,5 @@ def winners_plot(report: Report) -> bytes:
 
 
 def all_plots(report: Report) -> dict[str, bytes]:
-    return {
-        "size": size_plot(report),
-        "size_per_dataset": size_per_dataset_plot(report),
-        "in_domain_vs_zero_shot": in_domain_plot(report),
-        "winners": winners_plot(report),
-    }
+    drawers = {"size": size_plot, "size_per_dataset": size_per_dataset_plot, "in_domain_vs_zero_shot": in_domain_plot, "winners": winners_plot}
+    return {name: drawers[name](report) for name in PLOTS}

@@ -19,6 +19,7 @@ SCRIPTS = (
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.dense import DenseSettings, encoder_key
+from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
     check_cycles,
@@ -494,8 +495,6 @@ def bm25_index_runtime(wildcards, attempt):
 
 
 # ---- report -----------------------------------------------------------------------------
-
-REPORT_PLOTS = ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners")
 
 
 def report_systems():

@@ -56,7 +56,7 @@ rule report:
         published="results/report/published_vs_reproduced.csv",
         significance="results/report/significance.csv",
         summary="results/report/report.json",
-        plots=expand("results/report/plots/{plot}.png", plot=REPORT_PLOTS),
+        plots=expand("results/report/plots/{plot}.png", plot=PLOTS),
     log:
         "logs/report/report.log",
     conda:
