@@ -1,0 +1,455 @@
+"""GPU throughput of every reranker and encoder of a config, for ``scripts/plan_grid.py``'s GPU-hours.
+
+No model hub can be reached from the GPU machine, so each model is built with its real shape
+(``ARCHITECTURES``: layers, widths, heads and vocabulary of the model's own config.json) and random
+weights, created on the GPU in the config's precision; speed does not depend on the weights.
+Everything else is beirflow's own path, as a rerank or encode job runs it: ``Reranker.rerank`` over
+candidates read by id from the document store, ``TextEncoder.encode`` over documents, tokenized in
+a worker thread, length-sorted batches filled to the 'auto' token budget.
+
+Inputs are real: SciFact test queries with their BM25 top-100 (title and text joined, as pygaggle
+does) for rerankers, SciFact abstracts for encoders. Tokenizers: all-MiniLM-L6-v2's WordPiece vocabulary
+(BERT's own, for the BERT-shaped models); for T5, GPT and Llama shapes, tokenizers of the real vocabulary
+size trained on the SciFact corpus, since none of theirs can be had here (the tokens per input are
+printed beside BERT's, so the difference shows). Every model reads at most the config's ``max_length``,
+else 512 tokens. Each rate is one timed pass sized to last about ``--seconds``, after a warm-up pass.
+
+Two steps, because BM25 needs Java and the GPU machine need not have it:
+
+    python bench/gpu_throughput.py prepare .gpubench                    # here: inputs and tokenizers
+    python bench/gpu_throughput.py measure .gpubench --out h100.csv      # there: one row per model
+    python bench/gpu_throughput.py merge h100.csv                       # here: into bench/throughput.csv
+
+``measure`` takes the enabled systems of ``--config`` (config/paper.yaml) first, then the disabled ones,
+and stops starting new models after ``--budget`` seconds, so a short lease still brings back rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from beirflow.batching import TokenBudget  # noqa: E402
+from beirflow.candidates import Candidates  # noqa: E402
+from beirflow.dense import DenseSettings  # noqa: E402
+from beirflow.encoder import SPECB_BRACKETS, EncoderSettings  # noqa: E402
+from beirflow.models import pick_device  # noqa: E402
+from beirflow.rerank import RerankSettings  # noqa: E402
+
+THROUGHPUT_CSV = REPO / "bench" / "throughput.csv"
+COLUMNS = ("model", "kind", "device", "precision", "per_second", "unit", "measured", "source")
+DEPTH = 100  # candidates a query in the prepared inputs
+
+# T5 v1.0 shapes: monoT5 is fine-tuned T5; GTR is the encoder of T5 base, large, 3B and 11B.
+T5 = {
+    "small": {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8},
+    "base": {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12},
+    "large": {"d_model": 1024, "d_kv": 64, "d_ff": 4096, "num_layers": 24, "num_heads": 16},
+    "3b": {"d_model": 1024, "d_kv": 128, "d_ff": 16384, "num_layers": 24, "num_heads": 32},
+    "11b": {"d_model": 1024, "d_kv": 128, "d_ff": 65536, "num_layers": 24, "num_heads": 128},
+}
+BERT = {
+    "minilm-l6": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+}
+GPT_NEO = {
+    "125m": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "attention_types": [[["global", "local"], 6]]},
+    "1.3b": {"hidden_size": 2048, "num_layers": 24, "num_heads": 16, "attention_types": [[["global", "local"], 12]]},
+    "2.7b": {"hidden_size": 2560, "num_layers": 32, "num_heads": 20, "attention_types": [[["global", "local"], 16]]},
+}
+
+
+def t5(size: str) -> dict[str, Any]:
+    return {"model_type": "t5", "tokenizer": "t5", "vocab_size": 32128, "feed_forward_proj": "relu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0, **T5[size]}
+
+
+def bert(size: str) -> dict[str, Any]:
+    return {"model_type": "bert", "tokenizer": "bert", "vocab_size": 30522, "max_position_embeddings": 512, **BERT[size]}
+
+
+def gpt_neo(size: str) -> dict[str, Any]:
+    return {"model_type": "gpt_neo", "tokenizer": "gpt", "vocab_size": 50257, "max_position_embeddings": 2048, "window_size": 256, **GPT_NEO[size]}
+
+
+# The shapes of the config's models, as their config.json on the hub gives them.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "castorini/monot5-small-msmarco-10k": t5("small"),
+    "castorini/monot5-base-msmarco-10k": t5("base"),
+    "castorini/monot5-large-msmarco-10k": t5("large"),
+    "castorini/monot5-3b-msmarco-10k": t5("3b"),
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": bert("minilm-l6"),
+    "sentence-transformers/msmarco-MiniLM-L6-cos-v5": bert("minilm-l6"),
+    "sentence-transformers/gtr-t5-base": t5("base"),
+    "sentence-transformers/gtr-t5-large": t5("large"),
+    "sentence-transformers/gtr-t5-xl": t5("3b"),
+    "sentence-transformers/gtr-t5-xxl": t5("11b"),
+    "Muennighoff/SGPT-125M-weightedmean-msmarco-specb-bitfit": gpt_neo("125m"),
+    "Muennighoff/SGPT-1.3B-weightedmean-msmarco-specb-bitfit": gpt_neo("1.3b"),
+    "Muennighoff/SGPT-2.7B-weightedmean-msmarco-specb-bitfit": gpt_neo("2.7b"),
+    # GPT-J 6B, which SGPT-5.8B fine-tunes
+    "Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit": {"model_type": "gptj", "tokenizer": "gpt", "vocab_size": 50400, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64, "n_positions": 2048},
+    "Luyu/co-condenser-marco-retriever": bert("base"),
+    "intfloat/e5-base-v2": bert("base"),
+    "intfloat/e5-large-v2": bert("large"),
+    "BAAI/bge-base-en-v1.5": bert("base"),
+    "BAAI/bge-large-en-v1.5": bert("large"),
+    "meta-llama/Llama-2-7b-hf": {"model_type": "llama", "tokenizer": "llama", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5},
+}
+
+
+# ---------------------------------------------------------------- prepare (any machine with Java)
+
+
+def corpus_texts(corpus: Path) -> list[str]:
+    from beirflow.beir import document_text, iter_corpus
+
+    return [document_text(document) for _, document in iter_corpus(corpus)]
+
+
+def train_tokenizer(kind: str, texts: list[str], folder: Path) -> None:
+    """A tokenizer of the real vocabulary size and family, trained on SciFact."""
+    from tokenizers import SentencePieceBPETokenizer, SentencePieceUnigramTokenizer, Tokenizer
+    from tokenizers.implementations import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast, T5TokenizerFast  # type: ignore[attr-defined]
+
+    if kind == "t5":
+        trainer = SentencePieceUnigramTokenizer()
+        trainer.train_from_iterator(texts, vocab_size=32_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False)
+        state = json.loads(trainer._tokenizer.to_str())
+        pieces = {entry[0] for entry in state["model"]["vocab"]}
+        state["model"]["vocab"] += [[piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces]  # monoT5's answer tokens
+        tokenizer: Any = T5TokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
+    elif kind == "gpt":
+        byte_level = ByteLevelBPETokenizer()
+        byte_level.train_from_iterator(iter(texts), vocab_size=50_257, special_tokens=["<|endoftext|>"], show_progress=False)
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=byte_level._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    elif kind == "llama":
+        bpe = SentencePieceBPETokenizer()
+        bpe.train_from_iterator(texts, vocab_size=32_000, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    else:
+        raise ValueError(kind)
+    tokenizer.save_pretrained(folder)
+
+
+def prepare(data: Path, out: Path, queries: int) -> None:
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from beirflow.beir import BeirFiles, prepare_dataset
+    from beirflow.bm25 import Bm25Params, build_index, search
+    from beirflow.docstore import build_document_store
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from tiny_models import minilm_folder
+
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_dataset("scifact", BeirFiles(data, "test"))
+    chosen = dict(list(prepared.queries.items())[:queries])
+    with tempfile.TemporaryDirectory() as work:
+        build_index(data / "corpus.jsonl", Path(work) / "index", "flat", threads=2)
+        hits = list(search(Path(work) / "index", chosen, Bm25Params(hits=DEPTH), threads=2))
+    with open(out / "candidates.jsonl", "w", encoding="utf-8") as handle:
+        for query_id, ranked in hits:
+            handle.write(json.dumps({"query_id": query_id, "query": chosen[query_id], "doc_ids": [doc_id for doc_id, _ in ranked]}) + "\n")
+    build_document_store(data / "corpus.jsonl", out / "documents.sqlite")
+    shutil.copyfile(data / "corpus.jsonl", out / "corpus.jsonl")
+    texts = corpus_texts(data / "corpus.jsonl")
+    AutoTokenizer.from_pretrained(str(minilm_folder())).save_pretrained(out / "tokenizers" / "bert")
+    for kind in ("t5", "gpt", "llama"):
+        train_tokenizer(kind, texts, out / "tokenizers" / kind)
+    print(f"prepared {out}: {len(hits)} queries x {DEPTH} candidates, {len(texts)} documents, tokenizers bert t5 gpt llama")
+
+
+# ---------------------------------------------------------------- measure (the GPU machine)
+
+
+def random_weights(loader: Any, resolved: Any, key: str, precision: str, device: str) -> Any:
+    """Stands in for ``beirflow.models.load_pretrained``: the model of the folder's config.json with
+    random weights, created directly on ``device`` in ``precision`` (a 7B model in seconds)."""
+    import torch
+    from transformers import AutoConfig
+
+    from beirflow.models import torch_dtype
+
+    config = AutoConfig.from_pretrained(str(resolved.folder))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch_dtype(precision))
+    try:
+        with torch.device(device):
+            model = loader.from_config(config) if hasattr(loader, "from_config") else loader(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def model_folder(name: str, kind: str, data: Path, work: Path) -> Path:
+    """config.json of the model's shape beside the tokenizer of its family; no weights."""
+    from transformers import AutoConfig
+
+    shape = dict(ARCHITECTURES[name])
+    family = shape.pop("tokenizer")
+    folder = work / name.replace("/", "--")
+    shutil.copytree(data / "tokenizers" / family, folder, dirs_exist_ok=True)
+    if kind == "cross-encoder":
+        shape["num_labels"] = 1
+    AutoConfig.for_model(**shape).save_pretrained(folder)
+    return folder
+
+
+def read_candidates(path: Path) -> list[Candidates]:
+    return [Candidates(row["query_id"], row["query"], row["doc_ids"]) for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
+
+
+def cycled(items: Sequence[Any], count: int) -> list[Any]:
+    return [items[index % len(items)] for index in range(count)]
+
+
+def timed(run: Callable[[], object]) -> float:
+    import torch
+
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    run()
+    synchronize()
+    return time.perf_counter() - started
+
+
+def sized_pass(measure: Callable[[int], float], warm_up: int, probe: int, seconds: float, most: int) -> tuple[int, float]:
+    """Warm up, probe the rate, then time one pass of the size that lasts about ``seconds``."""
+    measure(warm_up)
+    rate = probe / measure(probe)
+    count = max(probe, min(most, int(rate * seconds)))
+    return count, measure(count)
+
+
+def flops_per_token(model: Any) -> int:
+    """2 FLOPs per weight an input token passes through (monoT5: the encoder; the one decoder step is
+    left out), embeddings excluded."""
+    encoder = model.get_encoder() if hasattr(model, "get_encoder") and getattr(model.config, "is_encoder_decoder", False) else model
+    embedding = model.get_input_embeddings().weight.numel()
+    return 2 * (sum(parameter.numel() for parameter in encoder.parameters()) - embedding)
+
+
+def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
+    from beirflow.beir import document_text
+    from beirflow.docstore import DocumentStore
+    from beirflow.rerank import PairScorer, Reranker
+
+    settings = replace(RerankSettings.from_config(entry), model=str(model_folder(entry["model"], entry["kind"], data, work)), revision=None, adapter=None, adapter_revision=None)
+    reranker = Reranker(settings, key, pick_device())
+    store = DocumentStore(data / "documents.sqlite")
+    candidates = read_candidates(data / "candidates.jsonl")
+    budget = TokenBudget.for_batch_size("auto", reranker.device, reranker.max_length)
+
+    def measure(queries: int) -> float:
+        return timed(lambda: reranker.rerank(cycled(candidates, queries), store, budget))
+
+    queries, elapsed = sized_pass(measure, 2, 8, seconds, 20 * len(candidates))
+    scorer = reranker.model
+    assert isinstance(scorer, PairScorer), "the paper's rerankers are pair scorers"
+    sample = cycled(candidates, min(queries, 20))
+    documents = store.fetch(sorted({doc_id for c in sample for doc_id in c.doc_ids}))
+    pairs = [(c.query, document_text(documents[doc_id])) for c in sample for doc_id in c.doc_ids]
+    tokens = sum(len(features.input_ids) for features in scorer.tokenize(pairs)) / len(pairs)
+    store.close()
+    return {"count": queries * DEPTH, "seconds": elapsed, "unit": "pairs", "tokens": tokens, "flops_per_token": flops_per_token(getattr(scorer, "model")), "parameters": reranker.parameters}
+
+
+def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
+    from beirflow.encoder import TextEncoder
+    from beirflow.models import resolve_model
+
+    dense = DenseSettings.from_config(entry)
+    folder = model_folder(entry["model"], "dense", data, work)
+    brackets = SPECB_BRACKETS["documents"] if dense.specb else None
+    encoder = TextEncoder(resolve_model(str(folder), None, f"{key}.model"), EncoderSettings(dense.pooling or "mean", dense.normalize, dense.max_length, brackets), key, dense.precision, pick_device())
+    texts = [dense.document_prefix + text for text in corpus_texts(data / "corpus.jsonl")]
+    budget = TokenBudget.for_batch_size("auto", pick_device(), encoder.max_length)
+
+    def measure(count: int) -> float:
+        return timed(lambda: encoder.encode(cycled(texts, count), budget))
+
+    count, elapsed = sized_pass(measure, 256, 1024, seconds, 20 * len(texts))
+    sample = texts[:2000]
+    tokens = sum(len(features.input_ids) for features in encoder.tokenize(sample)) / len(sample)
+    return {"count": count, "seconds": elapsed, "unit": "documents", "tokens": tokens, "flops_per_token": flops_per_token(encoder.model), "parameters": sum(p.numel() for p in encoder.model.parameters())}
+
+
+def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
+    """What users would otherwise run, on the same device, inputs and shape (MiniLM-L6, random weights
+    saved once so both load them): ``CrossEncoder.predict`` and ``SentenceTransformer.encode`` at
+    their default batch of 32, in bf16."""
+    import types
+
+    import torch
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from beirflow.beir import document_text
+    from beirflow.docstore import DocumentStore
+
+    device = pick_device()
+    store = DocumentStore(data / "documents.sqlite")
+    candidates = read_candidates(data / "candidates.jsonl")[:20]
+    documents = store.fetch(sorted({doc_id for c in candidates for doc_id in c.doc_ids}))
+    pairs = [(c.query, document_text(documents[doc_id])) for c in candidates for doc_id in c.doc_ids]
+    store.close()
+    texts = corpus_texts(data / "corpus.jsonl")
+    rates = {}
+    for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
+        name = "cross-encoder/ms-marco-MiniLM-L-6-v2" if kind == "cross-encoder" else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        folder = model_folder(name, kind, data, work / "peers")
+        random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
+        if kind == "cross-encoder":
+            peer: Any = CrossEncoder(str(folder), device=device, max_length=512)
+            peer.model.to(torch.bfloat16)
+            run: Callable[[int], object] = lambda count: peer.predict(cycled(pairs, count), batch_size=32)
+        else:
+            peer = SentenceTransformer(str(folder), device=device)
+            peer.to(torch.bfloat16)
+            peer.max_seq_length = 512
+            run = lambda count: peer.encode(cycled(texts, count), batch_size=32)
+        count, elapsed = sized_pass(lambda count: timed(lambda: run(count)), 256, 1024, seconds, 20_000)
+        rates[name] = count / elapsed
+    return rates
+
+
+def systems_in_order(config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(family, system, entry): enabled systems first, each model, kind and precision once."""
+    entries = [(family, name, entry) for family in ("rerank", "dense") for name, entry in (config.get(family) or {}).items()]
+    seen: set[tuple[str, str, str]] = set()
+    for family, name, entry in sorted(entries, key=lambda item: item[2].get("enabled", True) is False):
+        identity = (entry["model"], entry.get("kind", "dense"), entry.get("precision", "bf16"))
+        if identity not in seen:
+            seen.add(identity)
+            yield family, name, entry
+
+
+def device_label() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"cpu-{torch.get_num_threads()}-cores"
+    gpu = torch.cuda.get_device_name(0)
+    return next((label for label in ("h200", "h100", "a100", "l40s", "a10") if label in gpu.lower()), gpu.lower().replace(" ", "-"))
+
+
+def measure_all(data: Path, config_path: Path, out: Path, seconds: float, budget: float, peak_tflops: float, only: list[str], peers: bool) -> None:
+    import tempfile
+
+    import torch
+    import yaml
+
+    from beirflow import encoder as encoder_module
+    from beirflow import rerank as rerank_module
+
+    rerank_module.load_pretrained = random_weights
+    encoder_module.load_pretrained = random_weights
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    device = device_label()
+    print(f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'} ({device}), torch {torch.__version__}; peak bf16 {peak_tflops:.0f} TFLOP/s", flush=True)
+    started = time.monotonic()
+    measured: dict[str, float] = {}
+    with open(out, "w", encoding="utf-8", newline="") as handle, tempfile.TemporaryDirectory() as work:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        for family, name, entry in systems_in_order(config):
+            if time.monotonic() - started > budget:
+                print(f"  budget of {budget:.0f} s spent: {name} and the rest not measured", flush=True)
+                break
+            if only and not any(part in name for part in only):
+                continue
+            if entry["model"] not in ARCHITECTURES:
+                print(f"  {name}: no shape for {entry['model']} in ARCHITECTURES; not measured", flush=True)
+                continue
+            built = time.monotonic()
+            try:
+                measure = measure_reranker if family == "rerank" else measure_encoder
+                result = measure(name, entry, f"{family}.{name}", data, Path(work), seconds)
+            except Exception as error:  # one model failing (out of memory, say) must not cost the others' rows
+                print(f"  {name}: {type(error).__name__}: {error}", flush=True)
+                continue
+            finally:
+                gc.collect()
+                torch.cuda.empty_cache()
+            rate = result["count"] / result["seconds"]
+            tflops = rate * result["tokens"] * result["flops_per_token"] / 1e12
+            kind = entry.get("kind", "dense")
+            precision = entry.get("precision", "bf16")
+            print(f"  {name:16s} {kind:13s} {result['parameters'] / 1e6:8.0f}M {rate:9.1f} {result['unit']}/s  {result['tokens']:5.0f} tokens each  {tflops:6.1f} TFLOP/s ({tflops / peak_tflops:4.0%} of peak)  [{time.monotonic() - built:.0f} s with build]", flush=True)
+            source = f"bench/gpu_throughput.py: random weights of the real shape ({result['parameters'] / 1e6:.0f}M), {result['count']:,} SciFact {'BM25 top-100 pairs' if family == 'rerank' else 'abstracts'} in {result['seconds']:.1f} s, {result['tokens']:.0f} tokens each, auto batches; {tflops / peak_tflops:.0%} of the bf16 peak"
+            measured[entry["model"]] = rate
+            writer.writerow({"model": entry["model"], "kind": kind, "device": device, "precision": precision, "per_second": f"{rate:.1f}", "unit": result["unit"], "measured": date.today().isoformat(), "source": source})
+            handle.flush()
+        if peers:
+            try:
+                for model, rate in peer_rates(data, Path(work), seconds).items():
+                    ours = measured.get(model)
+                    print(f"  peer on {model}: sentence-transformers {rate:.1f}/s at batch 32, bf16; beirflow {ours or float('nan'):.1f}/s: {(ours or float('nan')) / rate:.2f}x", flush=True)
+            except Exception as error:
+                print(f"  peers: {type(error).__name__}: {error}", flush=True)
+
+
+def merge(rows_file: Path, table: Path = THROUGHPUT_CSV) -> None:
+    """Rows of ``rows_file`` replace the table's rows of the same model, kind, device and precision."""
+
+    def key(row: dict[str, str]) -> tuple[str, ...]:
+        return (row["model"], row["kind"], row["device"], row["precision"])
+
+    with open(rows_file, encoding="utf-8") as handle:
+        new = list(csv.DictReader(handle))
+    with open(table, encoding="utf-8") as handle:
+        old = [row for row in csv.DictReader(handle) if key(row) not in {key(item) for item in new}]
+    with open(table, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(old + new)
+    print(f"{table}: {len(new)} rows from {rows_file}, {len(old)} kept")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    steps = parser.add_subparsers(dest="step", required=True)
+    step = steps.add_parser("prepare", help="SciFact inputs and tokenizers into a folder (needs Java for BM25)")
+    step.add_argument("folder", type=Path)
+    step.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
+    step.add_argument("--queries", type=int, default=100)
+    step = steps.add_parser("measure", help="time every model of the config on this machine's GPU")
+    step.add_argument("folder", type=Path)
+    step.add_argument("--config", type=Path, default=REPO / "config" / "paper.yaml")
+    step.add_argument("--out", type=Path, required=True)
+    step.add_argument("--seconds", type=float, default=6.0, help="length of each timed pass")
+    step.add_argument("--budget", type=float, default=420.0, help="no model is started after this many seconds")
+    step.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 peak (H100 SXM: 989)")
+    step.add_argument("--peers", action="store_true", help="then sentence-transformers on the MiniLM shapes, for a ratio")
+    step.add_argument("--only", nargs="*", default=[], help="systems whose name contains one of these")
+    step = steps.add_parser("merge", help="put measured rows into bench/throughput.csv")
+    step.add_argument("rows", type=Path)
+    args = parser.parse_args()
+    if args.step == "prepare":
+        prepare(args.data, args.folder, args.queries)
+    elif args.step == "measure":
+        measure_all(args.folder, args.config, args.out, args.seconds, args.budget, args.peak_tflops, args.only, args.peers)
+    else:
+        merge(args.rows)
+
+
+if __name__ == "__main__":
+    main()
