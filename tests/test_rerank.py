@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from beirflow.batching import Features, TokenBudget, run_chunk
+from beirflow.batching import Features, TokenBudget, pad, run_chunk
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore, build_document_store
 from beirflow.models import ModelError
@@ -257,6 +257,28 @@ def test_out_of_memory_halves_the_budget_and_retries_the_batch() -> None:
     assert failed == sorted(failed, reverse=True) and failed[0] == 10 and len(set(failed)) == len(failed)
     assert sum(rows for rows in calls if rows <= 3) == 10  # every input scored once, after the halvings
     assert budget.max_batch <= 3  # the smaller budget is kept for the rest of the job
+
+
+def test_pad_right_pads_ids_segments_and_mask() -> None:
+    features = [Features([5, 6, 7], [0, 0, 1]), Features([8], [0]), Features([9, 10], None)]
+    batch = pad(features, 0, "cpu")
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 0]]
+    assert all(tensor.dtype == torch.long for tensor in batch.values())
+    assert "token_type_ids" not in pad([Features([1, 2])], 0, "cpu")
+
+
+def test_vectors_come_back_in_input_order_across_batches() -> None:
+    """Rows of a 2-D output (embeddings) land where their input was, whatever the length sort."""
+
+    def forward(batch: dict) -> torch.Tensor:
+        ids = batch["input_ids"].float()
+        return torch.stack([ids[:, 0], batch["attention_mask"].sum(dim=1).float()], dim=1)
+
+    features = [Features([first] * length) for first, length in ((3, 2), (1, 9), (4, 1), (2, 5), (7, 3))]
+    vectors = run_chunk(features, forward, 0, "cpu", TokenBudget(tokens=12, max_batch=2))
+    assert vectors.tolist() == [[3, 2], [1, 9], [4, 1], [2, 5], [7, 3]]
 
 
 def test_other_errors_are_not_retried() -> None:

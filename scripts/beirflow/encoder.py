@@ -192,7 +192,7 @@ class TextEncoder:
         return int(ids[0])  # SGPT's code takes the first id, as here
 
     def tokenize(self, texts: Sequence[str]) -> list[Features]:
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False, return_token_type_ids=False)
         if self.brackets is None:
             return [Features(ids) for ids in encoded["input_ids"]]
         opening, closing = self.brackets

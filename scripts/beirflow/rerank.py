@@ -114,7 +114,7 @@ class MonoT5Scorer(PairScorer):
         self.device = input_device(self.model)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
-        return list(self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else []
+        return list(self.tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]) if texts else []
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> list[Features]:
         room = self.max_length - 1  # the end-of-sequence token comes last
@@ -168,7 +168,7 @@ class CrossEncoderScorer(PairScorer):
             return []
         queries = [self.query_template.format(query=query) for query, _ in pairs]
         documents = [self.document_template.format(document=document) for _, document in pairs]
-        encoded = self.tokenizer(queries, documents, truncation="longest_first", max_length=self.max_length)
+        encoded = self.tokenizer(queries, documents, truncation="longest_first", max_length=self.max_length, return_attention_mask=False)
         segments = encoded.get("token_type_ids") if self.uses_segments else None
         return [Features(ids, segments[index] if segments is not None else None) for index, ids in enumerate(encoded["input_ids"])]
 
