@@ -57,3 +57,39 @@ def test_a_declared_count_that_is_wrong_stops_validation_naming_the_key(tmp_path
     log = workflow.path("logs/prepare_dataset/mine.log").read_text()
     assert "config key datasets.mine.documents declares 601, the files hold 600" in log
     assert not workflow.path("results/mine/data/report.json").exists()
+
+
+def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_rate() -> None:
+    """plan_grid prices the grid from bench/throughput.csv, filled by bench/gpu_throughput.py from
+    its table of shapes: a model added to the grid without both would be printed as unknown. Each
+    shape, built on the meta device, has the parameter count the report plots the model at."""
+    import sys
+
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, T5EncoderModel, T5ForConditionalGeneration
+
+    sys.path.insert(0, str(REPO / "bench"))
+    sys.path.insert(0, str(REPO / "scripts"))
+    from gpu_throughput import ARCHITECTURES
+    from plan_grid import read_throughputs
+
+    rates = read_throughputs(REPO / "bench" / "throughput.csv")
+    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    for family in ("rerank", "dense"):
+        for name, entry in config[family].items():
+            kind = entry.get("kind", "dense")
+            assert (entry["model"], kind, "h100", entry.get("precision", "bf16")) in rates, f"{family}.{name}: no H100 rate"
+            shape = dict(ARCHITECTURES[entry["model"]])
+            shape.pop("tokenizer")
+            model_config = AutoConfig.for_model(**shape, num_labels=1)
+            with torch.device("meta"):
+                if kind == "monot5":
+                    model = T5ForConditionalGeneration(model_config)
+                elif model_config.model_type == "t5":
+                    model = T5EncoderModel(model_config)
+                elif kind == "cross-encoder":
+                    model = AutoModelForSequenceClassification.from_config(model_config)
+                else:
+                    model = AutoModel.from_config(model_config)
+            parameters = sum(parameter.numel() for parameter in model.parameters())
+            assert abs(parameters / entry["report"]["parameters"] - 1) < 0.08, f"{family}.{name}: {parameters:,} parameters"
