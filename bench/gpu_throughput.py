@@ -331,6 +331,54 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     return rates
 
 
+def check_gpu_path(data: Path, work: Path) -> None:
+    """The GPU path (pinned non-blocking copies, outputs kept on the device) gives the CPU path's
+    numbers: the MiniLM-L6 shapes with the same seeded weights, fp32 on both, then bf16 on the GPU."""
+    import types
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from beirflow import encoder as encoder_module
+    from beirflow import rerank as rerank_module
+    from beirflow.docstore import DocumentStore
+    from beirflow.encoder import TextEncoder
+    from beirflow.models import load_pretrained, resolve_model
+    from beirflow.rerank import Reranker
+
+    rerank_module.load_pretrained = load_pretrained  # real weights, saved below
+    encoder_module.load_pretrained = load_pretrained
+    store = DocumentStore(data / "documents.sqlite")
+    candidates = read_candidates(data / "candidates.jsonl")[:5]
+    texts = corpus_texts(data / "corpus.jsonl")[:500]
+    for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
+        name = "cross-encoder/ms-marco-MiniLM-L-6-v2" if kind == "cross-encoder" else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        folder = model_folder(name, kind, data, work / "check")
+        torch.manual_seed(0)
+        random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
+        outputs = {}
+        checked = [("cuda", "fp32"), ("cuda", "bf16")] if torch.cuda.is_available() else [("cpu", "bf16")]
+        for device, precision in [("cpu", "fp32"), *checked]:
+            if kind == "cross-encoder":
+                reranker = Reranker(RerankSettings(kind=kind, model=str(folder), first_stage="bm25", precision=precision), "rerank.check", device)
+                hits, _ = reranker.rerank(candidates, store, TokenBudget.for_batch_size("auto", device, reranker.max_length))
+                outputs[device, precision] = np.array([score for query in hits for _, score in query])
+            else:
+                encoder = TextEncoder(resolve_model(str(folder), None, "dense.check.model"), EncoderSettings("mean", True, None), "dense.check", precision, device)
+                outputs[device, precision] = encoder.encode(texts, TokenBudget.for_batch_size("auto", device, encoder.max_length))
+        reference = outputs["cpu", "fp32"]
+        for setting in checked:
+            gap = float(np.abs(outputs[setting] - reference).max())
+            if kind == "cross-encoder":
+                agree = float(np.corrcoef(outputs[setting], reference)[0, 1])
+                print(f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {reference.size} scores, largest difference {gap:.2e}, correlation {agree:.6f}", flush=True)
+            else:
+                cosine = float((outputs[setting] * reference).sum(axis=1).min())
+                print(f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {len(reference)} vectors, largest difference {gap:.2e}, lowest cosine {cosine:.6f}", flush=True)
+    store.close()
+
+
 def systems_in_order(config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(family, system, entry): enabled systems first, each model, kind and precision once."""
     entries = [(family, name, entry) for family in ("rerank", "dense") for name, entry in (config.get(family) or {}).items()]
@@ -440,11 +488,18 @@ def main() -> None:
     step.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 peak (H100 SXM: 989)")
     step.add_argument("--peers", action="store_true", help="then sentence-transformers on the MiniLM shapes, for a ratio")
     step.add_argument("--only", nargs="*", default=[], help="systems whose name contains one of these")
+    step = steps.add_parser("check", help="the GPU path against the CPU path on the same weights and inputs")
+    step.add_argument("folder", type=Path)
     step = steps.add_parser("merge", help="put measured rows into bench/throughput.csv")
     step.add_argument("rows", type=Path)
     args = parser.parse_args()
     if args.step == "prepare":
         prepare(args.data, args.folder, args.queries)
+    elif args.step == "check":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            check_gpu_path(args.folder, Path(work))
     elif args.step == "measure":
         measure_all(args.folder, args.config, args.out, args.seconds, args.budget, args.peak_tflops, args.only, args.peers)
     else:
