@@ -38,4 +38,4 @@ def test_check_lists_the_paper_grids_unpinned_models() -> None:
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "pin_revisions.py"), str(REPO / "config" / "paper.yaml"), "--check"], capture_output=True, text=True)
     listed = {line.split(": ", 1)[1].split(" at ")[0] for line in result.stdout.splitlines()}
     assert result.returncode == 1
-    assert "cross-encoder/ms-marco-MiniLM-L-6-v2" in listed and "castorini/monot5-3b-msmarco-10k" not in listed
+    assert "Luyu/co-condenser-marco-retriever" in listed and "castorini/monot5-3b-msmarco-10k" not in listed
