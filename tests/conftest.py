@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,48 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
 SHARED_SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+CLUSTER = REPO / ".ci" / "slurm-cluster"
 
 # One numba cache for every workflow the tests run: ranx's metrics compile once per session
 # (about 25 s), not once per working directory.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
+
+
+def slurm_cluster(command: str) -> subprocess.CompletedProcess[str]:
+    """``.ci/slurm-cluster up|down|status``: the real single-node test cluster."""
+    return subprocess.run([str(CLUSTER), command], capture_output=True, text=True)
+
+
+def start_slurm_cluster() -> tuple[bool, str | None]:
+    """Start the test cluster unless it runs: (started here, why it cannot run or None)."""
+    if slurm_cluster("status").returncode == 0:
+        return False, None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False, "the SLURM tests need root and apt-get to install and start a single-node cluster (.ci/slurm-cluster)"
+    started = slurm_cluster("up")
+    if started.returncode != 0:
+        return False, f"the test SLURM cluster did not start: {started.stderr.strip()[-500:]}"
+    return True, None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_controller(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When the SLURM tests are selected, the test cluster runs for the whole session.
+
+    Snakemake's SLURM executor plugin runs ``scontrol show config`` at every start, whatever the
+    profile; with SLURM's client installed and no controller answering, each start waits 10 s for
+    that call's timeout (once the SLURM tests had installed the client, every later workflow test
+    paid it). With the controller up, it answers at once. The SLURM tests use this cluster.
+    """
+    if not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield
+        return
+    started, _ = start_slurm_cluster()
+    try:
+        yield
+    finally:
+        if started:
+            slurm_cluster("down")
 
 
 @pytest.fixture

@@ -5,41 +5,30 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Workflow, sample_config
+from conftest import REPO, Workflow, sample_config, slurm_cluster, start_slurm_cluster
 
 from beirflow.cost import read_costs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
-CLUSTER = REPO / ".ci" / "slurm-cluster"
-
-
-def _cluster(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLUSTER), command], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[None]:
-    """The test cluster: started here if it is not running (and stopped again), else skipped with the reason."""
-    if _cluster("status").returncode == 0:
-        yield
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("the SLURM tests need root and apt-get to install and start a single-node cluster (.ci/slurm-cluster)")
-    started = _cluster("up")
-    if started.returncode != 0:
-        pytest.skip(f"the test SLURM cluster did not start: {started.stderr.strip()[-500:]}")
+    """The test cluster (conftest's session fixture starts it): started here if it is not running
+    (and stopped again), else skipped with the reason."""
+    started, why_not = start_slurm_cluster()
+    if why_not:
+        pytest.skip(why_not)
     try:
         yield
     finally:
-        _cluster("down")
+        if started:
+            slurm_cluster("down")
 
 
 class ClusterWorkflow(Workflow):
