@@ -17,6 +17,7 @@ from beirflow.cost import read_costs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
+
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[None]:
     """The test cluster (conftest's session fixture starts it): started here if it is not running
