@@ -179,7 +179,7 @@ def prepare(data: Path, out: Path, queries: int) -> None:
 # ---------------------------------------------------------------- measure (the GPU machine)
 
 
-def random_weights(loader: Any, resolved: Any, key: str, precision: str, device: str) -> Any:
+def random_weights(loader: Any, resolved: Any, key: str, precision: str, device: str, **_checks: Any) -> Any:
     """Stands in for ``beirflow.models.load_pretrained``: the model of the folder's config.json with
     random weights, created directly on ``device`` in ``precision`` (a 7B model in seconds)."""
     import torch

@@ -1,10 +1,12 @@
 """Build a Lucene index of a BEIR corpus with Anserini (rule bm25_index), once per dataset and field layout."""
 
 import argparse
+import logging
 from pathlib import Path
 
 from beirflow.atomic import atomic_path
-from beirflow.bm25 import COLLECTIONS, build_index
+from beirflow.bm25 import COLLECTIONS, build_index, indexable_documents
+from beirflow.checks import check_lucene_index
 from beirflow.cli import run_stage
 
 
@@ -19,8 +21,10 @@ def main() -> None:
     args = parser.parse_args()
 
     def index() -> None:
-        with atomic_path(args.index) as temporary:
+        expected = indexable_documents(args.corpus, args.fields)
+        with atomic_path(args.index, check=lambda built: check_lucene_index(built, expected)) as temporary:
             build_index(args.corpus, temporary, args.fields, args.threads, args.memory_mb)
+        logging.info("%s: %d documents in the %s index %s", args.dataset, expected, args.fields, args.index)
 
     run_stage("bm25_index", f"dataset={args.dataset} index={args.fields}", index)
 

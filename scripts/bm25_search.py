@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
+from beirflow.checks import check_run_file
 from beirflow.beir import read_prepared_queries
 from beirflow.bm25 import Bm25Params, search
 from beirflow.cli import run_stage
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> None:
     config = json.loads(args.params)
     params = Bm25Params(**config)
     queries = read_prepared_queries(args.queries)
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, check=check_run_file) as handle:
         for query_id, hits in search(args.index, queries, params, threads=args.threads):
             write_query_hits(handle, query_id, hits, tag=args.system)
     record = provenance(dataset=args.dataset, system=args.system, family="bm25", config=config, started=started, wall_time_s=time.monotonic() - clock, extra={"queries": len(queries), "index": str(args.index)})

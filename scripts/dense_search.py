@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
+from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search
 from beirflow.provenance import now, provenance, write_provenance
@@ -26,7 +27,7 @@ def run_search(args: argparse.Namespace) -> None:
     use_gpu = gpu_available()
     shards = (read_embeddings(vectors, ids) for vectors, ids in files)
     run = search(queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index")
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, check=check_run_file) as handle:
         write_run(handle, run, tag=args.system)
     encoding = [json.loads((args.documents / f"{shard}.json").read_text(encoding="utf-8")) for shard in args.shards]
     extra = {

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
+from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.fusion import fuse_runs
 from beirflow.provenance import now, provenance, write_provenance
@@ -17,7 +18,7 @@ def fuse(args: argparse.Namespace) -> None:
     settings = json.loads(args.params)
     runs = [read_run(path) for path in args.runs]
     fused = fuse_runs(runs, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000))
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, check=check_run_file) as handle:
         write_run(handle, {query_id: hits.items() for query_id, hits in fused.items()}, tag=args.system)
     record = provenance(
         dataset=args.dataset, system=args.system, family="fusion", config=settings, started=started,

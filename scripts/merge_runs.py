@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
+from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.provenance import now, provenance, shard_summary, write_provenance
 from beirflow.trec import merge_runs, read_run, write_run
@@ -14,7 +15,7 @@ from beirflow.trec import merge_runs, read_run, write_run
 def merge(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     merged = merge_runs((read_run(path) for path in args.shards), k=args.k)
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, check=check_run_file) as handle:
         write_run(handle, {query_id: hits.items() for query_id, hits in merged.items()}, tag=args.tag)
     if args.provenance:
         shards = [json.loads(path.read_text(encoding="utf-8")) for path in args.stats]

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
+from beirflow.checks import check_run_file
 from beirflow.batching import TokenBudget
 from beirflow.candidates import read_candidates
 from beirflow.cli import run_stage
@@ -28,7 +29,7 @@ def rerank(args: argparse.Namespace) -> None:
     store = DocumentStore(args.documents)
     hits, stats = reranker.rerank(shard, store, budget)
     store.close()
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, check=check_run_file) as handle:
         for candidates, scored in zip(shard, hits):
             write_query_hits(handle, candidates.query_id, scored, tag=args.system)
     record = {

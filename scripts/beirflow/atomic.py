@@ -1,58 +1,122 @@
-"""Write outputs to a temporary path and rename, so a killed job never leaves a half file.
+"""Write outputs to a temporary path, check them and rename, so nothing half-done or wrong looks done.
 
-Snakemake treats an existing output as done; a file or index directory only ever appears
-under its final name once it is complete.
+Snakemake treats an existing output as done; a file or index directory only ever appears under
+its final name once it is complete and, where a check is given, once the check passed (a Lucene
+index that opens with the corpus's count, embeddings with their rows, a run file that parses).
+
+Several writers may work beside one another: two workflows sharing a data cache, jobs on several
+hosts of a shared file system. A temporary is named by host and process, and a writer removes only
+its own leftovers or those of a process that is provably dead (same host, no such process); a
+live writer's temporary is never touched. A file replaces its predecessor in one rename, so a
+reader never finds the final name missing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from beirflow.errors import BeirflowError
 
-def _temporary_sibling(path: Path) -> Path:
+Check = Callable[[Path], None]
+
+
+class OutputCheckError(BeirflowError):
+    """An output that was written but failed its check: nothing was published under its name."""
+
+
+def _host() -> str:
+    # Dots and dashes are kept; anything else (none in a sane hostname) would break the name's parse.
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+def _temporary_sibling(path: Path, kind: str = "tmp") -> Path:
     # Same directory, so the final rename stays on one file system and is atomic.
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.{kind}-{_host()}-{os.getpid()}")
 
 
-def _remove_stale_temporaries(final: Path) -> None:
-    # Left by a killed job. Snakemake runs one job per output at a time, so none is live.
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        _remove(stale)
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _provably_abandoned(name: str, final: Path) -> bool:
+    """A temporary of ``final`` left by this process or by a dead process on this host."""
+    match = re.fullmatch(rf"\.{re.escape(final.name)}\.(?:tmp|old)-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)", name)
+    if match is None or match["host"] != _host():
+        return False  # another host's (or an unknown writer's): it may be alive
+    pid = int(match["pid"])
+    return pid == os.getpid() or not _pid_alive(pid)
+
+
+def remove_abandoned_temporaries(final: Path) -> None:
+    for candidate in final.parent.glob(f".{final.name}.*-*"):
+        if _provably_abandoned(candidate.name, final):
+            _remove(candidate)
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _publish(temporary: Path, final: Path) -> None:
+    if temporary.is_dir() and not temporary.is_symlink() and final.is_dir():
+        # A directory cannot replace a non-empty one in one rename: move the old one aside first.
+        aside = _temporary_sibling(final, "old")
+        os.replace(final, aside)
+        os.replace(temporary, final)
+        _remove(aside)
+    else:
+        os.replace(temporary, final)
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to fill; on success it replaces ``path`` (file or directory)."""
+def atomic_path(path: str | Path, check: Check | None = None) -> Iterator[Path]:
+    """Yield a temporary path to fill; on success ``check`` (if any) reads it, then it replaces ``path``.
+
+    A check that raises leaves nothing under ``path`` (a previous version there is removed, since
+    it no longer matches what the job was asked to make) and raises OutputCheckError naming ``path``.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(final)
+    remove_abandoned_temporaries(final)
     temporary = _temporary_sibling(final)
     try:
         yield temporary
-        if final.exists():
-            _remove(final)
-        os.replace(temporary, final)
+        if check is not None:
+            try:
+                check(temporary)
+            except Exception as error:
+                _remove(final)
+                reason = str(error).replace(str(temporary), str(final))
+                raise OutputCheckError(f"{final}: the output failed its check and was not published: {reason}") from None
+        _publish(temporary, final)
     finally:
         if temporary.exists() or temporary.is_symlink():
             _remove(temporary)
 
 
 @contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file for writing; it is fsynced and renamed to ``path`` on success."""
-    with atomic_path(path) as temporary:
+def atomic_write(path: str | Path, mode: str = "w", check: Check | None = None) -> Iterator[IO]:
+    """Open a temporary file for writing; it is fsynced, checked and renamed to ``path`` on success."""
+    with atomic_path(path, check) as temporary:
         with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
             handle.flush()

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from beirflow.beir import Document
 from beirflow.jvm import start_jvm
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,21 @@ def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1, me
             args += ["-fields", "title"]
         log.info("indexing %s (%s) into %s with %d threads, heap %s MB, buffer %d MB", corpus, fields, index_dir, threads, heap_mb or "default", buffer_mb)
         autoclass("io.anserini.index.IndexCollection").main(args)
+
+
+# Java's String.trim(): what Anserini strips before it calls a document empty and skips it.
+_JAVA_TRIMMED = "".join(chr(code) for code in range(33))
+
+
+def indexable_documents(corpus: Path, fields: str) -> int:
+    """Documents Anserini indexes: it skips one whose indexed text is empty after trimming, which
+    for ``flat`` is title and text together and for ``multifield`` the text alone."""
+    from beirflow.beir import iter_corpus
+
+    def text(document: Document) -> str:
+        return f"{document.title} {document.text}" if fields == "flat" else document.text
+
+    return sum(1 for _, document in iter_corpus(corpus) if text(document).strip(_JAVA_TRIMMED))
 
 
 def index_document_count(index_dir: Path) -> int:

@@ -59,5 +59,18 @@ def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth
     return counts
 
 
+REBUILD_CANDIDATES = "delete the candidates folder, or force its rule: snakemake -R rerank_candidates"
+
+
 def read_candidates(path: Path) -> list[Candidates]:
-    return [Candidates(str(record["query_id"]), record["query"], list(record["doc_ids"])) for _, record in iter_jsonl(path)]
+    """A query shard's candidates; a malformed line names the file, the line and the rule that rebuilds it."""
+    shard = []
+    try:
+        for number, record in iter_jsonl(path):
+            query_id, query, doc_ids = record.get("query_id"), record.get("query"), record.get("doc_ids")
+            if not isinstance(query_id, str) or not isinstance(query, str) or not isinstance(doc_ids, list) or not all(isinstance(doc_id, str) for doc_id in doc_ids):
+                raise DataError(path, "expected {query_id: str, query: str, doc_ids: [str]}", number)
+            shard.append(Candidates(query_id, query, doc_ids))
+    except DataError as error:
+        raise DataError(error.path, f"{error.reason}; {REBUILD_CANDIDATES}", error.line) from None
+    return shard

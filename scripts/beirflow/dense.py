@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from beirflow.atomic import atomic_path, atomic_write
+from beirflow.checks import check_embeddings
 from beirflow.errors import DataError
 from beirflow.models import ModelError
 
@@ -101,11 +102,22 @@ def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path
     bad = next((doc_id for doc_id in ids if not doc_id or any(char.isspace() for char in doc_id)), None)
     if bad is not None:
         raise ValueError(f"id {bad!r} is empty or holds whitespace; run files cannot carry it")
-    with atomic_write(ids_path) as handle:
+    rows, dimension = len(ids), int(vectors.shape[1]) if vectors.ndim == 2 else -1
+    with atomic_write(ids_path, check=lambda written: _check_id_count(written, rows)) as handle:
         handle.writelines(f"{doc_id}\n" for doc_id in ids)
-    with atomic_path(vectors_path) as temporary:
+    with atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
+
+
+def _check_id_count(path: Path, rows: int) -> None:
+    found = len(read_ids(path))
+    if found != rows:
+        raise DataError(path, f"holds {found} ids, expected {rows}")
+
+
+# What rebuilds a corrupt embeddings file: the rule that wrote it, forced.
+REBUILD_EMBEDDINGS = "delete it, or force its rule: snakemake -R encode_documents (encode_queries for queries.npy)"
 
 
 def read_ids(ids_path: Path) -> list[str]:
@@ -121,12 +133,12 @@ def read_embeddings(vectors_path: Path, ids_path: Path) -> Embeddings:
         raise DataError(vectors_path, "file not found")
     try:
         vectors = np.load(vectors_path, mmap_mode="r")
-    except ValueError as error:
-        raise DataError(vectors_path, f"not a NumPy array file: {error}") from None
+    except (ValueError, EOFError, OSError) as error:  # truncated: ValueError; empty: EOFError
+        raise DataError(vectors_path, f"not a complete NumPy array file ({type(error).__name__}: {error}); {REBUILD_EMBEDDINGS}") from None
     if vectors.ndim != 2 or vectors.dtype != np.float16:
-        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}")
+        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}; {REBUILD_EMBEDDINGS}")
     if vectors.shape[0] != len(ids):
-        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched")
+        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched; {REBUILD_EMBEDDINGS}")
     return Embeddings(ids, vectors, vectors_path)
 
 

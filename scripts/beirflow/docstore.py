@@ -15,6 +15,7 @@ from pathlib import Path
 
 from beirflow.atomic import atomic_path
 from beirflow.beir import Document, iter_corpus
+from beirflow.checks import check_document_store
 from beirflow.errors import DataError
 
 _BATCH = 10_000
@@ -27,10 +28,17 @@ def _batches(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def build_document_store(corpus: Path, output: Path) -> int:
-    """Write every document of ``corpus`` into a new SQLite file at ``output``; returns the count."""
+def build_document_store(corpus: Path, output: Path, expected: int | None = None) -> int:
+    """Write every document of ``corpus`` into a new SQLite file at ``output``; returns the count.
+
+    The store is published only once it reads back with every document (``expected``, the
+    validated count, else the documents read)."""
     count = 0
-    with atomic_path(output) as temporary:
+
+    def holds_every_document(written: Path) -> None:
+        check_document_store(written, count if expected is None else expected)
+
+    with atomic_path(output, check=holds_every_document) as temporary:
         connection = sqlite3.connect(temporary)
         try:
             connection.execute("PRAGMA journal_mode = OFF")

@@ -175,7 +175,8 @@ class TextEncoder:
         self.max_length = settings.max_length or defaults.max_length or DEFAULT_MAX_LENGTH
         config = AutoConfig.from_pretrained(str(resolved.folder))
         loader = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel
-        self.model = load_pretrained(loader, resolved, f"{key}.model", precision, device)
+        # Pooling reads the last hidden states: a BERT pooler the checkpoint lacks is never run.
+        self.model = load_pretrained(loader, resolved, f"{key}.model", precision, device, unused=("pooler.",))
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -13,6 +13,7 @@ A model is named in the config in one of three ways:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,6 +24,8 @@ from beirflow.errors import BeirflowError
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 PACKAGE_PREFIX = "package:"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -80,15 +83,31 @@ def resolve_model(name: str, revision: str | None, key: str, marker: str = "conf
     return resolved
 
 
-def merge_adapter(model: Any, adapter: str, revision: str | None, key: str) -> Any:
+def adapter_weights(resolved: ResolvedModel) -> frozenset[str]:
+    """Names, in the base model, of the weights a PEFT adapter folder carries whole (a
+    ``modules_to_save`` head such as RankLLaMA's ``score``); its LoRA matrices are not among them."""
+    names: list[str] = []
+    safetensors_file = resolved.folder / "adapter_model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(safetensors_file), "pt") as handle:
+            names = list(handle.keys())
+    elif (resolved.folder / "adapter_model.bin").is_file():
+        import torch
+
+        names = list(torch.load(resolved.folder / "adapter_model.bin", map_location="cpu", weights_only=True))
+    return frozenset(name.removeprefix("base_model.model.") for name in names if "lora_" not in name)
+
+
+def merge_adapter(model: Any, resolved: ResolvedModel, key: str) -> Any:
     """The model with a PEFT (LoRA) adapter merged into its weights, as RankLLaMA is meant to be run."""
-    resolved = resolve_model(adapter, revision, key, marker="adapter_config.json")
     try:
         from peft import PeftModel
 
         return PeftModel.from_pretrained(model, str(resolved.folder)).merge_and_unload()
     except Exception as error:
-        raise ModelError(f"config key {key}: adapter '{adapter}' cannot be merged into the model: {type(error).__name__}: {error}") from None
+        raise ModelError(f"config key {key}: adapter '{resolved.name}' cannot be merged into the model: {type(error).__name__}: {error}") from None
 
 
 def has_weights(folder: Path) -> bool:
@@ -118,8 +137,22 @@ def device_name(device: str) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def load_pretrained(loader: Any, resolved: ResolvedModel, key: str, precision: str, device: str) -> Any:
+def load_pretrained(
+    loader: Any,
+    resolved: ResolvedModel,
+    key: str,
+    precision: str,
+    device: str,
+    supplied_elsewhere: frozenset[str] = frozenset(),
+    unused: tuple[str, ...] = (),
+) -> Any:
     """``loader.from_pretrained`` in eval mode on ``device``, in ``precision``.
+
+    Every weight the architecture needs must come from the checkpoint: transformers initialises a
+    missing one at random and only prints a report, so a folder without a classification head would
+    score every pair with a head drawn anew in each job. ``supplied_elsewhere`` are weights that
+    come later (an adapter's head); ``unused`` are name prefixes the caller never runs (an encoder's
+    pooler). Weights in the checkpoint that the architecture does not take are logged.
 
     With several visible GPUs the weights are spread over them (``device_map="auto"``), so a
     model larger than one GPU runs in a job that asks for more GPUs.
@@ -128,17 +161,41 @@ def load_pretrained(loader: Any, resolved: ResolvedModel, key: str, precision: s
         raise ModelError(f"config key {key}: model '{resolved.name}' has no weights (*.safetensors or pytorch_model.bin) in {resolved.folder}")
     import torch
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "output_loading_info": True}
     spread = device == "cuda" and torch.cuda.device_count() > 1
     if spread:
         kwargs["device_map"] = "auto"
     try:
-        model = loader.from_pretrained(str(resolved.folder), **kwargs)
+        model, loading = loader.from_pretrained(str(resolved.folder), **kwargs)
     except Exception as error:
         raise ModelError(f"config key {key}: model '{resolved.name}' cannot be loaded from {resolved.folder}: {type(error).__name__}: {error}") from None
+    check_loaded_weights(loading, resolved, key, loader, supplied_elsewhere, unused)
     if not spread:
         model = model.to(device)
     return model.eval()
+
+
+def check_loaded_weights(
+    loading: dict[str, Any], resolved: ResolvedModel, key: str, loader: Any, supplied_elsewhere: frozenset[str] = frozenset(), unused: tuple[str, ...] = ()
+) -> None:
+    """Raise ModelError for a weight the checkpoint lacks; log the checkpoint's weights the model does not take."""
+    missing = sorted(name for name in loading.get("missing_keys", ()) if name not in supplied_elsewhere and not name.startswith(unused))
+    mismatched = sorted(str(entry[0] if isinstance(entry, tuple) else entry) for entry in loading.get("mismatched_keys", ()))
+    architecture = getattr(loader, "__name__", str(loader))
+    if missing or mismatched:
+        shown = missing or mismatched
+        what = "lacks" if missing else "has weights of another shape for"
+        raise ModelError(
+            f"config key {key}: model '{resolved.name}' in {resolved.folder} {what} {len(shown)} weight(s) that {architecture} needs "
+            f"({', '.join(shown[:8])}{', ...' if len(shown) > 8 else ''}); transformers would initialise them at random. "
+            "Is it the right folder and kind (a cross-encoder needs a classification head, monoT5 a T5 with its LM head)?"
+        )
+    skipped = sorted(loading.get("unexpected_keys", ()))
+    if skipped:
+        log.warning("%s: %d weight(s) in %s are not used by %s (%s%s)", key, len(skipped), resolved.folder, architecture, ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "")
+    unused_missing = sorted(name for name in loading.get("missing_keys", ()) if name.startswith(unused))
+    if unused_missing:
+        log.info("%s: %d weight(s) absent from the checkpoint are never run (%s)", key, len(unused_missing), ", ".join(unused_missing[:5]))
 
 
 def input_device(model: Any) -> torch.device:

@@ -37,7 +37,7 @@ from beirflow.beir import document_text
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
-from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained, merge_adapter, resolve_model
+from beirflow.models import ModelError, ResolvedModel, adapter_weights, input_device, load_pretrained, merge_adapter, resolve_model
 
 KINDS = ("monot5", "cross-encoder", "bi-encoder")
 MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -146,12 +146,16 @@ class CrossEncoderScorer(PairScorer):
     def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device)
+        adapter_key = key.rsplit(".", 1)[0] + ".adapter"
+        adapter = resolve_model(settings.adapter, settings.adapter_revision, adapter_key, marker="adapter_config.json") if settings.adapter else None
+        # An adapter may carry the head the base checkpoint lacks (RankLLaMA's 'score' on Llama-2).
+        supplied = adapter_weights(adapter) if adapter else frozenset()
+        self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device, supplied_elsewhere=supplied)
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token is None:  # Llama has none; the model finds its last token by it
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
-        if settings.adapter:
-            self.model = merge_adapter(self.model, settings.adapter, settings.adapter_revision, key.rsplit(".", 1)[0] + ".adapter").eval()
+        if adapter:
+            self.model = merge_adapter(self.model, adapter, adapter_key).eval()
         labels = int(self.model.config.num_labels)
         if labels not in (1, 2):
             raise ModelError(f"config key {key}: '{resolved.name}' has {labels} labels; a cross-encoder has one logit or two classes")
@@ -225,7 +229,7 @@ class BiEncoderReranker:
 
     def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
         if settings.similarity not in ("cosine", "dot"):
-            raise ModelError(f"config key {key}: similarity must be 'cosine' or 'dot', not '{settings.similarity}'")
+            raise ModelError(f"config key {key}.similarity: similarity must be 'cosine' or 'dot', not '{settings.similarity}'")
         encoder_settings = EncoderSettings(settings.pooling, settings.normalize, settings.max_length)
         self.encoder = TextEncoder(resolved, encoder_settings, key, settings.precision, device)
         self.settings = settings
@@ -263,7 +267,7 @@ class Reranker:
         self.device = device
         self.model: BiEncoderReranker | PairScorer
         if settings.kind == "bi-encoder":
-            self.model = BiEncoderReranker(self.resolved, settings, f"{key}.model", device)
+            self.model = BiEncoderReranker(self.resolved, settings, key, device)  # the encoder names '<key>.model' itself
         else:
             self.model = SCORERS[settings.kind](self.resolved, settings, f"{key}.model", device)
 

@@ -66,17 +66,23 @@ def write_run(handle: IO[str], run: Mapping[str, Iterable[tuple[str, float]]], t
 
 
 def read_run(path: Path) -> RunDict:
-    """Read a TREC run into ``{qid: {docid: score}}``; malformed lines and repeated hits name their line."""
+    """Read a TREC run into ``{qid: {docid: score}}``; malformed lines and repeated hits name their
+    line and how to rebuild the file (the workflow wrote it; a hand-edited run is rebuilt the same way)."""
     run: RunDict = {}
-    for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, "qid Q0 docid rank score tag"):
-        try:
-            value = float(score)
-        except ValueError:
-            raise DataError(path, f"score '{score}' is not a number", number) from None
-        hits = run.setdefault(query_id, {})
-        if doc_id in hits:
-            raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
-        hits[doc_id] = value
+    try:
+        for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, "qid Q0 docid rank score tag"):
+            try:
+                value = float(score)
+            except ValueError:
+                raise DataError(path, f"score '{score}' is not a number", number) from None
+            hits = run.setdefault(query_id, {})
+            if doc_id in hits:
+                raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
+            hits[doc_id] = value
+    except DataError as error:
+        if not path.is_file():
+            raise
+        raise DataError(path, f"{error.reason}; rebuild it with: snakemake --forcerun {path}", error.line) from None
     return run
 
 

@@ -26,7 +26,7 @@ rule document_store:
         corpus=corpus_file,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
-        " --output {output:q} > {log:q} 2>&1"
+        " --report {input.report:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule rerank_candidates:

@@ -1,0 +1,82 @@
+"""Checks an output passes before it is published under its final name (see :mod:`beirflow.atomic`).
+
+Writing atomically is not enough: a tool that fails without failing (Anserini logs ``No space left
+on device`` and returns) leaves a complete-looking but broken output. Each check reads the
+temporary output back the way its consumer will and compares it with what the job was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from beirflow.errors import DataError
+from beirflow.trec import iter_rows
+
+RUN_LAYOUT = "qid Q0 docid rank score tag"
+
+
+def validated_document_count(report: Path) -> int:
+    """The corpus's document count as ``prepare_dataset`` validated it (``report.json``)."""
+    try:
+        return int(json.loads(report.read_text(encoding="utf-8"))["documents"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(report, f"no document count in the validation report ({type(error).__name__}: {error}); rerun prepare_dataset (snakemake -R prepare_dataset)") from None
+
+
+def check_run_file(path: Path) -> None:
+    """Every row has six fields, an integer rank and a numeric score; a query's hits are contiguous."""
+    finished: set[str] = set()
+    current = None
+    for number, (query_id, _, _, rank, score, _) in iter_rows(path, RUN_LAYOUT):
+        if query_id != current:
+            if query_id in finished:
+                raise DataError(path, f"query '{query_id}' appears again after other queries", number)
+            if current is not None:
+                finished.add(current)
+            current = query_id
+        try:
+            int(rank)
+            float(score)
+        except ValueError:
+            raise DataError(path, f"rank '{rank}' or score '{score}' is not a number", number) from None
+
+
+def check_document_store(path: Path, expected: int) -> None:
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        stored = int(connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+        integrity = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as error:
+        raise DataError(path, f"the document store cannot be read: {error}") from None
+    finally:
+        connection.close()
+    if integrity != "ok":
+        raise DataError(path, f"the document store is damaged: {integrity}")
+    if stored != expected:
+        raise DataError(path, f"the document store holds {stored:,} documents, the corpus {expected:,}")
+
+
+def check_embeddings(path: Path, rows: int, dimension: int) -> None:
+    """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk."""
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except (ValueError, EOFError, OSError) as error:
+        raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
+    if vectors.dtype != np.float16 or vectors.shape != (rows, dimension):
+        raise DataError(path, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected float16 ({rows}, {dimension})")
+
+
+def check_lucene_index(path: Path, expected: int) -> None:
+    """The index opens (it has a commit, ``segments_N``) and holds ``expected`` documents."""
+    from beirflow.bm25 import index_document_count
+
+    try:
+        indexed = index_document_count(path)
+    except Exception as error:  # pyjnius raises JavaException for Lucene's IndexNotFoundException and I/O errors
+        raise DataError(path, f"the Lucene index cannot be opened ({type(error).__name__}: {error}); Anserini's log above says why (a full disk?)") from None
+    if indexed != expected:
+        raise DataError(path, f"the Lucene index holds {indexed:,} documents, the corpus {expected:,} indexable ones; Anserini's log above says why")
