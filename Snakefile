@@ -32,5 +32,6 @@ check_plan()
 rule all:
     default_target: True
     input:
+        result_files(),
         rules.leaderboard.output,
         rules.report.output,

@@ -4,12 +4,11 @@ import argparse
 from pathlib import Path
 
 from beirflow.cli import run_stage
-from beirflow.download import fetch_beir_archive, write_ready_marker
+from beirflow.download import fetch_beir_archive
 
 
 def fetch(args: argparse.Namespace) -> None:
-    fetch_beir_archive(args.url, args.md5, args.target)
-    write_ready_marker(args.target, args.ready, args.url, args.md5)
+    fetch_beir_archive(args.url, args.md5, args.target, marker=args.ready)
 
 
 def main() -> None:

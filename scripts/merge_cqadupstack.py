@@ -1,19 +1,32 @@
-"""Merge CQADupStack's 12 forums into one BEIR-layout folder (rule merge_cqadupstack)."""
+"""Merge CQADupStack's 12 forums into one BEIR-layout folder in the data cache (rule merge_cqadupstack)."""
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
+from beirflow.atomic import atomic_path, atomic_write
 from beirflow.beir import BeirFiles
 from beirflow.cli import run_stage
+from beirflow.download import cache_lock
 from beirflow.merge import merge_forums
 from beirflow.registry import CQADUPSTACK_FORUMS
 
 
 def run(args: argparse.Namespace) -> None:
     forums = [(forum, BeirFiles(args.archive_folder / forum, args.split)) for forum in CQADUPSTACK_FORUMS]
-    counts = merge_forums(forums, BeirFiles(args.output, args.split))
-    logging.info("merged %d forums: %s", len(forums), counts)
+    # Under the archive's lock, as its download: another workflow sharing the cache either merged
+    # it already (the folder is in place) or waits here; the folder appears whole, in one rename.
+    with cache_lock(args.archive_folder):
+        if args.output.is_dir():
+            logging.info("%s is already in place (merged by another workflow sharing the cache)", args.output)
+        else:
+            with atomic_path(args.output) as temporary:
+                counts = merge_forums(forums, BeirFiles(temporary, args.split))
+            logging.info("merged %d forums: %s", len(forums), counts)
+        with atomic_write(args.ready) as handle:
+            json.dump({"folder": str(args.output), "forums": list(CQADUPSTACK_FORUMS)}, handle)
+            handle.write("\n")
 
 
 def main() -> None:
@@ -21,6 +34,7 @@ def main() -> None:
     parser.add_argument("--archive-folder", required=True, type=Path, help="the unpacked cqadupstack folder (one subfolder per forum)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--output", required=True, type=Path, help="folder for corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    parser.add_argument("--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)")
     parser.add_argument("--dataset", required=True)
     args = parser.parse_args()
     run_stage("merge_cqadupstack", f"dataset={args.dataset}", lambda: run(args))

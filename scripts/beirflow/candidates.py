@@ -14,7 +14,7 @@ from pathlib import Path
 
 from beirflow.atomic import atomic_path
 from beirflow.beir import iter_jsonl
-from beirflow.errors import DataError
+from beirflow.errors import DataError, rebuild_hint
 from beirflow.plan import shard_ids
 from beirflow.shards import MANIFEST, shard_path
 from beirflow.trec import best_hits, read_run
@@ -59,9 +59,6 @@ def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth
     return counts
 
 
-REBUILD_CANDIDATES = "delete the candidates folder, or force its rule: snakemake -R rerank_candidates"
-
-
 def read_candidates(path: Path) -> list[Candidates]:
     """A query shard's candidates; a malformed line names the file, the line and the rule that rebuilds it."""
     shard = []
@@ -72,5 +69,5 @@ def read_candidates(path: Path) -> list[Candidates]:
                 raise DataError(path, "expected {query_id: str, query: str, doc_ids: [str]}", number)
             shard.append(Candidates(query_id, query, doc_ids))
     except DataError as error:
-        raise DataError(error.path, f"{error.reason}; {REBUILD_CANDIDATES}", error.line) from None
+        raise DataError(error.path, f"{error.reason}; {rebuild_hint(path.parent)}", error.line) from None
     return shard

@@ -31,7 +31,7 @@ import numpy as np
 
 from beirflow.atomic import atomic_path, atomic_write
 from beirflow.checks import check_embeddings
-from beirflow.errors import DataError
+from beirflow.errors import DataError, rebuild_hint
 from beirflow.models import ModelError
 
 FLAT = "Flat"
@@ -116,10 +116,6 @@ def _check_id_count(path: Path, rows: int) -> None:
         raise DataError(path, f"holds {found} ids, expected {rows}")
 
 
-# What rebuilds a corrupt embeddings file: the rule that wrote it, forced.
-REBUILD_EMBEDDINGS = "delete it, or force its rule: snakemake -R encode_documents (encode_queries for queries.npy)"
-
-
 def read_ids(ids_path: Path) -> list[str]:
     if not ids_path.is_file():
         raise DataError(ids_path, "file not found")
@@ -134,11 +130,11 @@ def read_embeddings(vectors_path: Path, ids_path: Path) -> Embeddings:
     try:
         vectors = np.load(vectors_path, mmap_mode="r")
     except (ValueError, EOFError, OSError) as error:  # truncated: ValueError; empty: EOFError
-        raise DataError(vectors_path, f"not a complete NumPy array file ({type(error).__name__}: {error}); {REBUILD_EMBEDDINGS}") from None
+        raise DataError(vectors_path, f"not a complete NumPy array file ({type(error).__name__}: {error}); {rebuild_hint(vectors_path)}") from None
     if vectors.ndim != 2 or vectors.dtype != np.float16:
-        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}; {REBUILD_EMBEDDINGS}")
+        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}; {rebuild_hint(vectors_path)}")
     if vectors.shape[0] != len(ids):
-        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched; {REBUILD_EMBEDDINGS}")
+        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched; {rebuild_hint(vectors_path)}")
     return Embeddings(ids, vectors, vectors_path)
 
 

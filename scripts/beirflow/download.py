@@ -20,6 +20,8 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from beirflow.atomic import atomic_path, atomic_write
@@ -67,15 +69,32 @@ def unzip_dataset(archive: Path, target: Path) -> Path:
     return target
 
 
-def fetch_beir_archive(url: str, md5: str | None, target: Path, keep_zip: bool = False) -> Path:
-    """Download and unpack one BEIR archive into ``target`` (e.g. ``resources/beir/scifact``) unless it is there."""
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<name>.lock`` beside ``target``, for every writer of the data cache.
+
+    flock is released when the file closes, also if the process dies. On NFS it is a lock on the
+    server (Linux maps flock to POSIX locks there), so writers on several hosts exclude each other.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(f".{target.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def fetch_beir_archive(url: str, md5: str | None, target: Path, keep_zip: bool = False, marker: Path | None = None) -> Path:
+    """Download and unpack one BEIR archive into ``target`` (e.g. ``resources/beir/scifact``) unless it is there.
+
+    ``marker``, the rule's output, is written under the same lock, so no other writer can find the
+    folder being replaced or remove a marker half written."""
+    with cache_lock(target):
         if target.is_dir():
             log.info("%s is already in place (fetched by another workflow sharing the cache)", target)
-            return target
-        return _fetch(url, md5, target, keep_zip)
+        else:
+            _fetch(url, md5, target, keep_zip)
+        if marker is not None:
+            write_ready_marker(target, marker, url, md5)
+        return target
 
 
 def write_ready_marker(target: Path, marker: Path, url: str, md5: str | None) -> None:

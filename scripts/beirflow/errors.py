@@ -20,6 +20,11 @@ class DataError(BeirflowError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def rebuild_hint(output: str | Path) -> str:
+    """How to remake a workflow output found corrupt: Snakemake takes it as done until forced."""
+    return f"rebuild it with: snakemake --forcerun {output}"
+
+
 class ChecksumError(BeirflowError):
     """A download whose checksum does not match the known one."""
 

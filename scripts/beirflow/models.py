@@ -60,10 +60,36 @@ def _package_folder(module_name: str) -> tuple[Path, str]:
     return folder, f"package {module_name} {version}"
 
 
+def location_problem(name: str, marker: str = "config.json", import_packages: bool = True) -> str | None:
+    """What is wrong with where a model is, found without loading it (planning time); None if nothing.
+
+    A Hugging Face id is not looked up here (its revision is checked by the plan); a folder must
+    exist and hold ``marker``; a ``package:`` model must import and ship its folder, unless
+    ``import_packages`` is false (jobs run in other environments than the planner, under conda)."""
+    if name.startswith(PACKAGE_PREFIX):
+        if not import_packages:
+            return None
+        module = name[len(PACKAGE_PREFIX) :]
+        try:
+            folder, _ = _package_folder(module)
+        except Exception as error:
+            return f"package '{module}' cannot be imported ({type(error).__name__}: {error}); install it where the jobs run"
+        return None if (folder / marker).is_file() else f"package '{module}' ships no model folder with {marker} (looked in {folder})"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None if (path / marker).is_file() else f"folder {path.resolve()} has no {marker}"
+    if not is_hub_name(name):
+        return f"folder {path.resolve()} does not exist" + (" (it is a file)" if path.exists() else "")
+    return None
+
+
 def resolve_model(name: str, revision: str | None, key: str, marker: str = "config.json") -> ResolvedModel:
     """Find the model's folder; ``key`` (e.g. ``rerank.monot5-base.model``) names it in errors.
 
     ``marker`` is the file the folder must hold (``adapter_config.json`` for a PEFT adapter)."""
+    problem = None if is_hub_name(name) else location_problem(name, marker)
+    if problem:
+        raise ModelError(f"config key {key}: model '{name}': {problem}")
     try:
         if name.startswith(PACKAGE_PREFIX):
             folder, identity = _package_folder(name[len(PACKAGE_PREFIX) :])
@@ -77,7 +103,8 @@ def resolve_model(name: str, revision: str | None, key: str, marker: str = "conf
             resolved = ResolvedModel(name, folder, folder.name)  # snapshots/<commit>
     except Exception as error:  # ImportError, hub errors, offline misses: all mean "not loadable"
         hint = " (HF_HUB_OFFLINE is set: the model must already be in the Hugging Face cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
-        raise ModelError(f"config key {key}: model '{name}' cannot be found: {type(error).__name__}: {error}{hint}") from None
+        where = f"no folder {Path(name).resolve()} here, and as a Hugging Face model at revision {revision}"
+        raise ModelError(f"config key {key}: model '{name}' cannot be found ({where}): {type(error).__name__}: {error}{hint}") from None
     if not resolved.folder.is_dir() or not (resolved.folder / marker).is_file():
         raise ModelError(f"config key {key}: model '{name}' has no {marker} in {resolved.folder}")
     return resolved

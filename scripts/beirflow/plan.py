@@ -331,3 +331,30 @@ def unpinned_models(families: dict[str, dict[str, Any]]) -> list[str]:
 
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def check_model_locations(families: dict[str, dict[str, Any]], import_packages: bool = True) -> None:
+    """Every rerank and dense model (and adapter) that is a folder or a package is where the config says."""
+    from beirflow.models import location_problem
+
+    for family in ("rerank", "dense"):
+        for name, entry in families.get(family, {}).items():
+            for model_key, marker in (("model", "config.json"), ("adapter", "adapter_config.json")):
+                model = entry.get(model_key)
+                problem = model and location_problem(model, marker, import_packages)
+                if problem:
+                    raise ConfigError(f"{family}.{name}.{model_key}: model '{model}': {problem}")
+
+
+def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
+    """A local folder whose counts are not declared must be there to be counted: planning needs them."""
+    for plan in plans.values():
+        if not plan.is_local:
+            continue
+        for what, declared, path in (("documents", plan.documents, plan.files.corpus), ("queries", plan.queries, plan.files.qrels)):
+            if declared is None and not path.is_file():
+                raise ConfigError(
+                    f"datasets.{plan.name}.path: {path} not found, and datasets.{plan.name}.{what} is not declared, so the shards cannot be planned: "
+                    f"prepare the folder (see the README, 'Datasets you prepare yourself') or declare '{what}'"
+                )
+

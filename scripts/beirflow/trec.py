@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from beirflow.errors import DataError
+from beirflow.errors import DataError, rebuild_hint
 
 RunDict = dict[str, dict[str, float]]
 
@@ -82,7 +82,7 @@ def read_run(path: Path) -> RunDict:
     except DataError as error:
         if not path.is_file():
             raise
-        raise DataError(path, f"{error.reason}; rebuild it with: snakemake --forcerun {path}", error.line) from None
+        raise DataError(path, f"{error.reason}; {rebuild_hint(path)}", error.line) from None
     return run
 
 

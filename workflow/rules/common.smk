@@ -24,6 +24,8 @@ from beirflow.plan import (
     ConfigError,
     check_cycles,
     check_dense,
+    check_local_datasets,
+    check_model_locations,
     check_fusion,
     check_rerankers,
     enabled_systems,
@@ -37,6 +39,13 @@ from beirflow.plan import (
     unpinned_models,
 )
 from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
+from beirflow.slurm_status import install_if_present
+
+# The SLURM executor plugin waits forever on a job cancelled with scancel ('CANCELLED by <uid>');
+# see beirflow/slurm_status.py and the README's SLURM section.
+_slurm_warning = install_if_present()
+if _slurm_warning:
+    logger.warning(_slurm_warning)
 
 # Rules call the stage programs as `"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/<stage>.py"`. The shell
 # text holds no path, so moving the checkout or the venv reruns nothing (Snakemake's code trigger
@@ -44,11 +53,8 @@ from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
 # BEIRFLOW_PYTHON is the interpreter running Snakemake (its venv); with conda, 'python' of each
 # rule's env, which Snakemake puts first on the job's PATH.
 os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
-os.environ["BEIRFLOW_PYTHON"] = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
+USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+os.environ["BEIRFLOW_PYTHON"] = "python" if USES_CONDA else sys.executable
 # ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
 # installed packages are read-only (a shared cluster venv or conda env).
@@ -87,6 +93,7 @@ _validate_config()
 
 try:
     DATASETS = plan_datasets(config["datasets"], config["data_dir"])
+    check_local_datasets(DATASETS)
 except (ConfigError, KeyError) as error:
     raise WorkflowError(f"config: {error}") from None
 
@@ -144,6 +151,19 @@ def runs_on(system, dataset):
     return dataset in SYSTEM_DATASETS[system]
 
 
+def result_files():
+    """Every run, provenance and metrics file the config asks for: targets of 'rule all' as much
+    as the leaderboard, so that one deleted by a failed rerun (Snakemake removes a failed job's
+    outputs) is rebuilt by the next plain run instead of leaving the leaderboard stale."""
+    files = metrics_files()
+    for dataset in DATASETS:
+        for system in SYSTEMS:
+            if runs_on(system, dataset):
+                run = run_file(dataset, system)
+                files += [run, run.replace("/run.trec", "/provenance.json")]
+    return files
+
+
 def dataset_systems(wildcards):
     return [system for system in SYSTEMS if runs_on(system, wildcards.dataset)]
 
@@ -181,10 +201,12 @@ def dataset_split(wildcards):
 
 
 def dataset_source(wildcards):
-    """A BEIR dataset needs its unzipped archive; a local folder or merged CQADupStack its three files."""
+    """A BEIR dataset needs its unzipped archive, a merged CQADupStack its merged folder (markers
+    in the shared data cache), a local folder its three files."""
     plan = dataset_plan(wildcards)
-    # A merged CQADupStack's three files are made by rule merge_cqadupstack.
-    if plan.is_local or plan.merged_forums:
+    if plan.merged_forums:
+        return {"archive": ancient(f"{plan.folder}.ready")}
+    if plan.is_local:
         files = plan.files
         return {
             "corpus": str(files.corpus),
@@ -292,6 +314,8 @@ def check_plan():
         check_dense(config.get("dense", {}))
         check_fusion(config.get("fusion", {}), SYSTEMS)
         check_cycles(config.get("rerank", {}), config.get("fusion", {}))
+        # Under conda the jobs' environments, not Snakemake's, hold the 'package:' models.
+        check_model_locations(FAMILIES, import_packages=not USES_CONDA)
     except ConfigError as error:
         raise WorkflowError(f"config key {error}") from None
     unpinned = unpinned_models(FAMILIES)

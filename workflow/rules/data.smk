@@ -85,14 +85,14 @@ rule shard_corpus:
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
 
 
-# CQADupStack has a test split only.
+# CQADupStack has a test split only. The merged folder lives in the shared data cache, so, like a
+# download, the rule's output is a marker: Snakemake deletes a job's outputs before running it, and
+# the folder itself must never vanish from under another workflow's jobs.
 rule merge_cqadupstack:
     input:
         ancient(f"{DATA_DIR}/cqadupstack.ready"),
     output:
-        corpus=f"{DATA_DIR}/merged/{{dataset}}/corpus.jsonl",
-        queries=f"{DATA_DIR}/merged/{{dataset}}/queries.jsonl",
-        qrels=f"{DATA_DIR}/merged/{{dataset}}/qrels/test.tsv",
+        f"{DATA_DIR}/merged/{{dataset}}.ready",
     log:
         "logs/merge_cqadupstack/{dataset}.log",
     conda:
@@ -102,10 +102,10 @@ rule merge_cqadupstack:
         runtime=grown_with_attempt(60),
     params:
         archive=lambda wildcards, input: input[0].removesuffix(".ready"),
-        folder=lambda wildcards, output: os.path.dirname(output.corpus),
+        folder=lambda wildcards, output: output[0].removesuffix(".ready"),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_cqadupstack.py" --dataset {wildcards.dataset} --archive-folder {params.archive:q}'
-        " --split test --output {params.folder:q} > {log:q} 2>&1"
+        " --split test --output {params.folder:q} --ready {output:q} > {log:q} 2>&1"
 
 
 # A local dataset (BioASQ, Signal-1M, TREC-NEWS, Robust04: not downloadable) whose files are not
