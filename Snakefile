@@ -18,6 +18,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/bm25.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/dense.smk"

@@ -9,6 +9,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
+from beirflow.fetch import cited_models
 from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.trec import write_run
@@ -44,7 +45,7 @@ def run_search(args: argparse.Namespace) -> None:
     revisions = sorted({str(shard["model_revision"]) for shard in encoding})
     record = provenance(
         dataset=args.dataset, system=args.system, family="dense", config=settings.__dict__, started=started,
-        wall_time_s=time.monotonic() - clock, model_revision=revisions[0] if len(revisions) == 1 else ", ".join(revisions), extra=extra,
+        wall_time_s=time.monotonic() - clock, model_revision=revisions[0] if len(revisions) == 1 else ", ".join(revisions), extra={**extra, **cited_models(args.model_records)},
     )  # fmt: skip
     write_provenance(args.provenance, record)
     logging.info("%d queries over %d documents in %d shards (%s)", len(queries.ids), len(corpus_ids), len(files), extra["search_device"])
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--provenance", required=True, type=Path)
+    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the encoder's model, cited in the provenance")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--system", required=True)
     args = parser.parse_args()

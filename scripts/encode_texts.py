@@ -10,6 +10,7 @@ from beirflow.atomic import atomic_write
 from beirflow.batching import TokenBudget
 from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.cli import run_stage
+from beirflow.fetch import use_records
 from beirflow.dense import DenseSettings, write_embeddings
 from beirflow.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
 from beirflow.models import device_name, pick_device, resolve_model
@@ -30,6 +31,7 @@ def read_texts(path: Path, kind: str, prefix: str) -> tuple[list[str], list[str]
 def encode(args: argparse.Namespace) -> None:
     import torch
 
+    use_records(args.model_records)
     torch.set_num_threads(args.threads)
     settings = DenseSettings.from_config(json.loads(args.params))
     device = pick_device()
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
     parser.add_argument("--batch-size", default="auto", help="'auto' or inputs per batch; changes speed, not vectors")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)")
     parser.add_argument("--vectors", required=True, type=Path, help="float16 .npy output")
     parser.add_argument("--ids", required=True, type=Path, help="ids output, one per line")
     parser.add_argument("--stats", required=True, type=Path, help="JSON sidecar: texts, seconds, device, revision")

@@ -8,6 +8,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
+from beirflow.fetch import cited_models
 from beirflow.provenance import now, provenance, shard_summary, write_provenance
 from beirflow.trec import merge_runs, read_run, write_run
 
@@ -22,7 +23,7 @@ def merge(args: argparse.Namespace) -> None:
         summary = shard_summary(shards)
         record = provenance(
             dataset=args.dataset, system=args.tag, family=args.family, config=json.loads(args.params), started=started,
-            wall_time_s=time.monotonic() - clock, model_revision=summary.pop("model_revision", None), extra=summary,
+            wall_time_s=time.monotonic() - clock, model_revision=summary.pop("model_revision", None), extra={**summary, **cited_models(args.model_records)},
         )  # fmt: skip
         write_provenance(args.provenance, record)
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="the system's score-changing settings as JSON, for the provenance")
     parser.add_argument("--stats", nargs="*", type=Path, default=[], help="the shard jobs' JSON sidecars")
     parser.add_argument("--provenance", type=Path, help="where to write the merged run's provenance")
+    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models the shards ran, cited in the provenance")
     args = parser.parse_args()
     run_stage("merge_runs", f"dataset={args.dataset} system={args.tag}", lambda: merge(args))
 

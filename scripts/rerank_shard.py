@@ -10,6 +10,7 @@ from beirflow.checks import check_run_file
 from beirflow.batching import TokenBudget
 from beirflow.candidates import read_candidates
 from beirflow.cli import run_stage
+from beirflow.fetch import use_records
 from beirflow.docstore import DocumentStore
 from beirflow.models import device_name, pick_device
 from beirflow.provenance import slurm_job
@@ -20,6 +21,7 @@ from beirflow.trec import write_query_hits
 def rerank(args: argparse.Namespace) -> None:
     import torch
 
+    use_records(args.model_records)
     torch.set_num_threads(args.threads)
     settings = RerankSettings.from_config(json.loads(args.params))
     device = pick_device()
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--params", required=True, help="the reranker's score-changing settings as JSON")
     parser.add_argument("--batch-size", default="auto", help="'auto' or inputs per batch; changes speed, not scores")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path, help="JSON sidecar: pairs, seconds, device, revision")
     parser.add_argument("--dataset", required=True)

@@ -171,6 +171,18 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return workflow
 
 
+def fork(workflow: Workflow, destination: Path) -> Workflow:
+    """A copy of a finished workdir (mtimes and Snakemake's records kept), driven by its own copy of
+    the config: tests that change results work on a fork, never on a shared run."""
+    shutil.copytree(workflow.root, destination, symlinks=True)
+    return Workflow(destination, workflow.config)
+
+
+@pytest.fixture
+def forked(done: Workflow, tmp_path: Path) -> Workflow:
+    return fork(done, tmp_path / "fork")
+
+
 @pytest.fixture(scope="session")
 def tiny_monot5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_models import build_tiny_monot5

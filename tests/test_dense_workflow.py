@@ -98,6 +98,23 @@ def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workf
     assert dense.planned_with(config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
+def test_renaming_disabling_or_inserting_a_system_before_the_encoders_first_encodes_nothing(dense: Workflow) -> None:
+    """Which system names an encoding job's errors is no rerun trigger: the corpus is encoded once per encoder."""
+    sibling = {**MINILM, "hits": 10, "batch_size": 64}
+    renamed = copy.deepcopy(dense.config)
+    renamed["dense"] = {"minilm-renamed": MINILM}
+    renamed["fusion"]["bm25+minilm"]["runs"] = ["bm25-flat", "minilm-renamed"]
+    inserted = copy.deepcopy(dense.config)
+    inserted["dense"] = {"a-minilm-first": sibling, "minilm": MINILM}
+    disabled = copy.deepcopy(dense.config)
+    disabled["dense"] = {"a-minilm-first": sibling, "minilm": {**MINILM, "enabled": False}}
+    disabled["fusion"] = {}
+    for config in (renamed, inserted, disabled):
+        planned = dense.planned_with(config)
+        assert "encode_documents" not in planned and "encode_queries" not in planned, planned
+        assert planned.get("dense_search") == 1, planned
+
+
 def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"]["pooling"] = "cls"

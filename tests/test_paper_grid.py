@@ -93,3 +93,13 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
                     model = AutoModel.from_config(model_config)
             parameters = sum(parameter.numel() for parameter in model.parameters())
             assert abs(parameters / entry["report"]["parameters"] - 1) < 0.08, f"{family}.{name}: {parameters:,} parameters"
+
+
+def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
+    """Extensions included: a branch such as 'main' moves, and a result must name the weights it came from."""
+    from beirflow.plan import unpinned_models
+
+    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    assert unpinned_models({family: config.get(family) or {} for family in ("rerank", "dense")}) == []
+    revisions = [entry.get(key) for family in ("rerank", "dense") for entry in config[family].values() for key in ("revision", "adapter_revision") if entry.get(key)]
+    assert len(revisions) == 21 and all(len(revision) == 40 for revision in revisions), revisions

@@ -117,15 +117,15 @@ def _dense_only(**changes: object) -> dict:
     return config
 
 
-def _running_job(rule: str, process: subprocess.Popen, timeout_s: float = 240) -> str:
-    """The SLURM job id of a running job of ``rule`` (the plugin names the rule in the job's comment)."""
+def _running_job(rule: str, process: subprocess.Popen, timeout_s: float = 240, besides: tuple[str, ...] = ()) -> str:
+    """The SLURM job id of a running job of ``rule`` (the plugin names the rule in the job's comment), not one of ``besides``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the workflow ended before a {rule} job ran"
         running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True).stdout.splitlines()
         for line in running:
             job_id, comment = (line.split(" ", 1) + [""])[:2]
-            if comment.startswith(f"rule_{rule}"):
+            if comment.startswith(f"rule_{rule}") and job_id not in besides:
                 return job_id
         time.sleep(0.2)
     raise AssertionError(f"no {rule} job ran within {timeout_s} s")
@@ -209,3 +209,25 @@ def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(slurm: No
     assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
     runs = _sacct("JobIDRaw", "State", since=since, duplicates=True)
     assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
+
+
+def test_jobs_cancelled_with_scancel_are_seen_as_failed_and_retried(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+    """sacct says 'CANCELLED by 0'; the plugin alone (2.8.0) waited for such a job forever."""
+    workflow = ClusterWorkflow(tmp_path / "cancelled", _dense_only())
+    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    process = subprocess.Popen(workflow.command("--retries", "2"), cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    cancelled: list[str] = []
+    try:
+        for scancel in (["scancel"], ["scancel", "--full"]):  # what a user or an admin does to a stuck job
+            cancelled.append(_running_job("encode_documents", process, besides=tuple(cancelled)))
+            subprocess.run([*scancel, cancelled[-1]], check=True)
+        output, _ = process.communicate(timeout=420)  # hangs (and fails here) where the cancel goes unseen
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output[-5000:]
+    states = {row["JobIDRaw"]: row["State"] for row in _sacct("JobIDRaw", "State")}
+    assert [states[job_id] for job_id in cancelled] == ["CANCELLED by 0", "CANCELLED by 0"], states
+    assert output.count("SLURM status is: 'CANCELLED'") == 2, output[-5000:]
+    assert _metrics(workflow) == _metrics(dense_reference)
+

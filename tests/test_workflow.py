@@ -264,18 +264,18 @@ def test_download_from_a_mirror_with_a_wrong_checksum_fails_cleanly(make_workflo
     assert not cache.exists() or [path.name for path in cache.iterdir()] in ([], [".scifact.lock"])
 
 
-def test_shard_rules_split_the_prepared_data_deterministically(done: Workflow) -> None:
+def test_shard_rules_split_the_prepared_data_deterministically(forked: Workflow) -> None:
     from beirflow.beir import iter_jsonl
     from beirflow.shards import join_shards
 
     queries, corpus = "results/scifact-sample/shards/queries", "results/scifact-sample/shards/corpus"
-    config = copy.deepcopy(done.config)
+    config = copy.deepcopy(forked.config)
     config["shards"] = {"queries_per_shard": 16, "documents_per_shard": 250}
-    done.variant(config).run(queries, corpus)
-    assert sorted(p.name for p in done.path(queries).glob("*.jsonl")) == ["0000.jsonl", "0001.jsonl", "0002.jsonl", "0003.jsonl"]
-    assert len(list(done.path(corpus).glob("*.jsonl"))) == 3
-    assert list(join_shards(done.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]
-    assert list(join_shards(done.path(queries))) == [record for _, record in iter_jsonl(done.path("results/scifact-sample/data/queries.jsonl"))]
+    forked.variant(config).run(queries, corpus)
+    assert sorted(p.name for p in forked.path(queries).glob("*.jsonl")) == ["0000.jsonl", "0001.jsonl", "0002.jsonl", "0003.jsonl"]
+    assert len(list(forked.path(corpus).glob("*.jsonl"))) == 3
+    assert list(join_shards(forked.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]
+    assert list(join_shards(forked.path(queries))) == [record for _, record in iter_jsonl(forked.path("results/scifact-sample/data/queries.jsonl"))]
 
 
 def test_the_beir_grid_is_planned_from_known_counts_before_any_download(tmp_path: Path) -> None:

@@ -83,10 +83,20 @@ def location_problem(name: str, marker: str = "config.json", import_packages: bo
     return None
 
 
+# (name, revision) -> the folder a fetch record names (beirflow.fetch.use_records): a GPU job loads
+# what the submit host fetched and never asks a hub.
+RECORDED: dict[tuple[str, str | None], ResolvedModel] = {}
+
+
 def resolve_model(name: str, revision: str | None, key: str, marker: str = "config.json") -> ResolvedModel:
     """Find the model's folder; ``key`` (e.g. ``rerank.monot5-base.model``) names it in errors.
 
     ``marker`` is the file the folder must hold (``adapter_config.json`` for a PEFT adapter)."""
+    recorded = RECORDED.get((name, revision))
+    if recorded is not None:
+        if not (recorded.folder / marker).is_file():
+            raise ModelError(f"config key {key}: model '{name}': the folder its fetch record names, {recorded.folder}, has no {marker} (was the model cache cleaned? fetch it again)")
+        return recorded
     problem = None if is_hub_name(name) else location_problem(name, marker)
     if problem:
         raise ModelError(f"config key {key}: model '{name}': {problem}")

@@ -19,6 +19,7 @@ SCRIPTS = (
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.dense import DenseSettings, encoder_key
+from beirflow.fetch import record_name, record_path
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -55,6 +56,13 @@ if _slurm_warning:
 os.environ["BEIRFLOW_SCRIPTS"] = str(SCRIPTS)
 USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 os.environ["BEIRFLOW_PYTHON"] = "python" if USES_CONDA else sys.executable
+# Every job runs with the hub switched off: models reach GPU jobs through rule fetch_model's records.
+# The fetch itself runs with the user's own setting (the manual route: HF_HUB_OFFLINE=1 and a cache
+# filled by hand), else online.
+HUB_OFFLINE_FOR_FETCH = os.environ.get("HF_HUB_OFFLINE", "0") or "0"
+os.environ["HF_HUB_OFFLINE"] = "1"
+if config.get("model_cache"):
+    os.environ["HF_HUB_CACHE"] = str(Path(config["model_cache"]).expanduser().resolve())
 # ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
 # installed packages are read-only (a shared cluster venv or conda env).
@@ -65,6 +73,7 @@ envvars:
     "BEIRFLOW_SCRIPTS",
     "BEIRFLOW_PYTHON",
     "NUMBA_CACHE_DIR",
+    "HF_HUB_OFFLINE",
 
 
 def _validate_config():
@@ -159,8 +168,7 @@ def result_files():
     for dataset in DATASETS:
         for system in SYSTEMS:
             if runs_on(system, dataset):
-                run = run_file(dataset, system)
-                files += [run, run.replace("/run.trec", "/provenance.json")]
+                files += [run_file(dataset, system), provenance_file(dataset, system)]
     return files
 
 
@@ -307,6 +315,10 @@ def run_file(dataset, system):
     return f"results/{dataset}/{SYSTEMS[system]}/{system}/run.trec"
 
 
+def provenance_file(dataset, system):
+    return f"results/{dataset}/{SYSTEMS[system]}/{system}/provenance.json"
+
+
 def check_plan():
     """Checks across families, once every rule file has registered its systems."""
     try:
@@ -396,7 +408,8 @@ def encoder_params(wildcards):
 
 
 def encoder_config_key(wildcards):
-    return f"dense.{ENCODERS[wildcards.encoder][1][0]}"
+    """The key an encoding job's errors name: the first, by name, of the systems sharing the encoder."""
+    return f"dense.{min(ENCODERS[wildcards.encoder][1])}"
 
 
 def encoder_resource(name, default):
@@ -411,9 +424,13 @@ def encoder_resource(name, default):
 
 
 def encoder_batch_size(wildcards):
-    return str(
-        config["dense"][ENCODERS[wildcards.encoder][1][0]].get("batch_size", "auto")
-    )
+    """The largest batch size among the systems sharing the encoder ('auto' where none sets one)."""
+    sizes = [
+        config["dense"][system].get("batch_size", "auto")
+        for system in ENCODERS[wildcards.encoder][1]
+    ]
+    numbers = [size for size in sizes if isinstance(size, int)]
+    return str(max(numbers)) if numbers else "auto"
 
 
 def dense_documents_dir(wildcards):
@@ -432,6 +449,56 @@ def dense_search_inputs(wildcards):
         "ids": expand("{folder}/corpus/{shard}.ids", folder=folder, shard=shards),
         "stats": expand("{folder}/corpus/{shard}.json", folder=folder, shard=shards),
     }
+
+
+# ---- models -----------------------------------------------------------------------------
+
+
+class ModelFetch:
+    """One distinct (model, revision) to fetch; ``key`` is the first config key, by name, that names it."""
+
+    def __init__(self, name, revision, marker, key):
+        self.name, self.revision, self.marker, self.key = name, revision, marker, key
+
+
+def _plan_models():
+    models = {}
+    for family in ("rerank", "dense"):
+        for system, entry in sorted(config.get(family, {}).items()):
+            for model_key, revision_key, marker in MODEL_KEYS:
+                if entry.get(model_key):
+                    name, revision = entry[model_key], entry.get(revision_key)
+                    models.setdefault(
+                        record_name(name, revision),
+                        ModelFetch(name, revision, marker, f"{family}.{system}.{model_key}"),
+                    )
+    return models
+
+
+MODEL_KEYS = (
+    ("model", "revision", "config.json"),
+    ("adapter", "adapter_revision", "adapter_config.json"),
+)
+MODELS = _plan_models()
+
+
+def system_model_records(system):
+    entry = system_entry(system)
+    return [
+        record_path(entry[model_key], entry.get(revision_key))
+        for model_key, revision_key, _ in MODEL_KEYS
+        if entry.get(model_key)
+    ]
+
+
+def model_records(wildcards):
+    """The fetch records a GPU job loads its models from (ancient: fetching again reruns nothing)."""
+    if hasattr(wildcards, "encoder"):
+        identity = ENCODERS[wildcards.encoder][0]
+        paths = [record_path(identity["model"], identity["revision"])]
+    else:
+        paths = system_model_records(wildcards.system)
+    return [ancient(path) for path in paths]
 
 
 # ---- fusion ----------------------------------------------------------------------------
@@ -583,7 +650,7 @@ def published_files():
 
 def model_provenance_files():
     return [
-        f"results/{dataset}/{SYSTEMS[system]}/{system}/provenance.json"
+        provenance_file(dataset, system)
         for dataset in DATASETS
         for system in SYSTEMS
         if SYSTEMS[system] in ("rerank", "dense") and runs_on(system, dataset)

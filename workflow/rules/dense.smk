@@ -10,6 +10,7 @@ register_family("dense", config["dense"])
 rule encode_documents:
     input:
         shards="results/{dataset}/shards/corpus",
+        models=model_records,
     output:
         vectors="results/{dataset}/embeddings/{encoder}/corpus/{shard}.npy",
         ids="results/{dataset}/embeddings/{encoder}/corpus/{shard}.ids",
@@ -26,19 +27,22 @@ rule encode_documents:
         mem_mb=encoder_resource("mem_mb", 32000),
         runtime=encoder_resource("runtime", 240),
         batch_size=encoder_batch_size,
+        # The config key errors name: a resource, not a param, so renaming, inserting or disabling a
+        # system that shares the encoder never re-encodes a corpus (params are rerun triggers).
+        config_key=encoder_config_key,
     params:
         encoder=encoder_params,
-        key=encoder_config_key,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind documents'
-        ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {params.key}'
-        " --batch-size {resources.batch_size} --threads {threads} --vectors {output.vectors:q} --ids {output.ids:q}"
+        ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {resources.config_key}'
+        " --batch-size {resources.batch_size} --threads {threads} --model-records {input.models:q} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule encode_queries:
     input:
-        "results/{dataset}/data/queries.jsonl",
+        queries="results/{dataset}/data/queries.jsonl",
+        models=model_records,
     output:
         vectors="results/{dataset}/embeddings/{encoder}/queries.npy",
         ids="results/{dataset}/embeddings/{encoder}/queries.ids",
@@ -55,19 +59,22 @@ rule encode_queries:
         mem_mb=encoder_resource("mem_mb", 32000),
         runtime=encoder_resource("runtime", 240),
         batch_size=encoder_batch_size,
+        # The config key errors name: a resource, not a param, so renaming, inserting or disabling a
+        # system that shares the encoder never re-encodes a corpus (params are rerun triggers).
+        config_key=encoder_config_key,
     params:
         encoder=encoder_params,
-        key=encoder_config_key,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind queries'
-        " --input {input:q} --params {params.encoder:q} --key {params.key}"
-        " --batch-size {resources.batch_size} --threads {threads} --vectors {output.vectors:q} --ids {output.ids:q}"
+        " --input {input.queries:q} --params {params.encoder:q} --key {resources.config_key}"
+        " --batch-size {resources.batch_size} --threads {threads} --model-records {input.models:q} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule dense_search:
     input:
         unpack(dense_search_inputs),
+        models=model_records,
     output:
         run="results/{dataset}/dense/{system}/run.trec",
         provenance="results/{dataset}/dense/{system}/provenance.json",
@@ -90,4 +97,4 @@ rule dense_search:
         'OMP_NUM_THREADS={threads} "$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/dense_search.py" --dataset {wildcards.dataset}'
         " --system {wildcards.system} --key dense.{wildcards.system} --queries {input.queries:q}"
         " --documents {params.documents:q} --shards {params.shards} --params {params.system:q}"
-        " --output {output.run:q} --provenance {output.provenance:q} > {log:q} 2>&1"
+        " --model-records {input.models:q} --output {output.run:q} --provenance {output.provenance:q} > {log:q} 2>&1"

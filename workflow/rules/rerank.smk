@@ -48,6 +48,7 @@ rule rerank_shard:
     input:
         candidates=rerank_candidates_dir,
         documents="results/{dataset}/data/documents.sqlite",
+        models=model_records,
     output:
         run="results/{dataset}/rerank/{system}/shards/{shard}.trec",
         stats="results/{dataset}/rerank/{system}/shards/{shard}.json",
@@ -68,7 +69,7 @@ rule rerank_shard:
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         ' --candidates "{input.candidates}/{wildcards.shard}.jsonl" --documents {input.documents:q}'
-        " --params {params.system:q} --batch-size {resources.batch_size} --threads {threads}"
+        " --params {params.system:q} --batch-size {resources.batch_size} --threads {threads} --model-records {input.models:q}"
         " --output {output.run:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
@@ -76,6 +77,7 @@ rule rerank_merge:
     input:
         runs=rerank_shard_files("trec"),
         stats=rerank_shard_files("json"),
+        models=model_records,
     output:
         run="results/{dataset}/rerank/{system}/run.trec",
         provenance="results/{dataset}/rerank/{system}/provenance.json",
@@ -88,4 +90,4 @@ rule rerank_merge:
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"
-        " --stats {input.stats:q} -- {input.runs:q} > {log:q} 2>&1"
+        " --stats {input.stats:q} --model-records {input.models:q} -- {input.runs:q} > {log:q} 2>&1"

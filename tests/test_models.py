@@ -1,0 +1,142 @@
+"""Models reach GPU jobs through rule fetch_model: fetched once on the submit host from a hub (here a
+local one, tests/local_hub.py), GPU jobs offline, every failure named before a GPU job runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Workflow, sample_config
+from local_hub import LocalHub
+
+from beirflow.digest import file_digest
+from beirflow.fetch import read_record, record_path
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture
+def hub(tiny_cross_encoder: Path, minilm: Path, tmp_path: Path) -> Iterator[LocalHub]:
+    with LocalHub() as served:
+        served.add("org/tiny-ce", tiny_cross_encoder)
+        served.add("org/minilm", shutil.copytree(minilm, tmp_path / "minilm-repo"))
+        served.add("org/gated", tiny_cross_encoder, gated=True)
+        yield served
+
+
+class HubWorkflow(Workflow):
+    """A workdir whose jobs see the local hub as HF_ENDPOINT."""
+
+    endpoint = ""
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_ENDPOINT": self.endpoint}
+        environment.pop("HF_HUB_OFFLINE", None)
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment)
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        return result
+
+
+def _config(hub: LocalHub, cache: Path, reranker: dict | None = None) -> dict:
+    ce, minilm = hub.repositories["org/tiny-ce"].commit, hub.repositories["org/minilm"].commit
+    return sample_config(
+        model_cache=str(cache),
+        bm25={"bm25-flat": {"fields": "flat"}},
+        rerank={"ce": reranker or {"kind": "cross-encoder", "model": "org/tiny-ce", "revision": ce, "first_stage": "bm25-flat", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}}},
+        dense={"d": {"model": "org/minilm", "revision": minilm, "precision": "fp32", "hits": 100, "resources": {"gpus": 0}}},
+        fusion={},
+        shards={"queries_per_shard": 5, "documents_per_shard": 120},
+    )
+
+
+def _workflow(root: Path, config: dict, hub: LocalHub) -> HubWorkflow:
+    workflow = HubWorkflow(root, config)
+    workflow.endpoint = hub.endpoint
+    return workflow
+
+
+def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: LocalHub, tmp_path: Path) -> None:
+    workflow = _workflow(tmp_path / "work", _config(hub, tmp_path / "cache"), hub)
+    assert workflow.planned_jobs("--until", "fetch_model")["fetch_model"] == 2
+    workflow.run("--until", "fetch_model")
+    for repo_id in ("org/tiny-ce", "org/minilm"):
+        files = len(hub.repositories[repo_id].files())
+        gets = {path: count for (method, path), count in hub.requests.items() if method == "GET" and path.startswith(f"/{repo_id}/resolve/")}
+        assert len(gets) == files and set(gets.values()) == {1}, gets  # every file, once
+    hub.stop()  # the 10 rerank shards and 5 encoding jobs never ask a hub
+    workflow.run()
+    assert len(list(workflow.path("logs/rerank_shard/scifact-sample/ce").glob("*.log"))) == 10
+    assert len(list(workflow.path("logs/encode_documents/scifact-sample").glob("*/*.log"))) == 5
+
+    record = read_record(workflow.path(record_path("org/tiny-ce", hub.repositories["org/tiny-ce"].commit)))
+    assert record.commit == hub.repositories["org/tiny-ce"].commit and record.folder.startswith(str(tmp_path / "cache"))
+    weights = next(entry for entry in record.files if entry.path == "model.safetensors")
+    assert weights.sha256 == weights.hub_sha256 == file_digest(Path(record.folder) / "model.safetensors")
+    provenance = json.loads(workflow.path("results/scifact-sample/rerank/ce/provenance.json").read_text())
+    assert provenance["models"] == [record.to_dict()]  # the run cites the record: commit and every file's sha256
+    assert json.loads(workflow.path("results/scifact-sample/dense/d/provenance.json").read_text())["models"][0]["name"] == "org/minilm"
+
+
+@pytest.mark.parametrize(
+    ("model", "revision", "error"),
+    [
+        ("org/tiny-ce", "0" * 40, "RevisionNotFoundError"),
+        ("org/no-such-model", "0" * 40, "RepositoryNotFoundError"),
+        ("org/gated", "main", "GatedRepoError"),
+    ],
+)
+def test_a_model_that_cannot_be_fetched_fails_its_fetch_naming_it_and_no_gpu_job_runs(hub: LocalHub, tmp_path: Path, model: str, revision: str, error: str) -> None:
+    reranker = {"kind": "cross-encoder", "model": model, "revision": revision, "first_stage": "bm25-flat", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}}
+    config = _config(hub, tmp_path / "cache", reranker)
+    config["dense"] = {}
+    workflow = _workflow(tmp_path / "work", config, hub)
+    result = workflow.run("--keep-going", check=False)
+    assert result.returncode != 0
+    log = workflow.path(f"logs/fetch_model/{Path(record_path(model, revision)).stem}.log").read_text()
+    assert f"config key rerank.ce.model: model '{model}' at revision {revision} cannot be fetched: {error}" in log, log[-2000:]
+    assert not workflow.path("logs/rerank_shard").exists()  # no GPU job of it was started
+    assert workflow.path("results/scifact-sample/bm25/bm25-flat/run.trec").is_file()  # the rest of the grid went on
+
+
+def test_a_download_killed_mid_file_leaves_no_record_and_the_next_fetch_completes(hub: LocalHub, tmp_path: Path) -> None:
+    commit = hub.repositories["org/tiny-ce"].commit
+    record = tmp_path / "record.json"
+    command = [sys.executable, str(REPO / "scripts" / "fetch_model.py"), "--model", "org/tiny-ce", "--revision", commit, "--key", "rerank.ce.model", "--record", str(record)]
+    environment = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "0"}
+    hub.stall_after_bytes = 100_000  # the weights (4 MB) stop arriving after 100 kB
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    weights = f"/org/tiny-ce/resolve/{commit}/model.safetensors"
+    deadline = time.monotonic() + 60
+    while hub.requests[("GET", weights)] == 0:
+        assert process.poll() is None and time.monotonic() < deadline, "the fetch never asked for the weights"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.kill()
+    process.wait()
+    assert not record.exists()
+    snapshot = tmp_path / "cache" / "models--org--tiny-ce" / "snapshots" / commit
+    assert not (snapshot / "model.safetensors").exists()  # huggingface_hub keeps the part as *.incomplete
+    hub.stall_after_bytes = None
+    subprocess.run(command, env=environment, check=True, capture_output=True)
+    fetched = read_record(record)
+    weights_entry = next(entry for entry in fetched.files if entry.path == "model.safetensors")
+    assert weights_entry.sha256 == weights_entry.hub_sha256 == file_digest(hub.repositories["org/tiny-ce"].folder / "model.safetensors")
+
+
+def test_two_workflows_sharing_one_cache_fetch_once(hub: LocalHub, tmp_path: Path) -> None:
+    workflows = [_workflow(tmp_path / f"work-{index}", _config(hub, tmp_path / "cache"), hub) for index in range(2)]
+    environment = {**os.environ, "HF_ENDPOINT": hub.endpoint}
+    environment.pop("HF_HUB_OFFLINE", None)
+    processes = [subprocess.Popen(workflow.command("--until", "fetch_model"), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for workflow in workflows]
+    errors = [process.communicate()[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [error[-2000:] for error in errors]
+    gets = [count for (method, path), count in hub.requests.items() if method == "GET" and "/resolve/" in path]
+    assert gets and set(gets) == {1}, hub.requests
