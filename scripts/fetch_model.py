@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 
 from beirflow.cli import run_stage
-from beirflow.fetch import fetch_model, write_record
+from beirflow.fetch import fetch_model
+from beirflow.records import write_record
 
 
 def fetch(args: argparse.Namespace) -> None:

@@ -25,17 +25,20 @@ from typing import Any
 import yaml
 
 from beirflow.dense import DenseSettings, encoder_key
+from beirflow.fetch import hub_sizes
+from beirflow.records import RECORDS, distinct_models, read_record
+from beirflow.models import is_hub_name
 from beirflow.plan import enabled_systems, plan_datasets, system_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 ARRAY_RULES = {"rerank_shard", "encode_documents"}
 
 
-def planned_jobs(configfile: Path, incremental: bool) -> dict[str, int]:
+def planned_jobs(configfile: Path, incremental: bool, directory: Path = REPO) -> dict[str, int]:
     command = [str(Path(sys.executable).with_name("snakemake")), "-n", "-s", str(REPO / "Snakefile"), "--configfile", str(configfile), "--cores", "1", "--quiet", "rules"]
     if not incremental:
         command.append("--forceall")  # the whole grid, as on a fresh cluster
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=directory)
     if result.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{result.stderr[-3000:]}")
     output = result.stdout + result.stderr
@@ -101,16 +104,37 @@ def gpu_hours(work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, 
     return rows
 
 
+def model_downloads(config: dict[str, Any], records: Path) -> list[tuple[str, str | None, int | None, str]]:
+    """Each distinct model to fetch with the bytes it takes: (name, revision, bytes or None, where the figure is from)."""
+    models = distinct_models({family: enabled_systems(config.get(family)) for family in ("rerank", "dense")})
+    rows: dict[str, tuple[str, str | None, int | None, str]] = {}
+    ask_hub = []
+    for name, model in models.items():
+        record = records / f"{name}.json"
+        if record.is_file():
+            rows[name] = (model.name, model.revision, read_record(record).total_bytes, "fetched")
+        elif is_hub_name(model.name):
+            ask_hub.append(name)
+        else:
+            rows[name] = (model.name, model.revision, None, "a folder or package, not downloaded")
+    sizes = hub_sizes((models[name].name, models[name].revision) for name in ask_hub)
+    for name in ask_hub:
+        size = sizes[(models[name].name, models[name].revision)]
+        rows[name] = (models[name].name, models[name].revision, size, "the hub's file list" if size is not None else "unknown: no record and the hub is unreachable")
+    return [rows[name] for name in models]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", required=True, type=Path)
     parser.add_argument("--device", default="h100", help="a device column of the throughput table (h100, a100, cpu-2-cores, ...)")
     parser.add_argument("--throughput", type=Path, default=REPO / "bench" / "throughput.csv")
     parser.add_argument("--incremental", action="store_true", help="only the jobs that would run now in this checkout, not the whole grid")
+    parser.add_argument("--directory", type=Path, default=REPO, help="the workflow's working directory (where results/ and the models' fetch records are)")
     args = parser.parse_args()
     config = yaml.safe_load(args.configfile.read_text(encoding="utf-8")) or {}
     work, arrays = model_work(config)
-    jobs = planned_jobs(args.configfile.resolve(), args.incremental)
+    jobs = planned_jobs(args.configfile.resolve(), args.incremental, args.directory.resolve())
     submitted = submissions(jobs, arrays)
     print(f"{'rule':22} {'jobs':>8} {'sbatch':>8}")
     for rule, count in jobs.items():
@@ -127,6 +151,13 @@ def main() -> None:
             total += hours
             print(f"  {item['system']:28} {hours:10.2f}  ({what})")
     print(f"  {'total':28} {total:10.2f}" + (f"  + {unknown} model(s) unknown" if unknown else ""))
+    downloads = model_downloads(config, args.directory / RECORDS)
+    print(f"\nModel downloads (rule fetch_model, on the submit host, once per model and revision): {len(downloads)}")
+    for name, revision, size, source in downloads:
+        shown = f"{size / 1e9:8.2f} GB" if size is not None else f"{'unknown':>11}"
+        print(f"  {name + ('@' + revision[:12] if revision else ''):72} {shown}  ({source})")
+    known = [size for _, _, size, _ in downloads if size is not None]
+    print(f"  {'total':72} {sum(known) / 1e9:8.2f} GB" + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else ""))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from conftest import REPO, Workflow, sample_config
 from local_hub import LocalHub
 
 from beirflow.digest import file_digest
-from beirflow.fetch import read_record, record_path
+from beirflow.records import read_record, record_path
 
 pytestmark = pytest.mark.workflow
 

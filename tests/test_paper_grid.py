@@ -23,6 +23,7 @@ def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> 
     assert jobs["rerank_merge"] == 4 * datasets  # MiniLM-CE and monoT5 60M, 220M, 3B; the extensions are off
     assert jobs["dense_search"] == 10 * datasets  # MiniLM, 4 GTR, 4 SGPT, coCondenser
     assert jobs["report"] == 1 and jobs["leaderboard"] == 1
+    assert jobs["fetch_model"] == 4 + 10  # one per distinct model: the 4 rerankers and 10 dense models
     assert not (tmp_path / "paper" / "results").exists()
 
 
@@ -103,3 +104,14 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
     assert unpinned_models({family: config.get(family) or {} for family in ("rerank", "dense")}) == []
     revisions = [entry.get(key) for family in ("rerank", "dense") for entry in config[family].values() for key in ("revision", "adapter_revision") if entry.get(key)]
     assert len(revisions) == 21 and all(len(revision) == 40 for revision in revisions), revisions
+
+
+def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once(tmp_path) -> None:
+    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    for family in ("rerank", "dense"):
+        for entry in config[family].values():
+            entry["enabled"] = True
+    jobs = _paper(tmp_path).variant(config).planned_jobs("--until", "fetch_model")
+    # 5 rerankers (monoT5-large on) + Llama-2 and RankLLaMA's adapter + 14 dense models (E5 and BGE on)
+    assert jobs == {"fetch_model": 5 + 2 + 14}
+

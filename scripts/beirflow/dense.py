@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from beirflow.atomic import atomic_path, atomic_write
-from beirflow.checks import check_embeddings
 from beirflow.errors import DataError, rebuild_hint
 from beirflow.models import ModelError
 
@@ -108,6 +107,16 @@ def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path
     with atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
+
+
+def check_embeddings(path: Path, rows: int, dimension: int) -> None:
+    """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk."""
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except (ValueError, EOFError, OSError) as error:
+        raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
+    if vectors.dtype != np.float16 or vectors.shape != (rows, dimension):
+        raise DataError(path, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected float16 ({rows}, {dimension})")
 
 
 def _check_id_count(path: Path, rows: int) -> None:

@@ -11,93 +11,21 @@ size and sha256 (for a hub file stored in LFS, checked against the hub's own sha
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from beirflow.atomic import atomic_write
 from beirflow.digest import file_digest
 from beirflow.models import PACKAGE_PREFIX, RECORDED, ModelError, ResolvedModel, is_hub_name, resolve_model
+from beirflow.records import FileRecord, ModelRecord, read_record
 
 log = logging.getLogger(__name__)
-
-RECORDS = "results/models"  # the records, one per (model, revision), relative to the workdir
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    size: int
-    sha256: str
-    hub_sha256: str | None = None  # the hub's LFS sha256, where the hub stores the file in LFS
-
-
-@dataclass
-class ModelRecord:
-    name: str
-    revision: str | None  # as the config asks
-    commit: str | None  # the hub commit it resolved to; 'package <module> <version>' for a package
-    source: str  # 'hub', 'package' or 'folder'
-    folder: str
-    files: list[FileRecord] = field(default_factory=list)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(entry.size for entry in self.files)
-
-    def resolved(self) -> ResolvedModel:
-        return ResolvedModel(self.name, Path(self.folder), self.commit)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "bytes": self.total_bytes}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
-        files = [FileRecord(**entry) for entry in data.get("files", [])]
-        return cls(data["name"], data.get("revision"), data.get("commit"), data["source"], data["folder"], files)
-
-
-def record_name(model: str, revision: str | None) -> str:
-    """The record's file name: a readable tail of the model's name and a hash of (name, revision)."""
-    digest = hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:12]
-    tail = model.rstrip("/").replace(PACKAGE_PREFIX, "").rsplit("/", 1)[-1]
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "model"
-    return f"{readable[:60]}-{digest}"
-
-
-def record_path(model: str, revision: str | None) -> str:
-    return f"{RECORDS}/{record_name(model, revision)}.json"
-
-
-def read_record(path: Path) -> ModelRecord:
-    try:
-        return ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"{path}: not a model record ({type(error).__name__}: {error}); rebuild it with: snakemake --forcerun {path}") from None
-
-
-def cited_models(paths: Iterable[Path]) -> dict[str, Any]:
-    """What a provenance file cites of its models: each fetch record, whole."""
-    return {"models": [read_record(path).to_dict() for path in paths]}
-
 
 def use_records(paths: Iterable[Path]) -> None:
     """Load models from the folders these records name (a GPU job's models), never from a hub."""
     for path in paths:
         record = read_record(path)
-        RECORDED[(record.name, record.revision)] = record.resolved()
-
-
-def write_record(record: ModelRecord, path: Path) -> None:
-    with atomic_write(path) as handle:
-        json.dump(record.to_dict(), handle, indent=1)
-        handle.write("\n")
+        RECORDED[(record.name, record.revision)] = ResolvedModel(record.name, Path(record.folder), record.commit)
 
 
 def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None) -> list[FileRecord]:
@@ -147,10 +75,28 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else ""
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the hub's host answers at all (huggingface_hub itself retries for about 25 s before giving up)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlsplit(constants.ENDPOINT)
+    try:
+        with socket.create_connection((endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def hub_sizes(models: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str | None], int | None]:
     """Bytes each hub model's snapshot holds, from the hub's file list; None where it cannot be asked."""
     sizes: dict[tuple[str, str | None], int | None] = {}
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    models = list(models)
+    if not models or not hub_reachable():
         return {model: None for model in models}
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile

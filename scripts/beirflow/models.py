@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from beirflow.errors import BeirflowError
+from beirflow.records import PACKAGE_PREFIX
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-PACKAGE_PREFIX = "package:"
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 

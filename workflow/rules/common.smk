@@ -19,7 +19,7 @@ SCRIPTS = (
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.dense import DenseSettings, encoder_key
-from beirflow.fetch import record_name, record_path
+from beirflow.records import MODEL_KEYS, distinct_models, record_path
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -454,32 +454,7 @@ def dense_search_inputs(wildcards):
 # ---- models -----------------------------------------------------------------------------
 
 
-class ModelFetch:
-    """One distinct (model, revision) to fetch; ``key`` is the first config key, by name, that names it."""
-
-    def __init__(self, name, revision, marker, key):
-        self.name, self.revision, self.marker, self.key = name, revision, marker, key
-
-
-def _plan_models():
-    models = {}
-    for family in ("rerank", "dense"):
-        for system, entry in sorted(config.get(family, {}).items()):
-            for model_key, revision_key, marker in MODEL_KEYS:
-                if entry.get(model_key):
-                    name, revision = entry[model_key], entry.get(revision_key)
-                    models.setdefault(
-                        record_name(name, revision),
-                        ModelFetch(name, revision, marker, f"{family}.{system}.{model_key}"),
-                    )
-    return models
-
-
-MODEL_KEYS = (
-    ("model", "revision", "config.json"),
-    ("adapter", "adapter_revision", "adapter_config.json"),
-)
-MODELS = _plan_models()
+MODELS = distinct_models({family: config.get(family, {}) for family in ("rerank", "dense")})
 
 
 def system_model_records(system):

@@ -32,7 +32,7 @@ rule leaderboard:
     log:
         "logs/leaderboard/leaderboard.log",
     conda:
-        "../../envs/base.yaml"
+        "../../envs/eval.yaml"
     params:
         primary=config["evaluation"]["primary"],
         labels=leaderboard_labels(),

@@ -1,0 +1,113 @@
+"""Fetch records: what rule fetch_model found of a model, read by GPU jobs, provenance and the plan.
+
+Standard library only, so every environment reads them: the merge and search jobs cite them in
+their provenance without loading a model. Fetching is :mod:`beirflow.fetch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beirflow.atomic import atomic_write
+from beirflow.errors import BeirflowError
+
+PACKAGE_PREFIX = "package:"
+
+
+class RecordError(BeirflowError):
+    """A fetch record that cannot be read."""
+
+
+RECORDS = "results/models"  # the records, one per (model, revision), relative to the workdir
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    sha256: str
+    hub_sha256: str | None = None  # the hub's LFS sha256, where the hub stores the file in LFS
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    revision: str | None  # as the config asks
+    commit: str | None  # the hub commit it resolved to; 'package <module> <version>' for a package
+    source: str  # 'hub', 'package' or 'folder'
+    folder: str
+    files: list[FileRecord] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bytes": self.total_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
+        files = [FileRecord(**entry) for entry in data.get("files", [])]
+        return cls(data["name"], data.get("revision"), data.get("commit"), data["source"], data["folder"], files)
+
+
+def record_name(model: str, revision: str | None) -> str:
+    """The record's file name: a readable tail of the model's name and a hash of (name, revision)."""
+    digest = hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:12]
+    tail = model.rstrip("/").replace(PACKAGE_PREFIX, "").rsplit("/", 1)[-1]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "model"
+    return f"{readable[:60]}-{digest}"
+
+
+def record_path(model: str, revision: str | None) -> str:
+    return f"{RECORDS}/{record_name(model, revision)}.json"
+
+
+def read_record(path: Path) -> ModelRecord:
+    try:
+        return ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RecordError(f"{path}: not a model record ({type(error).__name__}: {error}); rebuild it with: snakemake --forcerun {path}") from None
+
+
+def cited_models(paths: Iterable[Path]) -> dict[str, Any]:
+    """What a provenance file cites of its models: each fetch record, whole."""
+    return {"models": [read_record(path).to_dict() for path in paths]}
+
+
+def write_record(record: ModelRecord, path: Path) -> None:
+    with atomic_write(path) as handle:
+        json.dump(record.to_dict(), handle, indent=1)
+        handle.write("\n")
+
+
+@dataclass(frozen=True)
+class ModelFetch:
+    """One distinct (model, revision) to fetch; ``key`` is the first config key, by system name, naming it."""
+
+    name: str
+    revision: str | None
+    marker: str
+    key: str
+
+
+# (model key, revision key, the file its folder must hold) of a rerank or dense entry
+MODEL_KEYS = (("model", "revision", "config.json"), ("adapter", "adapter_revision", "adapter_config.json"))
+
+
+def distinct_models(families: dict[str, dict[str, Any]]) -> dict[str, ModelFetch]:
+    """Record name -> the model to fetch, over the enabled rerank and dense systems: one fetch per (model, revision)."""
+    models: dict[str, ModelFetch] = {}
+    for family in ("rerank", "dense"):
+        for system, entry in sorted((families.get(family) or {}).items()):
+            for model_key, revision_key, marker in MODEL_KEYS:
+                if entry.get(model_key):
+                    name, revision = entry[model_key], entry.get(revision_key)
+                    models.setdefault(record_name(name, revision), ModelFetch(name, revision, marker, f"{family}.{system}.{model_key}"))
+    return models
