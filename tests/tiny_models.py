@@ -148,3 +148,25 @@ def build_tiny_bert_encoder(folder: Path, pooling: str, seed: int = 0) -> Path:
     model = SentenceTransformer(modules=[Transformer(str(staging), max_seq_length=128), Pooling(32, pooling), Normalize()], device="cpu")
     model.save(str(folder))
     return folder
+
+
+T5_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "models" / "t5-vocab" / "spiece.model"
+
+
+def build_tiny_monot5_on_t5_vocabulary(folder: Path, seed: int = 0) -> Path:
+    """monoT5's layout as castorini ships it, tiny: a T5 whose folder holds config.json, the weights
+    and T5's real SentencePiece model (``spiece.model``) alone, no tokenizer.json, so the tokenizer
+    is converted from it at load time, with T5's real ids (``▁true`` 1176, ``▁false`` 6136)."""
+    import shutil
+
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=32128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    model = T5ForConditionalGeneration(config)
+    with torch.no_grad():  # larger logits than the init gives, so scores spread out
+        model.lm_head.weight.mul_(4.0)
+    model.save_pretrained(folder)
+    shutil.copy(T5_VOCAB, folder / "spiece.model")
+    return folder
