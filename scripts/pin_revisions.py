@@ -2,7 +2,8 @@
 'revision:' or 'adapter_revision:' by the commit it points to now, in place, comments kept.
 
     python scripts/pin_revisions.py config/paper.yaml          # needs the hub (network)
-    python scripts/pin_revisions.py config/paper.yaml --check  # exit 1 if anything is unpinned
+    python scripts/pin_revisions.py config/paper.yaml --check  # exit 1 if anything is unpinned, or a
+                                                               # pinned commit is not on the hub (where reachable)
 """
 
 from __future__ import annotations
@@ -25,17 +26,45 @@ def hub_commit(name: str, revision: str) -> str:
     return str(HfApi().model_info(name, revision=revision).sha)
 
 
-def unpinned(text: str) -> list[tuple[int, str, str]]:
-    """(line index, model, revision) of every revision that is not a 40-hex commit."""
+def revisions(text: str) -> list[tuple[int, str, str]]:
+    """(line index, model, revision) of every revision line."""
     found, names = [], {}
     for index, line in enumerate(text.splitlines()):
         if match := _NAME.match(line):
             names[match.group(2)] = match.group(3)
         elif match := _REVISION.match(line):
             owner = names.get("adapter" if match.group(2) == "adapter_revision" else "model")
-            if owner and not COMMIT.match(match.group(3)):
+            if owner:
                 found.append((index, owner, match.group(3)))
     return found
+
+
+def unpinned(text: str) -> list[tuple[int, str, str]]:
+    """(line index, model, revision) of every revision that is not a 40-hex commit."""
+    return [entry for entry in revisions(text) if not COMMIT.match(entry[2])]
+
+
+def check(path: Path, text: str) -> int:
+    """Print each revision's state; 1 if one is unpinned or a pinned commit is not on the hub."""
+    from beirflow.fetch import hub_reachable
+
+    failed = 0
+    reachable = hub_reachable()
+    for index, model, revision in revisions(text):
+        where = f"{path}:{index + 1}: {model} at '{revision}'"
+        if not COMMIT.match(revision):
+            print(f"{where}: not a commit")
+            failed = 1
+        elif not reachable:
+            print(f"{where}: a commit; not confirmed (the hub is unreachable)")
+        else:
+            try:
+                hub_commit(model, revision)
+                print(f"{where}: confirmed on the hub")
+            except Exception as error:  # RepositoryNotFound, RevisionNotFound, gated: not confirmed
+                print(f"{where}: not found on the hub ({type(error).__name__})")
+                failed = 1
+    return failed
 
 
 def pin(text: str, resolve: Callable[[str, str], str]) -> tuple[str, list[str]]:
@@ -55,14 +84,11 @@ def pin(text: str, resolve: Callable[[str, str], str]) -> tuple[str, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path)
-    parser.add_argument("--check", action="store_true", help="list unpinned revisions and exit 1 if there are any")
+    parser.add_argument("--check", action="store_true", help="confirm every revision is a commit the hub has (where it is reachable); exit 1 if not")
     args = parser.parse_args()
     text = args.config.read_text(encoding="utf-8")
     if args.check:
-        missing = unpinned(text)
-        for index, model, revision in missing:
-            print(f"{args.config}:{index + 1}: {model} at '{revision}', not a commit")
-        sys.exit(1 if missing else 0)
+        sys.exit(check(args.config, text))
     pinned, changes = pin(text, hub_commit)
     args.config.write_text(pinned, encoding="utf-8")
     print("\n".join(changes) or "every revision is already a commit")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -34,8 +36,25 @@ def test_branches_become_commits_and_nothing_else_changes() -> None:
         pin(CONFIG, lambda model, revision: "main")
 
 
-def test_check_lists_the_paper_grids_unpinned_models() -> None:
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "pin_revisions.py"), str(REPO / "config" / "paper.yaml"), "--check"], capture_output=True, text=True)
-    listed = {line.split(": ", 1)[1].split(" at ")[0] for line in result.stdout.splitlines()}
+def _check(config: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"} | environment
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "pin_revisions.py"), str(config), "--check"], capture_output=True, text=True, env=env)
+
+
+def test_check_finds_every_paper_revision_a_commit_and_says_when_the_hub_cannot_confirm_it() -> None:
+    result = _check(REPO / "config" / "paper.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 21 and all(line.endswith("a commit; not confirmed (the hub is unreachable)") for line in lines), lines
+
+
+def test_check_confirms_commits_the_hub_has_and_fails_on_one_it_lacks(tmp_path: Path, tiny_cross_encoder: Path) -> None:
+    from local_hub import LocalHub
+
+    with LocalHub() as hub:
+        commit = hub.add("org/tiny-ce", tiny_cross_encoder)
+        config = tmp_path / "grid.yaml"
+        config.write_text(f"rerank:\n  a:\n    model: org/tiny-ce\n    revision: {commit}\n  b:\n    model: org/tiny-ce\n    revision: {'0' * 40}\n")
+        result = _check(config, HF_ENDPOINT=hub.endpoint)
     assert result.returncode == 1
-    assert "Luyu/co-condenser-marco-retriever" in listed and "castorini/monot5-3b-msmarco-10k" not in listed
+    assert result.stdout.splitlines() == [f"{config}:4: org/tiny-ce at '{commit}': confirmed on the hub", f"{config}:7: org/tiny-ce at '{'0' * 40}': not found on the hub (RevisionNotFoundError)"]
