@@ -66,7 +66,7 @@ def test_markdown_bolds_the_best_per_dataset(entries) -> None:
     markdown = to_markdown(build_table(entries, "ndcg@10"))
     assert "| scifact | **0.7000** | 0.6000 |" in markdown
     assert "| msmarco | 0.2000 | **0.4000** |" in markdown
-    assert re.search(r"\| BEIR average \| 0\.\d{4} \| \*\*0\.4500\*\* \|", markdown)
+    assert re.search(r"\| BEIR average \(2 of 18: scifact, cqadupstack\) \| 0\.\d{4} \| \*\*0\.4500\*\* \|", markdown)
 
 
 class _TableReader(HTMLParser):
@@ -122,7 +122,7 @@ def test_html_page_renders_the_table_in_chromium(entries, tmp_path: Path) -> Non
     table = rendered_table(page)
     assert table.rows[0] == ["dataset", "bm25", "monot5"]
     assert table.rows[2] == ["scifact", "0.7000", "0.6000"]
-    assert table.rows[-1][0] == "BEIR average"
+    assert table.rows[-1][0] == "BEIR average (2 of 18: scifact, cqadupstack)"
     assert "0.4000" in table.bold and "0.7000" in table.bold
     assert table.bars == 4 * 2  # the chart: 3 datasets and the average, 2 systems each
 

@@ -327,3 +327,40 @@ def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> No
     assert len(re.findall(r'<li data-finding="\w+">', dom)) == 3
     for name in ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"):
         assert done.path(f"results/report/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -> None:
+    """One set of metrics with a local non-BEIR dataset and both CQADupStack forms: the leaderboard's
+    headline numbers are the report's, whichever form the average takes."""
+    import json
+
+    from beirflow.leaderboard import build_table, load_entries
+    from beirflow.leaderboard import to_markdown as leaderboard_markdown
+
+    records = [*_records(), {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
+    files = []
+    for record in records:
+        for evaluation in record["systems"].values():
+            evaluation["run_sha256"] = "x"
+        files.append(tmp_path / f"{record['dataset']}.json")
+        files[-1].write_text(json.dumps(record), encoding="utf-8")
+    beir_names = {"msmarco": None, "my-corpus": None, "cqadupstack-merged": "cqadupstack"}
+    for choice in ("forums", "merged"):
+        settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
+        report = build_report(load_results(records, beir_names), SYSTEMS, [], settings)
+        table = build_table(load_entries(files), "ndcg@10", beir_names=beir_names, cqadupstack=choice)
+        from beirflow.report import beir_average
+
+        assert table.averaged == tuple(row.name for row in report.beir)
+        assert "my-corpus" not in table.averaged and "msmarco" not in table.averaged
+        for system in SYSTEMS:
+            assert table.averages[system.name] == beir_average(report.results, report.beir, system.name, "ndcg@10").value
+        report_row = next(line for line in to_markdown(report, {}).splitlines() if "BEIR average (" in line)
+        leaderboard_row = next(line for line in leaderboard_markdown(table).splitlines() if "BEIR average (" in line)
+        assert report_row.split("|")[1] == leaderboard_row.split("|")[1]  # the same label, naming the same rows
+        assert _numbers(report_row) == _numbers(leaderboard_row), (report_row, leaderboard_row)
+
+
+def _numbers(line: str) -> list[str]:
+    return re.findall(r"\d\.\d{4}", line)
+

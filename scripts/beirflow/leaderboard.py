@@ -1,8 +1,9 @@
 """Gather every evaluation into one leaderboard: a long CSV, a Markdown table and an HTML page.
 
-CQADupStack's 12 forums are averaged into one ``cqadupstack`` row, as BEIR reports it. The
-BEIR average takes each leaderboard row once and leaves MS MARCO out (it is in-domain for
-every model trained on it, the paper's point).
+CQADupStack's 12 forums are averaged into one ``cqadupstack`` row, as BEIR reports it. The BEIR
+average is the report's, over the same rows: BEIR's 18 zero-shot datasets, each once (never MS
+MARCO, in-domain for every model trained on it, the paper's point; never a dataset that is not
+BEIR's), and the table names the rows it averages.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from beirflow.cost import JobCost, gpu_hours
 from beirflow.evaluate import display_name
-from beirflow.registry import CQADUPSTACK, CQADUPSTACK_FORUMS, is_cqadupstack_forum, leaderboard_group
+from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, CQADUPSTACK_FORUMS, is_cqadupstack_forum, leaderboard_group
+from beirflow.report import ReportSettings, beir_average, beir_rows, results_from_means, table_rows
 
 IN_DOMAIN = {"msmarco"}
 CSV_COLUMNS = ("dataset", "system", "metric", "value", "queries", "run_sha256")
@@ -85,6 +87,11 @@ class Table:
     values: dict[tuple[str, str], float]
     averages: dict[str, float | None]
     labels: dict[str, str] = field(default_factory=dict)  # system -> how a column is headed
+    averaged: tuple[str, ...] = ()  # the rows the BEIR average takes
+
+    @property
+    def average_label(self) -> str:
+        return f"{AVERAGE_ROW} ({len(self.averaged)} of {len(BEIR_ZERO_SHOT)}: {', '.join(self.averaged) or 'none run'})"
 
     def label(self, system: str) -> str:
         return self.labels.get(system, system)
@@ -94,17 +101,18 @@ class Table:
         return max(row) if row else None
 
 
-def build_table(entries: Sequence[Entry], metric: str, labels: dict[str, str] | None = None) -> Table:
+def build_table(entries: Sequence[Entry], metric: str, labels: dict[str, str] | None = None, beir_names: dict[str, str | None] | None = None, cqadupstack: str = "forums") -> Table:
+    """The table; its BEIR average is the report's (:func:`beirflow.report.beir_average`), over the
+    same rows: BEIR's zero-shot datasets, each once (``beir_names``: dataset -> the BEIR dataset it
+    is, from the config; ``cqadupstack``: which form the average takes where both are there)."""
     chosen = [entry for entry in with_group_averages(entries) if entry.metric == metric]
     datasets = leaderboard_rows(chosen)
     systems = _ordered(entry.system for entry in chosen)
     values = {(entry.dataset, entry.system): entry.value for entry in chosen if entry.dataset in datasets}
-    zero_shot = [dataset for dataset in datasets if dataset not in IN_DOMAIN]
-    averages: dict[str, float | None] = {}
-    for system in systems:
-        scores = [values.get((dataset, system)) for dataset in zero_shot]
-        averages[system] = sum(scores) / len(scores) if scores and None not in scores else None  # type: ignore[arg-type]
-    return Table(metric, datasets, systems, values, averages, dict(labels or {}))
+    results = results_from_means(((entry.dataset, entry.system, entry.metric, entry.value) for entry in entries if entry.metric == metric), beir_names or {})
+    rows = beir_rows(table_rows(results), ReportSettings(cqadupstack=cqadupstack))
+    averages = {system: beir_average(results, rows, system, metric).value for system in systems}
+    return Table(metric, datasets, systems, values, averages, dict(labels or {}), tuple(row.name for row in rows))
 
 
 def to_csv(entries: Sequence[Entry]) -> str:
@@ -136,7 +144,7 @@ def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], lis
 
 def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
     header = ["dataset", *(table.label(system) for system in table.systems)]
-    lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.", ""]
+    lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(table.systems)) + "|")
     for dataset in table.datasets:
@@ -145,7 +153,7 @@ def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
         lines.append("| " + " | ".join([dataset, *cells]) + " |")
     best_average = max((value for value in table.averages.values() if value is not None), default=None)
     cells = [_cell(table.averages[system], best_average, ("**", "**")) for system in table.systems]
-    lines.append("| " + " | ".join([AVERAGE_ROW, *cells]) + " |")
+    lines.append("| " + " | ".join([table.average_label, *cells]) + " |")
     if costs is not None:
         header, rows, note = cost_section(costs, table)
         lines += ["", note, "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -215,13 +223,13 @@ tfoot th, tfoot td {{ border-top: 2px solid #444; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>{metric} per dataset; best per dataset in bold. {AVERAGE_ROW}: CQADupStack as one dataset, MS MARCO left out.</p>
+<p>{metric} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.</p>
 <table id="leaderboard" data-metric="{html.escape(table.metric)}">
 <thead><tr><th>dataset</th>{head}</tr></thead>
 <tbody>
 {chr(10).join(body)}
 </tbody>
-<tfoot><tr><th scope="row">{AVERAGE_ROW}</th>{average_cells}</tr></tfoot>
+<tfoot><tr><th scope="row">{html.escape(table.average_label)}</th>{average_cells}</tr></tfoot>
 </table>
 {_svg_chart(table)}
 {_cost_html(costs, table)}

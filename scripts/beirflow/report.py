@@ -76,12 +76,28 @@ class Results:
         return any(run[1] == system for run in self.runs)
 
 
+def _add_dataset(results: Results, dataset: str) -> None:
+    if dataset not in results.datasets:
+        results.datasets.append(dataset)
+        # Without the config's word, a dataset is the BEIR dataset its name (or its forum's group) says.
+        results.beir_names.setdefault(dataset, leaderboard_group(dataset) if leaderboard_group(dataset) in BEIR_ZERO_SHOT else None)
+
+
+def results_from_means(means: Iterable[tuple[str, str, str, float]], beir_names: dict[str, str | None]) -> Results:
+    """Results of (dataset, system, metric, mean) rows, as the leaderboard reads them."""
+    results = Results([], dict(beir_names))
+    for dataset, system, metric, value in means:
+        _add_dataset(results, dataset)
+        results.runs.add((dataset, system))
+        results.means[(dataset, system, metric)] = float(value)
+    return results
+
+
 def load_results(records: Iterable[dict[str, Any]], beir_names: dict[str, str | None]) -> Results:
     results = Results([], dict(beir_names))
     for record in records:
         dataset = record["dataset"]
-        results.datasets.append(dataset)
-        results.beir_names.setdefault(dataset, leaderboard_group(dataset) if leaderboard_group(dataset) in BEIR_ZERO_SHOT else None)
+        _add_dataset(results, dataset)
         for system, evaluation in record["systems"].items():
             results.runs.add((dataset, system))
             for metric, value in evaluation["metrics"].items():

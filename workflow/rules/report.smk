@@ -36,8 +36,11 @@ rule leaderboard:
     params:
         primary=config["evaluation"]["primary"],
         labels=leaderboard_labels(),
+        datasets=report_datasets(),
+        cqadupstack=config["report"]["cqadupstack"],
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
+        " --datasets {params.datasets:q} --cqadupstack {params.cqadupstack}"
         " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"
 
 
