@@ -42,7 +42,7 @@ def encode(args: argparse.Namespace) -> None:
     ids, texts = read_texts(args.input, args.kind, prefix)
     budget = TokenBudget.for_batch_size(args.batch_size, device, encoder.max_length)
     started = time.monotonic()
-    vectors = encoder.encode(texts, budget)
+    vectors = encoder.encode(texts, budget, what=f"{args.kind} of {args.input.name}")
     seconds = time.monotonic() - started
     write_embeddings(vectors, ids, args.vectors, args.ids)
     record = {

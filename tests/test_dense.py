@@ -310,3 +310,21 @@ def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:
     assert set(fused) == set(first) and all(len(hits) == 5 for hits in fused.values())
     only_first = sorted(first["q3"], key=lambda doc: -first["q3"][doc])[:5]
     assert list(fused["q3"]) == only_first
+
+
+def test_progress_is_logged_every_5_percent_and_every_30_s_with_rate_and_eta() -> None:
+    from beirflow.progress import Progress
+
+    now = [0.0]
+    progress = Progress("encoding documents", 1000, "texts", clock=lambda: now[0])
+    for _ in range(20):  # 20 pieces of 10 texts, 1 s each: every 5 % (50 texts) is a line
+        now[0] += 1.0
+        progress.advance(10)
+    assert progress.lines[1] == "encoding documents: 50/1,000 texts (5%), 10.0 texts/s, elapsed 5s, ETA 1m35s"
+    assert len(progress.lines) == 1 + 4
+    now[0] += 45.0  # a slow piece: a line at once
+    progress.advance(1)
+    assert progress.lines[-1].startswith("encoding documents: 201/1,000 texts (20%)") and progress.lines[-1].endswith("elapsed 1m05s, ETA 4m18s")
+    now[0] += 31.0
+    progress.advance(799)
+    assert progress.lines[-1].startswith("encoding documents: 1,000/1,000 texts (100%)") and progress.lines[-1].endswith("ETA 0s")

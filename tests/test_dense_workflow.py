@@ -86,6 +86,15 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
     assert cosines.min() > 1 - 1e-5
 
 
+def test_an_encode_jobs_log_shows_its_progress_with_rate_and_eta(dense: Workflow) -> None:
+    """What `tail -f` shows of a long encoding job: done and total, rate, elapsed and time left."""
+    import re
+
+    log = dense.path(f"logs/encode_documents/scifact-sample/{KEY}/0000.log").read_text()
+    assert "encoding documents of 0000.jsonl: 0/250 texts" in log
+    assert re.search(r"encoding documents of 0000\.jsonl: 250/250 texts \(100%\), [\d,.]+ texts/s, elapsed \d+s, ETA 0s", log), log[-2000:]
+
+
 def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}

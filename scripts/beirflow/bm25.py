@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from beirflow.beir import Document
 from beirflow.jvm import start_jvm
+from beirflow.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def search(
     searcher.set_bm25(params.k1, params.b)
     fields = params.search_fields()
     query_ids = list(queries)
-    started = time.monotonic()
+    progress = Progress("searching", len(query_ids), "queries")
     for start in range(0, len(query_ids), batch_size):
         batch = query_ids[start : start + batch_size]
         results = searcher.batch_search([params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields=fields)
@@ -140,6 +140,4 @@ def search(
             if params.remove_query:
                 hits = [hit for hit in hits if hit[0] != query_id]
             yield query_id, hits
-        done = start + len(batch)
-        elapsed = time.monotonic() - started
-        log.info("searched %d/%d queries (%.1f queries/s)", done, len(query_ids), done / elapsed if elapsed else float("inf"))
+        progress.advance(len(batch))

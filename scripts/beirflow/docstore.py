@@ -17,6 +17,7 @@ from beirflow.atomic import atomic_path
 from beirflow.beir import Document, iter_corpus
 from beirflow.checks import check_document_store
 from beirflow.errors import DataError
+from beirflow.progress import Progress
 
 _BATCH = 10_000
 _LOOKUP = 900  # ids per query; under SQLite's oldest limit of 999 variables
@@ -44,10 +45,13 @@ def build_document_store(corpus: Path, output: Path, expected: int | None = None
             connection.execute("PRAGMA journal_mode = OFF")
             connection.execute("PRAGMA synchronous = OFF")
             connection.execute("CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL)")
+            progress = Progress("storing documents", expected, "documents") if expected else None
             for batch in _batches((document for _, document in iter_corpus(corpus)), _BATCH):
                 with connection:
                     connection.executemany("INSERT INTO documents VALUES (?, ?, ?)", ((d.doc_id, d.title, d.text) for d in batch))
                 count += len(batch)
+                if progress:
+                    progress.advance(len(batch))
             connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             with connection:
                 connection.executemany("INSERT INTO meta VALUES (?, ?)", [("documents", str(count)), ("source", str(corpus))])

@@ -20,6 +20,7 @@ import numpy as np
 
 from beirflow.batching import Features, TokenBudget, pipelined
 from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained
+from beirflow.progress import Progress
 
 POOLINGS = ("mean", "cls", "last", "weighted-mean")
 _ST_POOLING_KEYS = {
@@ -212,7 +213,11 @@ class TextEncoder:
         """Vectors (float32) for each chunk, in order; ``texts_of`` (e.g. a fetch by id) runs in the tokenizing thread."""
         return pipelined(chunks, lambda chunk: self.tokenize(texts_of(chunk)), self.forward, int(self.tokenizer.pad_token_id), self.device, budget)
 
-    def encode(self, texts: Sequence[str], budget: TokenBudget, chunk_size: int = 4096) -> np.ndarray:
+    def encode(self, texts: Sequence[str], budget: TokenBudget, chunk_size: int = 4096, what: str = "texts") -> np.ndarray:
         chunks = (texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size))
-        parts = list(self.encode_chunks(chunks, budget, lambda chunk: chunk))
+        progress = Progress(f"encoding {what}", len(texts), "texts")
+        parts = []
+        for part in self.encode_chunks(chunks, budget, lambda chunk: chunk):
+            parts.append(part)
+            progress.advance(len(part))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)

@@ -37,7 +37,16 @@ from beirflow.beir import document_text
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
-from beirflow.models import ModelError, ResolvedModel, adapter_weights, input_device, load_pretrained, merge_adapter, resolve_model
+from beirflow.models import (
+    ModelError,
+    ResolvedModel,
+    adapter_weights,
+    input_device,
+    load_pretrained,
+    merge_adapter,
+    resolve_model,
+)
+from beirflow.progress import Progress
 
 KINDS = ("monot5", "cross-encoder", "bi-encoder")
 MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -215,7 +224,11 @@ def score_pairs(scorer: PairScorer, shard: Sequence[Candidates], store: Document
         documents = store.fetch([doc_id for _, doc_id in chunk])
         return scorer.tokenize([(shard[position].query, document_text(documents[doc_id])) for position, doc_id in chunk])
 
-    parts = list(pipelined(_pair_chunks(shard, chunk_pairs), prepare, scorer.forward, scorer.pad_id, scorer.device, budget))
+    progress = Progress("scoring pairs", sum(len(candidates.doc_ids) for candidates in shard), "pairs")
+    parts = []
+    for part in pipelined(_pair_chunks(shard, chunk_pairs), prepare, scorer.forward, scorer.pad_id, scorer.device, budget):
+        parts.append(part)
+        progress.advance(len(part))
     scores = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
     per_query, offset = [], 0
     for candidates in shard:
@@ -238,14 +251,19 @@ class BiEncoderReranker:
         distinct = list(dict.fromkeys(doc_id for candidates in shard for doc_id in candidates.doc_ids))
         if not distinct:
             return [np.zeros((0,), dtype=np.float32) for _ in shard]
-        queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget)
+        queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget, what="queries")
         chunks = (distinct[start : start + chunk_size] for start in range(0, len(distinct), chunk_size))
 
         def texts_of(doc_ids: list[str]) -> list[str]:
             documents = store.fetch(doc_ids)
             return [self.settings.document_prefix + document_text(documents[doc_id]) for doc_id in doc_ids]
 
-        vectors = np.concatenate(list(self.encoder.encode_chunks(chunks, budget, texts_of)))
+        progress = Progress("encoding candidate documents", len(distinct), "texts")
+        parts = []
+        for part in self.encoder.encode_chunks(chunks, budget, texts_of):
+            parts.append(part)
+            progress.advance(len(part))
+        vectors = np.concatenate(parts)
         if self.settings.similarity == "cosine" and not self.encoder.normalize:
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
