@@ -294,10 +294,16 @@ def test_a_missing_local_dataset_without_declared_counts_is_named_when_planning(
 def test_a_dry_run_names_a_missing_model_folder_before_any_job(make_workflow, tmp_path: Path) -> None:
     config = sample_config()
     config["dense"]["minilm"]["model"] = "models/minilm-copy"  # relative, as a user types it, and not there
-    result = make_workflow(config).run("--dry-run", check=False)
+    workflow = make_workflow(config)
+    result = workflow.run("--dry-run", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0  # no folder 'models' either: it could be a hub id, which would need a revision
+    assert f"config key dense.minilm.revision: 'models/minilm-copy' is not a folder here ({workflow.root}/models/minilm-copy does not exist)" in output, output[-3000:]
+    workflow.path("models").mkdir()  # a folder 'models' is here: a typo in a folder's name
+    result = workflow.run("--dry-run", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "config key dense.minilm.model: model 'models/minilm-copy': folder" in output and "does not exist" in output, output[-3000:]
+    assert f"config key dense.minilm.model: model 'models/minilm-copy': folder {workflow.root}/models/minilm-copy does not exist" in output, output[-3000:]
 
 
 def test_a_bi_encoder_reranker_names_its_own_keys(minilm: Path) -> None:

@@ -45,8 +45,13 @@ class ResolvedModel:
 
 
 def is_hub_name(name: str) -> bool:
-    """A Hugging Face id ('org/model'), as opposed to a local folder or a ``package:`` model."""
-    return not name.startswith(PACKAGE_PREFIX) and not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith(("/", ".", "~"))
+    """A Hugging Face id ('org/model'), as opposed to a local folder or a ``package:`` model.
+
+    'models/minilm' where a folder 'models' exists here is taken for a folder (with a typo), not an id."""
+    if name.startswith(PACKAGE_PREFIX) or name.count("/") != 1 or name.startswith(("/", ".", "~")):
+        return False
+    path = Path(name).expanduser()
+    return not path.exists() and not path.parent.is_dir()
 
 
 def _package_folder(module_name: str) -> tuple[Path, str]:
@@ -81,6 +86,14 @@ def location_problem(name: str, marker: str = "config.json", import_packages: bo
     if not is_hub_name(name):
         return f"folder {path.resolve()} does not exist" + (" (it is a file)" if path.exists() else "")
     return None
+
+
+def unpinned_hub_problem(name: str) -> str:
+    """What to say of a hub-shaped name without a revision: it may be a folder that is not there."""
+    return (
+        f"'{name}' is not a folder here ({Path(name).expanduser().resolve()} does not exist), so it is taken as a "
+        "Hugging Face model, and those are pinned to a commit: fix the folder's path, or give the model's 'revision'"
+    )
 
 
 # (name, revision) -> the folder a fetch record names (beirflow.fetch.use_records): a GPU job loads

@@ -206,7 +206,7 @@ def result_params(entry: dict[str, Any]) -> dict[str, Any]:
 
 def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str]) -> None:
     """First stages exist and form no cycle; keys fit the kind; hub models are pinned."""
-    from beirflow.models import is_hub_name
+    from beirflow.models import is_hub_name, unpinned_hub_problem
 
     every_kind_key = set().union(*_KIND_KEYS.values())
     for name, entry in rerankers.items():
@@ -221,20 +221,20 @@ def check_rerankers(rerankers: dict[str, dict[str, Any]], systems: dict[str, str
         if template is not None and ("{query}" not in template or "{document}" not in template):
             raise ConfigError(f"{key}.template: must contain {{query}} and {{document}}")
         if is_hub_name(entry["model"]) and not entry.get("revision"):
-            raise ConfigError(f"{key}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
+            raise ConfigError(f"{key}.revision: {unpinned_hub_problem(entry['model'])}")
         if entry.get("adapter") and is_hub_name(entry["adapter"]) and not entry.get("adapter_revision"):
-            raise ConfigError(f"{key}.adapter_revision: '{entry['adapter']}' is a Hugging Face adapter; pin the commit it is run at")
+            raise ConfigError(f"{key}.adapter_revision: {unpinned_hub_problem(entry['adapter'])}")
     for name in rerankers:
         first_stage_chain(name, rerankers)
 
 
 def check_dense(dense: dict[str, dict[str, Any]]) -> None:
     """Hub models are pinned to a commit."""
-    from beirflow.models import is_hub_name
+    from beirflow.models import is_hub_name, unpinned_hub_problem
 
     for name, entry in dense.items():
         if is_hub_name(entry["model"]) and not entry.get("revision"):
-            raise ConfigError(f"dense.{name}.revision: '{entry['model']}' is a Hugging Face model; pin the commit it is run at")
+            raise ConfigError(f"dense.{name}.revision: {unpinned_hub_problem(entry['model'])}")
 
 
 def check_fusion(fusion: dict[str, dict[str, Any]], systems: dict[str, str]) -> None:
