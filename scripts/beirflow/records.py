@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,17 @@ class ModelRecord:
     def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
         files = [FileRecord(**entry) for entry in data.get("files", [])]
         return cls(data["name"], data.get("revision"), data.get("commit"), data["source"], data["folder"], files)
+
+
+def model_cache(configured: str) -> str:
+    """The model cache's absolute path: config ``model_cache``, else the Hugging Face default as
+    huggingface_hub finds it (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    if configured:
+        return str(Path(configured).expanduser().resolve())
+    if os.environ.get("HF_HUB_CACHE"):
+        return str(Path(os.environ["HF_HUB_CACHE"]).expanduser().resolve())
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return str((Path(home).expanduser() / "hub").resolve())
 
 
 def record_name(model: str, revision: str | None) -> str:

@@ -19,7 +19,7 @@ SCRIPTS = (
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.dense import DenseSettings, encoder_key
-from beirflow.records import MODEL_KEYS, distinct_models, record_path
+from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -61,8 +61,8 @@ os.environ["BEIRFLOW_PYTHON"] = "python" if USES_CONDA else sys.executable
 # filled by hand), else online.
 HUB_OFFLINE_FOR_FETCH = os.environ.get("HF_HUB_OFFLINE", "0") or "0"
 os.environ["HF_HUB_OFFLINE"] = "1"
-if config.get("model_cache"):
-    os.environ["HF_HUB_CACHE"] = str(Path(config["model_cache"]).expanduser().resolve())
+
+os.environ["HF_HUB_CACHE"] = model_cache(config.get("model_cache", ""))
 # ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
 # installed packages are read-only (a shared cluster venv or conda env).
@@ -74,6 +74,7 @@ envvars:
     "BEIRFLOW_PYTHON",
     "NUMBA_CACHE_DIR",
     "HF_HUB_OFFLINE",
+    "HF_HUB_CACHE",
 
 
 def _validate_config():
@@ -163,7 +164,8 @@ def runs_on(system, dataset):
 def result_files():
     """Every run, provenance and metrics file the config asks for: targets of 'rule all' as much
     as the leaderboard, so that one deleted by a failed rerun (Snakemake removes a failed job's
-    outputs) is rebuilt by the next plain run instead of leaving the leaderboard stale."""
+    outputs) is rebuilt by the next plain run instead of leaving the leaderboard stale.
+    """
     files = metrics_files()
     for dataset in DATASETS:
         for system in SYSTEMS:
@@ -454,7 +456,9 @@ def dense_search_inputs(wildcards):
 # ---- models -----------------------------------------------------------------------------
 
 
-MODELS = distinct_models({family: config.get(family, {}) for family in ("rerank", "dense")})
+MODELS = distinct_models(
+    {family: config.get(family, {}) for family in ("rerank", "dense")}
+)
 
 
 def system_model_records(system):

@@ -16,14 +16,14 @@ rule fetch_model:
     retries: 1
     conda:
         "../../envs/gpu.yaml"
-    params:
-        model=lambda wildcards: MODELS[wildcards.model].name,
-        revision=lambda wildcards: MODELS[wildcards.model].revision or "",
-        marker=lambda wildcards: MODELS[wildcards.model].marker,
     resources:
         # Not rerun triggers: which system names the model, and whether the user switched the hub off.
         config_key=lambda wildcards: MODELS[wildcards.model].key,
         hub_offline=HUB_OFFLINE_FOR_FETCH,
+    params:
+        model=lambda wildcards: MODELS[wildcards.model].name,
+        revision=lambda wildcards: MODELS[wildcards.model].revision or "",
+        marker=lambda wildcards: MODELS[wildcards.model].marker,
     shell:
         'HF_HUB_OFFLINE={resources.hub_offline} "$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/fetch_model.py" --model {params.model:q}'
         " --revision={params.revision:q} --key {resources.config_key:q} --marker {params.marker} --record {output:q} > {log:q} 2>&1"
