@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import yaml
 
 from beirflow.dense import DenseSettings, encoder_key
 from beirflow.fetch import hub_sizes
-from beirflow.records import RECORDS, distinct_models, read_record
+from beirflow.records import RECORDS, distinct_models, read_record, record_name
 from beirflow.models import is_hub_name
 from beirflow.plan import enabled_systems, plan_datasets, system_datasets
 
@@ -124,6 +125,77 @@ def model_downloads(config: dict[str, Any], records: Path) -> list[tuple[str, st
     return [rows[name] for name in models]
 
 
+# Bytes on disk per unit, measured on the embedded sample (SciFact abstracts, results of `make run`):
+# a run file's line (ids, rank, the score's shortest repr, the tag), and Lucene indexes and the
+# document store against the corpus file's bytes. Passages shorter than abstracts index a little
+# larger per byte; these are the basis the plan states, not a promise.
+RUN_LINE_BYTES = 52
+PER_CORPUS_BYTE = {"bm25_index (flat)": 1.40, "bm25_index (multifield)": 1.45, "document_store": 1.25}
+
+
+def embedding_dimension(entry: dict[str, Any], records: Path) -> int | None:
+    """From the fetched model's own config where it is fetched, else the entry's 'dimension'."""
+    record_file = records / f"{record_name(entry['model'], entry.get('revision'))}.json"
+    if record_file.is_file():
+        folder = Path(read_record(record_file).folder)
+        from beirflow.encoder import folder_defaults
+
+        dense_layers = folder_defaults(folder, "plan").dense if folder.is_dir() else ()
+        if dense_layers:
+            return int(json.loads((dense_layers[-1].folder / "config.json").read_text(encoding="utf-8"))["out_features"])
+        config_file = folder / "config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+            return int(config.get("hidden_size") or config.get("d_model") or config.get("n_embd"))
+    dimension = entry.get("dimension")
+    return int(dimension) if dimension else None
+
+
+def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | None, str]]:
+    """(stage, bytes or None, basis) for everything the grid writes."""
+    datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
+    families = {family: enabled_systems(config.get(family)) for family in ("bm25", "rerank", "dense", "fusion")}
+    runs_on = system_datasets(families, datasets)
+    rows: list[tuple[str, int | None, str]] = []
+    encoders: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    for name, entry in families["dense"].items():
+        key = encoder_key(DenseSettings.from_config(entry).encoder_identity())
+        encoders.setdefault(key, (entry, set()))[1].update(runs_on[name])
+    for key, (entry, names) in encoders.items():
+        dimension = embedding_dimension(entry, records)
+        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in names)
+        basis = f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)" if dimension else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
+        rows.append((f"embeddings {entry['model']}", texts * dimension * 2 if dimension else None, basis))
+    run_lines = 0
+    for family, systems in families.items():
+        for name, entry in systems.items():
+            hits = int(entry.get("depth", entry.get("hits", 1000)))
+            lines = sum(datasets[dataset].query_count() * hits for dataset in runs_on[name])
+            run_lines += lines * (2 if family == "rerank" else 1)  # a reranker's shard runs as much again
+    rows.append(("run files (merged and shard runs)", run_lines * RUN_LINE_BYTES, f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)"))
+    fields = {entry.get("fields", "flat") for entry in families["bm25"].values()}
+    needs_store = bool(families["rerank"])
+    for stage, ratio in PER_CORPUS_BYTE.items():
+        if (stage.startswith("bm25_index") and stage.split("(")[1].rstrip(")") not in fields) or (stage == "document_store" and not needs_store):
+            continue
+        corpora = [datasets[dataset].files.corpus for dataset in datasets]
+        present = [path for path in corpora if path.is_file()]
+        if len(present) == len(corpora):
+            size = sum(path.stat().st_size for path in present)
+            rows.append((stage, int(size * ratio), f"{size / 1e9:.2f} GB of corpus files x {ratio} (measured on the sample)"))
+        else:
+            rows.append((stage, None, f"unknown: {len(corpora) - len(present)} of {len(corpora)} corpora not downloaded yet (x {ratio} of their bytes, measured on the sample)"))
+    return rows
+
+
+def job_memory(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry)."""
+    families = {family: enabled_systems(config.get(family)) for family in ("rerank", "dense")}
+    rows = [("rerank_shard", name, int(entry.get("resources", {}).get("mem_mb", 16000))) for name, entry in families["rerank"].items()]
+    rows += [(rule, name, int(entry.get("resources", {}).get("mem_mb", 32000))) for name, entry in families["dense"].items() for rule in ("encode_documents", "dense_search")]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", required=True, type=Path)
@@ -158,6 +230,15 @@ def main() -> None:
         print(f"  {name + ('@' + revision[:12] if revision else ''):72} {shown}  ({source})")
     known = [size for _, _, size, _ in downloads if size is not None]
     print(f"  {'total':72} {sum(known) / 1e9:8.2f} GB" + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else ""))
+    disk = disk_plan(config, args.directory / RECORDS)
+    print("\nDisk the grid writes under results/ (the data and model caches aside):")
+    for stage, size, basis in disk:
+        print(f"  {stage:72} {f'{size / 1e9:10.1f} GB' if size is not None else 'unknown':>13}  ({basis})")
+    written = [size for _, size, _ in disk if size is not None]
+    print(f"  {'total':72} {sum(written) / 1e9:10.1f} GB" + (f"  + {len(disk) - len(written)} stage(s) unknown" if len(written) < len(disk) else ""))
+    print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
+    for rule, system, mem_mb in job_memory(config):
+        print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")
 
 
 if __name__ == "__main__":

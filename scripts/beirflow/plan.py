@@ -190,7 +190,7 @@ def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
 # Keys of a system's entry that change how it runs, where, or how the report shows it, never
 # what it returns: they are not rule params, so raising a batch size or a time limit after a
 # failure, or limiting a model to fewer datasets, reruns nothing that finished.
-OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report")
+OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report", "dimension")
 
 _KIND_KEYS = {
     "monot5": {"truncation", "template"},
