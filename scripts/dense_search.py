@@ -21,7 +21,7 @@ def shard_files(shard_dir: Path, shards: list[str]) -> list[tuple[Path, Path]]:
 
 def run_search(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
-    settings = DenseSettings.from_config(json.loads(args.params))
+    settings = DenseSettings.from_config(json.loads(args.params), args.key)
     files = shard_files(args.documents, args.shards)
     corpus_ids = [doc_id for _, ids_path in files for doc_id in read_ids(ids_path)]
     queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"))

@@ -33,7 +33,7 @@ def encode(args: argparse.Namespace) -> None:
 
     use_records(args.model_records)
     torch.set_num_threads(args.threads)
-    settings = DenseSettings.from_config(json.loads(args.params))
+    settings = DenseSettings.from_config(json.loads(args.params), args.key)
     device = pick_device()
     resolved = resolve_model(settings.model, settings.revision, f"{args.key}.model")
     brackets = SPECB_BRACKETS[args.kind] if settings.specb else None

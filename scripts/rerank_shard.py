@@ -23,7 +23,7 @@ def rerank(args: argparse.Namespace) -> None:
 
     use_records(args.model_records)
     torch.set_num_threads(args.threads)
-    settings = RerankSettings.from_config(json.loads(args.params))
+    settings = RerankSettings.from_config(json.loads(args.params), f"rerank.{args.system}")
     device = pick_device()
     reranker = Reranker(settings, f"rerank.{args.system}", device)
     budget = TokenBudget.for_batch_size(args.batch_size, device, reranker.max_length)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import REPO, SAMPLE
 
 from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
 from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
@@ -112,3 +112,26 @@ def test_systems_limited_to_datasets_and_their_inputs(tmp_path: Path) -> None:
     families["rerank"]["bigger"]["datasets"] = ["trec-covid"]
     with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'trec-covid' is not a configured dataset"):
         system_datasets(families, datasets)
+
+
+@pytest.mark.parametrize(("family", "settings"), [("rerank", "RerankSettings"), ("dense", "DenseSettings")])
+def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_same_defaults(family: str, settings: str) -> None:
+    """One definition of each key: the schema documents it, the settings class decodes it, strictly."""
+    import dataclasses
+
+    import yaml
+
+    from beirflow.dense import DenseSettings
+    from beirflow.rerank import RerankSettings
+    from beirflow.settings import OPERATIONAL_KEYS, SettingsError
+
+    cls = {"RerankSettings": RerankSettings, "DenseSettings": DenseSettings}[settings]
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    entry = schema["properties"][family]["additionalProperties"]["properties"]
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    assert set(entry) - set(OPERATIONAL_KEYS) == set(fields)
+    for name, spec in entry.items():
+        if name in fields and "default" in spec and fields[name].default is not dataclasses.MISSING:
+            assert spec["default"] == fields[name].default, name
+    with pytest.raises(SettingsError, match=rf"^config key {family}\.x\.trunction: not a key of {settings} \(known: "):
+        cls.from_config({"model": "m", "trunction": "template", **({"kind": "monot5", "first_stage": "b"} if family == "rerank" else {})}, f"{family}.x")

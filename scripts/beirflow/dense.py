@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 from beirflow.atomic import atomic_path, atomic_write
 from beirflow.errors import DataError, rebuild_hint
 from beirflow.models import ModelError
+from beirflow.settings import decode
 
 FLAT = "Flat"
 # faiss's GPU indexes return at most this many neighbours per query.
@@ -57,9 +58,9 @@ class DenseSettings:
     specb: bool = False  # SGPT's bracket tokens around queries and documents
 
     @classmethod
-    def from_config(cls, entry: dict[str, Any]) -> DenseSettings:
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in entry.items() if key in known})
+    def from_config(cls, entry: Mapping[str, Any], key: str = "") -> DenseSettings:
+        """Strict: a key this family does not know raises, naming ``key`` (``dense.<system>``)."""
+        return decode(cls, entry, key)
 
     def encoder_identity(self) -> dict[str, Any]:
         """What the embeddings depend on; search keys (hits, index) are not part of it."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +18,7 @@ from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
+from beirflow.settings import OPERATIONAL_KEYS
 
 MAX_SHARDS = 10_000  # shard ids are four digits
 
@@ -187,10 +188,6 @@ def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
     return owner
 
 
-# Keys of a system's entry that change how it runs, where, or how the report shows it, never
-# what it returns: they are not rule params, so raising a batch size or a time limit after a
-# failure, or limiting a model to fewer datasets, reruns nothing that finished.
-OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report", "dimension")
 
 _KIND_KEYS = {
     "monot5": {"truncation", "template"},

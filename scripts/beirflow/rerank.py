@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from beirflow.models import (
     resolve_model,
 )
 from beirflow.progress import Progress
+from beirflow.settings import decode
 
 KINDS = ("monot5", "cross-encoder", "bi-encoder")
 MONOT5_TEMPLATE = "Query: {query} Document: {document} Relevant:"
@@ -78,9 +79,9 @@ class RerankSettings:
     document_template: str = "{document}"  # cross-encoder only: RankLLaMA reads 'document: {document}'
 
     @classmethod
-    def from_config(cls, entry: Mapping[str, Any]) -> RerankSettings:
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in entry.items() if key in known})
+    def from_config(cls, entry: Mapping[str, Any], key: str = "") -> RerankSettings:
+        """Strict: a key this family does not know raises, naming ``key`` (``rerank.<system>``)."""
+        return decode(cls, entry, key)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
