@@ -218,8 +218,9 @@ def test_jobs_cancelled_with_scancel_are_seen_as_failed_and_retried(slurm: None,
     process = subprocess.Popen(workflow.command("--retries", "2"), cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
     cancelled: list[str] = []
     try:
+        # encode_queries, not an array task: 'scancel <id>' of a job array's first task id would cancel the array.
         for scancel in (["scancel"], ["scancel", "--full"]):  # what a user or an admin does to a stuck job
-            cancelled.append(_running_job("encode_documents", process, besides=tuple(cancelled)))
+            cancelled.append(_running_job("encode_queries", process, besides=tuple(cancelled)))
             subprocess.run([*scancel, cancelled[-1]], check=True)
         output, _ = process.communicate(timeout=420)  # hangs (and fails here) where the cancel goes unseen
     finally:
@@ -227,7 +228,7 @@ def test_jobs_cancelled_with_scancel_are_seen_as_failed_and_retried(slurm: None,
             process.kill()
     assert process.returncode == 0, output[-5000:]
     states = {row["JobIDRaw"]: row["State"] for row in _sacct("JobIDRaw", "State")}
-    assert [states[job_id] for job_id in cancelled] == ["CANCELLED by 0", "CANCELLED by 0"], states
+    assert [states[job_id] for job_id in cancelled] == ["CANCELLED by 0", "CANCELLED by 0"], (cancelled, states)
     assert output.count("SLURM status is: 'CANCELLED'") == 2, output[-5000:]
     assert _metrics(workflow) == _metrics(dense_reference)
 
