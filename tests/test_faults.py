@@ -343,6 +343,24 @@ def test_eight_writers_race_for_one_archive_twenty_times_without_a_failure(tmp_p
             assert sorted(path.name for path in cache.iterdir()) == [".toy.lock", "toy", "toy.ready"]
 
 
+@pytest.mark.workflow
+def test_two_workflows_on_one_data_dir_race_for_the_marker_twenty_times_without_a_failure(tmp_path: Path) -> None:
+    """Snakemake deletes a job's output before running it: two workflows forcing the download of one
+    archive whose folder is in place (no network needed) rewrite its marker at the same moment."""
+    cache = tmp_path / "cache"
+    shutil.copytree(SAMPLE, cache / "scifact")  # any folder: the job finds it in place and writes the marker
+    config = sample_config(datasets={"scifact": None}, data_dir=str(cache))
+    workflows = [Workflow(tmp_path / f"work-{index}", config) for index in range(2)]
+    marker = cache / "scifact.ready"
+    for round_ in range(20):
+        processes = [subprocess.Popen(workflow.command("--forcerun", "download_beir", "--", str(marker)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for workflow in workflows]
+        errors = [process.communicate()[1] for process in processes]
+        assert [process.returncode for process in processes] == [0, 0], (round_, [error[-1500:] for error in errors])
+        assert json.loads(marker.read_text())["folder"] == str(cache / "scifact")
+        assert (cache / "scifact" / "corpus.jsonl").read_bytes() == (SAMPLE / "corpus.jsonl").read_bytes()
+        assert sorted(path.name for path in cache.iterdir()) == [".scifact.lock", "scifact", "scifact.ready"]
+
+
 def test_merged_cqadupstack_is_written_once_under_the_archive_lock(tmp_path: Path) -> None:
     from conftest import write_beir
 
