@@ -61,7 +61,7 @@ os.environ["BEIRFLOW_PYTHON"] = "python" if USES_CONDA else sys.executable
 # filled by hand), else online.
 HUB_OFFLINE_FOR_FETCH = os.environ.get("HF_HUB_OFFLINE", "0") or "0"
 os.environ["HF_HUB_OFFLINE"] = "1"
-
+# One model cache for the fetch and every job, named explicitly so that compute nodes use it too.
 os.environ["HF_HUB_CACHE"] = model_cache(config.get("model_cache", ""))
 # ranx compiles its metrics with numba on first use (about 25 s). The compiled code is cached
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
