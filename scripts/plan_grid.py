@@ -71,6 +71,16 @@ def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
         return {(row["model"], row["kind"], row["device"], row["precision"]): float(row["per_second"]) for row in csv.DictReader(handle)}
 
 
+def encoder_groups(dense: dict[str, Any], runs_on: dict[str, list[str]]) -> dict[str, tuple[list[str], set[str]]]:
+    """Encoder key -> (the dense systems sharing its embeddings, in config order; the datasets any of them runs on)."""
+    groups: dict[str, tuple[list[str], set[str]]] = {}
+    for name, entry in dense.items():
+        names, encoded = groups.setdefault(encoder_key(DenseSettings.from_config(entry).encoder_identity()), ([], set()))
+        names.append(name)
+        encoded.update(runs_on[name])
+    return groups
+
+
 def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """What each model must process over the grid, and the array submissions of the shard rules."""
     datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
@@ -82,19 +92,13 @@ def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, 
         pairs = sum(datasets[dataset].query_count() * int(entry.get("depth", 1000)) for dataset in runs_on[name])
         work.append({"system": name, "model": entry["model"], "kind": entry["kind"], "precision": entry.get("precision", "bf16"), "count": pairs, "unit": "pairs", "gpus": entry.get("resources", {}).get("gpus", 1)})
         arrays["rerank_shard"] += len(runs_on[name])
-    encoders: dict[str, dict[str, Any]] = {}
-    encoded: dict[str, set[str]] = {}
-    for name, entry in families["dense"].items():
-        key = encoder_key(DenseSettings.from_config(entry).encoder_identity())
-        if key in encoders:
-            encoders[key]["system"] += f", {name}"
-        else:
-            encoders[key] = {"system": name, "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": 0, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)}
-        encoded.setdefault(key, set()).update(runs_on[name])
-    for key, names in encoded.items():
-        encoders[key]["count"] = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in names)
-        arrays["encode_documents"] += len(names)
-    return work + list(encoders.values()), arrays
+    encoders = []
+    for names, encoded in encoder_groups(families["dense"], runs_on).values():
+        entry = families["dense"][names[0]]
+        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
+        encoders.append({"system": ", ".join(names), "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": texts, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)})
+        arrays["encode_documents"] += len(encoded)
+    return work + encoders, arrays
 
 
 def gpu_hours(work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, str, str], float], device: str) -> list[tuple[dict[str, Any], float | None]]:
@@ -157,13 +161,10 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
     families = {family: enabled_systems(config.get(family)) for family in ("bm25", "rerank", "dense", "fusion")}
     runs_on = system_datasets(families, datasets)
     rows: list[tuple[str, int | None, str]] = []
-    encoders: dict[str, tuple[dict[str, Any], set[str]]] = {}
-    for name, entry in families["dense"].items():
-        key = encoder_key(DenseSettings.from_config(entry).encoder_identity())
-        encoders.setdefault(key, (entry, set()))[1].update(runs_on[name])
-    for key, (entry, names) in encoders.items():
+    for names, encoded in encoder_groups(families["dense"], runs_on).values():
+        entry = families["dense"][names[0]]
         dimension = embedding_dimension(entry, records)
-        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in names)
+        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
         basis = f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)" if dimension else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
         rows.append((f"embeddings {entry['model']}", texts * dimension * 2 if dimension else None, basis))
     run_lines = 0
