@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from conftest import REPO
 
 
 def _plan(tmp_path: Path, config: dict, *args: str) -> str:
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(tmp_path / "grid.yaml"), *args], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(tmp_path / "grid.yaml"), *args], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -39,7 +40,7 @@ def test_the_plan_counts_jobs_submissions_and_unknown_throughputs(tmp_path: Path
     hours = documents / 23.3 / 3600  # bench/throughput.csv: MiniLM fp32 on 2 CPU cores
     assert f"minilm                       {hours:10.2f}" in output
     assert "+ 1 model(s) unknown" in output
-    assert not (tmp_path / "results").exists() and not (REPO / "resources" / "beir" / "nfcorpus.ready").exists()
+    assert not (tmp_path / "results").exists() and not (REPO / "results" / "data_cache" / "nfcorpus.ready").exists()
 
 
 def test_the_plan_leaves_out_disabled_systems_and_counts_only_their_datasets(tmp_path: Path) -> None:
@@ -56,9 +57,8 @@ def test_the_plan_leaves_out_disabled_systems_and_counts_only_their_datasets(tmp
 
 def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(tmp_path: Path) -> None:
     """Here no hub is reachable: a hub model without a record is 'unknown', never guessed."""
-    from conftest import Workflow, sample_config
-
     from beirflow.records import read_record, record_path
+    from conftest import Workflow, sample_config
 
     config = sample_config()
     config["rerank"]["monot5"] = {"kind": "monot5", "model": "castorini/monot5-base-msmarco-10k", "revision": "f" * 40, "first_stage": "bm25-flat", "enabled": True}
@@ -74,9 +74,8 @@ def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(t
 
 
 def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_the_corpus(tmp_path: Path) -> None:
-    from conftest import SAMPLE, Workflow, sample_config
-
     from beirflow.records import record_path
+    from conftest import SAMPLE, Workflow, sample_config
 
     config = sample_config()
     config["dense"]["minilm"].pop("dimension", None)

@@ -5,9 +5,9 @@ folder and renamed into place, so nothing half-unzipped ever sits under the fina
 
 Several workflows may share one data cache (``data_dir``): each archive is fetched under an
 exclusive lock on ``.<name>.lock`` beside it, and a workflow that gets the lock after another
-finished finds the folder in place and downloads nothing. The rule's output is a small marker
-(``<name>.ready``), never the folder itself, because Snakemake deletes a job's existing outputs
-before running it, which would pull the data from under the other workflow's jobs.
+finished finds the folder in place and downloads nothing. The rule's output is a small marker in
+the workflow's own results, never anything in the shared cache, because Snakemake deletes a job's
+existing outputs before running it, which would pull them from under the other workflow's jobs.
 """
 
 from __future__ import annotations

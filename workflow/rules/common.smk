@@ -212,10 +212,10 @@ def dataset_split(wildcards):
 
 def dataset_source(wildcards):
     """A BEIR dataset needs its unzipped archive, a merged CQADupStack its merged folder (markers
-    in the shared data cache), a local folder its three files."""
+    of this workflow, for folders in the shared data cache), a local folder its three files."""
     plan = dataset_plan(wildcards)
     if plan.merged_forums:
-        return {"archive": ancient(f"{plan.folder}.ready")}
+        return {"archive": ancient(f"results/data_cache/merged/{plan.name}.ready")}
     if plan.is_local:
         files = plan.files
         return {
@@ -224,7 +224,7 @@ def dataset_source(wildcards):
             "qrels": str(files.qrels),
         }
     # ancient: a fresh download of the same archive must not rerun everything after it.
-    return {"archive": ancient(f"{DATA_DIR}/{plan.archive}.ready")}
+    return {"archive": ancient(f"results/data_cache/{plan.archive}.ready")}
 
 
 class MissingLocalDataset:

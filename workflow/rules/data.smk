@@ -6,9 +6,12 @@ localrules:
     shard_queries,
 
 
+# The shared data cache holds data and locks only; each workflow's marker of a fetched archive is
+# in its own results/: Snakemake deletes a job's outputs before running it, and a marker in the
+# shared cache would vanish under another workflow that had just written it.
 rule download_beir:
     output:
-        f"{DATA_DIR}/{{archive}}.ready",
+        "results/data_cache/{archive}.ready",
     log:
         "logs/download_beir/{archive}.log",
     retries: 3
@@ -86,13 +89,12 @@ rule shard_corpus:
 
 
 # CQADupStack has a test split only. The merged folder lives in the shared data cache, so, like a
-# download, the rule's output is a marker: Snakemake deletes a job's outputs before running it, and
-# the folder itself must never vanish from under another workflow's jobs.
+# download, the rule's output is this workflow's marker, never the folder another workflow may read.
 rule merge_cqadupstack:
     input:
-        ancient(f"{DATA_DIR}/cqadupstack.ready"),
+        ancient("results/data_cache/cqadupstack.ready"),
     output:
-        f"{DATA_DIR}/merged/{{dataset}}.ready",
+        "results/data_cache/merged/{dataset}.ready",
     log:
         "logs/merge_cqadupstack/{dataset}.log",
     conda:
@@ -101,8 +103,8 @@ rule merge_cqadupstack:
         mem_mb=grown_with_attempt(2000),
         runtime=grown_with_attempt(60),
     params:
-        archive=lambda wildcards, input: input[0].removesuffix(".ready"),
-        folder=lambda wildcards, output: output[0].removesuffix(".ready"),
+        archive=f"{DATA_DIR}/cqadupstack",
+        folder=lambda wildcards: dataset_plan(wildcards).folder,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_cqadupstack.py" --dataset {wildcards.dataset} --archive-folder {params.archive:q}'
         " --split test --output {params.folder:q} --ready {output:q} > {log:q} 2>&1"
