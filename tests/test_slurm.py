@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Workflow, sample_config, slurm_cluster, start_slurm_cluster
 
 from beirflow.cost import read_costs
+from conftest import REPO, Workflow, sample_config, slurm_cluster, start_slurm_cluster
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -40,7 +40,7 @@ class ClusterWorkflow(Workflow):
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", "BEIRFLOW_SLURM_PARTITION": "gpu"}
-        result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment, cwd=self.root)
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment, cwd=self.root, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
         return result
@@ -50,7 +50,7 @@ def _sacct(*fields: str, since: str = "now-2hours", duplicates: bool = False) ->
     """One row per job (with ``duplicates``, one per run of a requeued job too)."""
     command = ["sacct", "-a", "-X", "-P", "-n", "-S", since, "-o", ",".join(fields), *(["-D"] if duplicates else [])]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return [dict(zip(fields, line.split("|"))) for line in output.splitlines() if line]
+    return [dict(zip(fields, line.split("|"), strict=False)) for line in output.splitlines() if line]
 
 
 def _on_gpus(config: dict) -> dict:
@@ -127,9 +127,9 @@ def _running_job(rule: str, process: subprocess.Popen, timeout_s: float = 240, b
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the workflow ended before a {rule} job ran"
-        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True).stdout.splitlines()
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True, check=False).stdout.splitlines()
         for line in running:
-            job_id, comment = (line.split(" ", 1) + [""])[:2]
+            job_id, comment = ([*line.split(" ", 1), ""])[:2]
             if comment.startswith(f"rule_{rule}") and job_id not in besides:
                 return job_id
         time.sleep(0.2)
@@ -202,38 +202,51 @@ def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(slurm: No
         subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=beirflow-fault-test"], check=True)
         time.sleep(5)
         # RESUME is refused once the node is back on its own (ReturnToService=2); either way it must be up.
-        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
-        state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True).stdout.strip()
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
+        state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, check=False).stdout.strip()
         assert "down" not in state and "drain" not in state, state
         output, _ = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
             process.kill()
-        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
     assert process.returncode == 0, output[-5000:]
     assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
     runs = _sacct("JobIDRaw", "State", since=since, duplicates=True)
     assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
 
 
-def test_jobs_cancelled_with_scancel_are_seen_as_failed_and_retried(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
-    """sacct says 'CANCELLED by 0'; the plugin alone (2.8.0) waited for such a job forever."""
+def _stop_job(job_id: str) -> None:
+    """SIGSTOP every process of the job: a job stuck (on a hung file system, say) that SLURM still counts as running."""
+    listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=True).stdout.splitlines()
+    for line in listed[1:]:  # PID JOBID STEPID LOCALID GLOBALID
+        pid = line.split()[0]
+        if pid.isdigit():
+            subprocess.run(["kill", "-STOP", pid], capture_output=True, check=False)
+
+
+def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_and_retried(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+    """sacct says 'CANCELLED by 0' after scancel; the plugin alone (2.8.0) waited for such a job forever.
+    A job stuck past its time limit (1 minute here) ends TIMEOUT, is seen as failed and retried."""
     workflow = ClusterWorkflow(tmp_path / "cancelled", _dense_only())
     workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
-    process = subprocess.Popen(workflow.command("--retries", "2"), cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
-    cancelled: list[str] = []
+    command = workflow.command("--retries", "3", "--set-resources", "encode_queries:runtime=1")
+    process = subprocess.Popen(command, cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    ended: list[str] = []
     try:
         # encode_queries, not an array task: 'scancel <id>' of a job array's first task id would cancel the array.
         for scancel in (["scancel"], ["scancel", "--full"]):  # what a user or an admin does to a stuck job
-            cancelled.append(_running_job("encode_queries", process, besides=tuple(cancelled)))
-            subprocess.run([*scancel, cancelled[-1]], check=True)
-        output, _ = process.communicate(timeout=420)  # hangs (and fails here) where the cancel goes unseen
+            ended.append(_running_job("encode_queries", process, besides=tuple(ended)))
+            subprocess.run([*scancel, ended[-1]], check=True)
+        ended.append(_running_job("encode_queries", process, besides=tuple(ended)))
+        _stop_job(ended[-1])
+        output, _ = process.communicate(timeout=480)  # hangs (and fails here) where an ended job goes unseen
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output[-5000:]
     states = {row["JobIDRaw"]: row["State"] for row in _sacct("JobIDRaw", "State")}
-    assert [states[job_id] for job_id in cancelled] == ["CANCELLED by 0", "CANCELLED by 0"], (cancelled, states)
+    assert [states[job_id] for job_id in ended] == ["CANCELLED by 0", "CANCELLED by 0", "TIMEOUT"], (ended, states)
     assert output.count("SLURM status is: 'CANCELLED'") == 2, output[-5000:]
+    assert output.count("SLURM status is: 'TIMEOUT'") == 1, output[-5000:]
     assert _metrics(workflow) == _metrics(dense_reference)
-
