@@ -59,7 +59,7 @@ def bench_encoding(texts: list[str], repeat: int, device: str) -> None:
         encoder = TextEncoder(resolved, EncoderSettings(), "bench", precision, device)
         budget = TokenBudget.for_batch_size("auto", device, encoder.max_length)
         ours = encoder.encode(texts[:64], budget)
-        seconds = best_of(repeat, lambda: encoder.encode(texts, budget))
+        seconds = best_of(repeat, lambda encoder=encoder, budget=budget: encoder.encode(texts, budget))
         ours = encoder.encode(texts, budget)
         print(f"{'beirflow ' + precision + ', auto batches':40} {len(texts) / seconds:10.1f} {'1.00x':>12}")
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -100,7 +100,7 @@ def bench_search(documents: int, shard: int, queries: int, k: int, repeat: int) 
     print(f"{f'beirflow, shards of {shard}':40} {ours_seconds:10.2f} {single_seconds / ours_seconds:11.2f}x")
     print(f"  float32 vectors held: {shard * 384 * 4 / 2**20:.0f} MiB vs {documents * 384 * 4 / 2**20:.0f} MiB")
     beirflow_hits = [[(int(doc_id[3:]), score) for doc_id, score in ours[f"q{row}"]] for row in range(checked)]
-    faiss_hits = [list(zip(rows[row].tolist(), scores[row].tolist())) for row in range(checked)]
+    faiss_hits = [list(zip(rows[row].tolist(), scores[row].tolist(), strict=False)) for row in range(checked)]
     for name, hits in (("beirflow", beirflow_hits), ("one IndexFlatIP", faiss_hits)):
         same, worst = agreement_with_exact(hits, exact, k)
         print(f"  {name:16} against the float64 exact top {k} on {checked} queries: same documents (ties at the cut apart) {same}/{checked}, largest score difference {worst:.1e}")

@@ -269,7 +269,7 @@ def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, wor
     pairs = [(c.query, document_text(documents[doc_id])) for c in sample for doc_id in c.doc_ids]
     tokens = sum(len(features.input_ids) for features in scorer.tokenize(pairs)) / len(pairs)
     store.close()
-    return {"count": queries * DEPTH, "seconds": elapsed, "unit": "pairs", "tokens": tokens, "flops_per_token": flops_per_token(getattr(scorer, "model")), "parameters": reranker.parameters}
+    return {"count": queries * DEPTH, "seconds": elapsed, "unit": "pairs", "tokens": tokens, "flops_per_token": flops_per_token(scorer.model), "parameters": reranker.parameters}
 
 
 def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
@@ -320,13 +320,18 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
         if kind == "cross-encoder":
             peer: Any = CrossEncoder(str(folder), device=device, max_length=512)
             peer.model.to(torch.bfloat16)
-            run: Callable[[int], object] = lambda count: peer.predict(cycled(pairs, count), batch_size=32)
+
+            def run(count: int, peer: Any = peer) -> object:
+                return peer.predict(cycled(pairs, count), batch_size=32)
         else:
             peer = SentenceTransformer(str(folder), device=device)
             peer.to(torch.bfloat16)
             peer.max_seq_length = 512
-            run = lambda count: peer.encode(cycled(texts, count), batch_size=32)
-        count, elapsed = sized_pass(lambda count: timed(lambda: run(count)), 256, 1024, seconds, 20_000)
+
+            def run(count: int, peer: Any = peer) -> object:
+                return peer.encode(cycled(texts, count), batch_size=32)
+
+        count, elapsed = sized_pass(lambda count, run=run: timed(lambda: run(count)), 256, 1024, seconds, 20_000)
         rates[name] = count / elapsed
     return rates
 

@@ -151,7 +151,7 @@ def peak_fraction(folder: Path, shard: list[Candidates], store: DocumentStore, r
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     texts = texts_of(shard, store)
-    tokens = [len(tokenizer(f"Query: {c.query} Document: {text} Relevant:", truncation=True, max_length=512).input_ids) for c, docs in zip(shard, texts) for text in docs]
+    tokens = [len(tokenizer(f"Query: {c.query} Document: {text} Relevant:", truncation=True, max_length=512).input_ids) for c, docs in zip(shard, texts, strict=False) for text in docs]
     encoder = sum(p.numel() for p in T5EncoderModel.from_pretrained(str(folder)).parameters())
     ceiling = peak_tflops * 1e12 / (2 * encoder * (sum(tokens) / len(tokens)))
     print(f"  encoder {encoder / 1e9:.2f}B parameters, {sum(tokens) / len(tokens):.0f} tokens a pair: ceiling {ceiling:.0f} pairs/s at {peak_tflops:.0f} TFLOPS; beirflow at {rate / ceiling:.0%} of it")
@@ -172,7 +172,7 @@ def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, re
     from rerankers import Reranker as PeerReranker
 
     def rerankers_run(ranker: object) -> Callable[[], None]:
-        return lambda: [ranker.rank(c.query, docs) for c, docs in zip(shard, texts)]  # type: ignore[attr-defined]
+        return lambda: [ranker.rank(c.query, docs) for c, docs in zip(shard, texts, strict=False)]  # type: ignore[attr-defined]
 
     default = PeerReranker(str(folder), model_type="t5", verbose=0, token_false="▁false", token_true="▁true")
     peer_default = row.add("rerankers T5Ranker", f"defaults ({default.model.dtype}, {default.batch_size})", best_time(rerankers_run(default), repeat))
@@ -183,7 +183,7 @@ def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, re
     import pandas as pd
     from pyterrier_t5 import MonoT5ReRanker
 
-    frame = pd.DataFrame([{"qid": c.query_id, "query": c.query, "docno": doc_id, "text": text} for c, docs in zip(shard, texts) for doc_id, text in zip(c.doc_ids, docs)])
+    frame = pd.DataFrame([{"qid": c.query_id, "query": c.query, "docno": doc_id, "text": text} for c, docs in zip(shard, texts, strict=False) for doc_id, text in zip(c.doc_ids, docs, strict=False)])
     pyterrier = MonoT5ReRanker(tok_model=str(folder), model=str(folder), verbose=False, device=device)
     peer_default = row.add("pyterrier-t5 MonoT5ReRanker", f"defaults (fp32, {pyterrier.batch_size})", best_time(lambda: pyterrier.transform(frame), repeat))
     pyterrier.batch_size = PEER_BATCH
@@ -201,7 +201,7 @@ def bench_cross_encoder(folder: Path, shard: list[Candidates], store: DocumentSt
     pairs = sum(len(c.doc_ids) for c in shard)
     row = Row("MiniLM-L6 CE", pairs)
     texts = texts_of(shard, store)
-    flat = [(c.query, text) for c, docs in zip(shard, texts) for text in docs]
+    flat = [(c.query, text) for c, docs in zip(shard, texts, strict=False) for text in docs]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ours_default = row.add("beirflow", f"{precision}, auto batch", beirflow_rate(folder, "cross-encoder", shard, store, precision, "auto", repeat)[0])
     ours_fixed = row.add("beirflow", f"{precision}, batch {PEER_BATCH}", beirflow_rate(folder, "cross-encoder", shard, store, precision, PEER_BATCH, repeat)[0])
@@ -224,7 +224,7 @@ def bf16_ndcg_check(data: Path, workdir: Path, shard: list[Candidates], store: D
     for precision in ("fp32", "bf16"):
         reranker = Reranker(RerankSettings(kind="bi-encoder", model=str(minilm_folder()), first_stage="bm25", precision=precision), "rerank.minilm", "cpu")
         hits, _ = reranker.rerank(shard, store, TokenBudget.for_batch_size("auto", "cpu", 256))
-        run = {c.query_id: dict(scored) for c, scored in zip(shard, hits)}
+        run = {c.query_id: dict(scored) for c, scored in zip(shard, hits, strict=False)}
         values[precision] = evaluate_run({q: qrels[q] for q in run}, run, ["ndcg@10"]).metrics["ndcg@10"]
     print(f"  all-MiniLM-L6-v2 reranking BM25 top 100 of {len(shard)} SciFact queries: nDCG@10 fp32 {values['fp32']:.4f}, bf16 {values['bf16']:.4f}, difference {values['bf16'] - values['fp32']:+.4f} (target within 0.001)")
 

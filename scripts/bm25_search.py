@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
-from beirflow.checks import check_run_file
 from beirflow.beir import read_prepared_queries
 from beirflow.bm25 import Bm25Params, search
+from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.trec import write_query_hits

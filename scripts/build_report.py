@@ -9,7 +9,15 @@ from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.figures import all_plots
 from beirflow.report import ReportSettings, SystemInfo, build_report, load_results, read_published
-from beirflow.report_pages import PUBLISHED_HEADER, SIGNIFICANCE_HEADER, published_rows, significance_rows, to_csv, to_html, to_markdown
+from beirflow.report_pages import (
+    PUBLISHED_HEADER,
+    SIGNIFICANCE_HEADER,
+    published_rows,
+    significance_rows,
+    to_csv,
+    to_html,
+    to_markdown,
+)
 
 
 def measured_parameters(paths: list[Path]) -> dict[str, float]:

@@ -9,9 +9,9 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
-from beirflow.records import cited_models
 from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search
 from beirflow.provenance import now, provenance, write_provenance
+from beirflow.records import cited_models
 from beirflow.trec import write_run
 
 

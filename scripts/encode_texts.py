@@ -10,9 +10,9 @@ from beirflow.atomic import atomic_write
 from beirflow.batching import TokenBudget
 from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.cli import run_stage
-from beirflow.fetch import use_records
 from beirflow.dense import DenseSettings, write_embeddings
 from beirflow.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
+from beirflow.fetch import use_records
 from beirflow.models import device_name, pick_device, resolve_model
 from beirflow.provenance import slurm_job
 

@@ -22,7 +22,7 @@ def evaluate(args: argparse.Namespace) -> None:
         raise SystemExit(f"{len(args.systems)} systems but {len(args.runs)} runs")
     qrels = read_qrels_trec(args.qrels)
     systems = {}
-    for system, run in zip(args.systems, args.runs):
+    for system, run in zip(args.systems, args.runs, strict=False):
         evaluation = evaluate_run(qrels, read_run(run), args.metrics)
         systems[system] = {"run": str(run), "run_sha256": file_digest(run), **evaluation.to_dict()}
         shown = ", ".join(f"{metric} {value:.4f}" for metric, value in evaluation.metrics.items())

@@ -27,7 +27,7 @@ def benchmark_seconds(path: Path) -> float | None:
     if not path.is_file():
         return None
     header, values = path.read_text(encoding="utf-8").splitlines()[:2]
-    return float(dict(zip(header.split("\t"), values.split("\t")))["s"])
+    return float(dict(zip(header.split("\t"), values.split("\t"), strict=False))["s"])
 
 
 def record_for(path: Path, encoders: dict[str, list[str]]) -> JobRecord:

@@ -8,8 +8,8 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
-from beirflow.records import cited_models
 from beirflow.provenance import now, provenance, shard_summary, write_provenance
+from beirflow.records import cited_models
 from beirflow.trec import merge_runs, read_run, write_run
 
 

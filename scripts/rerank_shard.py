@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
-from beirflow.checks import check_run_file
 from beirflow.batching import TokenBudget
 from beirflow.candidates import read_candidates
+from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
-from beirflow.fetch import use_records
 from beirflow.docstore import DocumentStore
+from beirflow.fetch import use_records
 from beirflow.models import device_name, pick_device
 from beirflow.provenance import slurm_job
 from beirflow.rerank import Reranker, RerankSettings
@@ -32,7 +32,7 @@ def rerank(args: argparse.Namespace) -> None:
     hits, stats = reranker.rerank(shard, store, budget)
     store.close()
     with atomic_write(args.output, check=check_run_file) as handle:
-        for candidates, scored in zip(shard, hits):
+        for candidates, scored in zip(shard, hits, strict=False):
             write_query_hits(handle, candidates.query_id, scored, tag=args.system)
     record = {
         "queries": stats.queries,

@@ -78,10 +78,10 @@ class LocalHub:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802 (http.server's names)
+            def do_HEAD(self) -> None:
                 hub._handle(self, head=True)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hub._handle(self, head=False)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -43,7 +43,7 @@ class PygaggleMonoT5:
             if chunk.strip():
                 ids += self.sp.encode(chunk)
         ids = ids[: MAX_LENGTH - 1]  # room for the special token build_inputs_with_special_tokens adds
-        return ids if ids and ids[-1] == self.eos_id else ids + [self.eos_id]
+        return ids if ids and ids[-1] == self.eos_id else [*ids, self.eos_id]
 
     def encode(self, query: str, document: str) -> list[int]:
         return self.input_ids(f"{PATTERN.format(query=query, document=document)} {EOS}")

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, write_beir
 
 from beirflow.beir import BeirFiles, prepare_dataset, read_qrels_trec, write_qrels_trec
 from beirflow.errors import DataError
+from conftest import SAMPLE, write_beir
 
 
 def _prepare(folder: Path, split: str = "test"):

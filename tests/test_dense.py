@@ -60,6 +60,7 @@ def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(pool
     """The extensions' dense models: BGE (CLS, normalised, an instruction before queries) and E5
     (mean, normalised, 'query: '), as tiny models; the prefix goes in as sentence-transformers' prompt."""
     from sentence_transformers import SentenceTransformer
+
     from tiny_models import build_tiny_bert_encoder
 
     folder = build_tiny_bert_encoder(tmp_path / pooling, pooling)
@@ -85,7 +86,7 @@ def test_sgpt_specb_brackets_equal_sgpts_own_code(kind: str, tiny_sgpt: Path) ->
     tokenizer, model = AutoTokenizer.from_pretrained(tiny_sgpt), AutoModel.from_pretrained(tiny_sgpt).eval()
     bos, eos = (tokenizer.encode(text, add_special_tokens=False)[0] for text in (opening, closing))
     tokens = tokenizer(TEXTS, padding=False, truncation=True, max_length=64)
-    for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"]):
+    for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"], strict=False):
         ids.insert(0, bos), ids.append(eos), mask.insert(0, 1), mask.append(1)
     batch = tokenizer.pad(tokens, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -113,7 +114,7 @@ def test_an_unknown_pooling_names_the_config_key(tmp_path: Path, minilm: Path) -
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True}))
     with pytest.raises(ModelError, match=r"config key dense.test.model: .*1_Pooling/config.json asks for a pooling beirflow does not run \(pooling_mode_max_tokens"):
         _encoder(folder)
-    with pytest.raises(ModelError, match="config key dense.test.pooling: unknown pooling 'max'"):
+    with pytest.raises(ModelError, match=r"config key dense.test.pooling: unknown pooling 'max'"):
         _encoder(minilm, pooling="max")
 
 
@@ -125,7 +126,7 @@ def test_a_model_folder_without_weights_names_the_config_key(tmp_path: Path, min
 
 
 def test_a_plain_encoder_without_pooling_asks_for_it(tmp_path: Path, tiny_cross_encoder: Path) -> None:
-    with pytest.raises(ModelError, match="config key dense.test.pooling: model .* has no sentence-transformers pooling config; set 'pooling'"):
+    with pytest.raises(ModelError, match=r"config key dense.test.pooling: model .* has no sentence-transformers pooling config; set 'pooling'"):
         _encoder(tiny_cross_encoder)
     assert _encoder(tiny_cross_encoder, pooling="cls").encode(["a", "b"], TokenBudget(512, 4)).shape == (2, 32)
 
@@ -172,8 +173,8 @@ def _brute_force(queries: Embeddings, vectors: np.ndarray, ids: list[str], k: in
     index.add(vectors.astype(np.float32))
     scores, rows = index.search(queries.vectors.astype(np.float32), len(ids))
     run = {}
-    for query_id, score_row, id_row in zip(queries.ids, scores, rows):
-        hits = sorted(((ids[row], float(score)) for row, score in zip(id_row, score_row)), key=lambda hit: (-hit[1], hit[0]))
+    for query_id, score_row, id_row in zip(queries.ids, scores, rows, strict=False):
+        hits = sorted(((ids[row], float(score)) for row, score in zip(id_row, score_row, strict=False)), key=lambda hit: (-hit[1], hit[0]))
         run[query_id] = [hit for hit in hits if not (remove_query and hit[0] == query_id)][:k]
     return run
 
@@ -246,7 +247,7 @@ def test_an_hnsw_index_finds_most_of_the_exact_hits() -> None:
 
 def test_a_bad_index_string_names_the_config_key() -> None:
     queries, vectors, ids = _corpus(documents=400)
-    with pytest.raises(ModelError, match="config key dense.x.index: 'Nonsense12' is not a FAISS index_factory string"):
+    with pytest.raises(ModelError, match=r"config key dense.x.index: 'Nonsense12' is not a FAISS index_factory string"):
         search(queries, _shards(vectors, ids, 400), ids, 5, spec="Nonsense12", key="dense.x.index")
 
 
@@ -270,7 +271,7 @@ def test_a_shard_whose_embedding_count_differs_from_its_ids_is_rejected(tmp_path
     with pytest.raises(DataError, match=r"0000.npy: holds 4 embeddings but .*0000.ids holds 3 ids"):
         read_embeddings(tmp_path / "0000.npy", tmp_path / "0000.ids")
     np.save(tmp_path / "0001.npy", np.zeros((3, 8), dtype=np.float32))
-    with pytest.raises(DataError, match="0001.npy: expected a 2-D float16 array"):
+    with pytest.raises(DataError, match=r"0001.npy: expected a 2-D float16 array"):
         read_embeddings(tmp_path / "0001.npy", tmp_path / "0000.ids")
 
 

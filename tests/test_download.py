@@ -49,7 +49,7 @@ def test_download_checks_md5_and_unzips(served, tmp_path: Path) -> None:
 def test_checksum_mismatch_removes_the_download(served, tmp_path: Path) -> None:
     base, _, _ = served
     cache = tmp_path / "cache"
-    with pytest.raises(ChecksumError, match="does not match the known 0+"):
+    with pytest.raises(ChecksumError, match=r"does not match the known 0+"):
         fetch_beir_archive(f"{base}/tiny.zip", "0" * 32, cache / "tiny")
     assert [p.name for p in cache.iterdir()] == [".tiny.lock"]
 

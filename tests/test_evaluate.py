@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import pytrec_eval
-from conftest import SAMPLE, SHARED_SCIFACT
 
 from beirflow.beir import BeirFiles, prepare_dataset
 from beirflow.evaluate import display_name, evaluate_run, trec_eval_order
 from beirflow.trec import RunDict
+from conftest import SAMPLE, SHARED_SCIFACT
 
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "precision@10"]
 

@@ -108,7 +108,7 @@ def rendered_table(html_path: Path) -> _TableReader:
         pytest.skip("headless Chromium is not installed (make install-test installs Debian's chromium)")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
     profile = html_path.parent / "chromium-profile"
-    result = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120, check=False)
     assert "<table" in result.stdout, result.stderr[-2000:]
     reader = _TableReader()
     reader.feed(result.stdout)

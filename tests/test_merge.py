@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import write_beir
-
 from beirflow.beir import BeirFiles, prepare_dataset
 from beirflow.merge import merge_forums
+from conftest import write_beir
 
 
 def test_forums_merge_into_one_corpus_query_set_and_qrels(tmp_path: Path) -> None:

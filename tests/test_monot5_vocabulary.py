@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, Workflow
-from pygaggle_monot5 import PygaggleMonoT5
-from tiny_models import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 
 from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.models import resolve_model
 from beirflow.rerank import MonoT5Scorer, RerankSettings
 from beirflow.trec import read_run
+from conftest import SAMPLE, Workflow
+from pygaggle_monot5 import PygaggleMonoT5
+from tiny_models import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 
 pytestmark = pytest.mark.skipif(not T5_VOCAB.is_file(), reason="../shared/models/t5-vocab/spiece.model is not beside the checkout")
 
@@ -72,7 +72,7 @@ def test_through_the_workflow_scores_equal_pygaggles_rescore_on_short_and_long_d
     for query_id, hits in run.items():
         doc_ids = list(hits)
         expected = reference.rescore(queries[query_id], [documents[doc_id] for doc_id in doc_ids])
-        worst = max(worst, *(abs(hits[doc_id] - score) for doc_id, score in zip(doc_ids, expected)))
+        worst = max(worst, *(abs(hits[doc_id] - score) for doc_id, score in zip(doc_ids, expected, strict=False)))
         long_pairs += sum(len(reference.encode(queries[query_id], documents[doc_id])) == 512 for doc_id in doc_ids)
     assert sum(len(hits) for hits in run.values()) == 50 * 20
     assert long_pairs > 50, long_pairs  # templates cut at 511 tokens are among the compared

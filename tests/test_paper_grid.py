@@ -4,6 +4,7 @@ systems run only where they are meant to, and a dataset that cannot be downloade
 from __future__ import annotations
 
 import yaml
+
 from conftest import REPO, SAMPLE, Workflow, sample_config
 
 PAPER = REPO / "config" / "paper.yaml"

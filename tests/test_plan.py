@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE
 
 from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
 from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
+from conftest import REPO, SAMPLE
 
 
 def test_catalogue_knows_every_public_beir_dataset_with_counts() -> None:

@@ -239,7 +239,7 @@ def _chromium() -> str:
 
 def _browser(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}"]
-    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=180, check=False)
 
 
 def render_in_chromium(page: Path, width: int = 1400) -> tuple[str, dict, np.ndarray]:
@@ -322,7 +322,7 @@ def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> No
     with open(done.path("results/report/significance.csv"), encoding="utf-8") as handle:
         tests = {row["system"]: row for row in csv.DictReader(handle) if row["relation"] == "baseline"}
     assert set(tests) == {"bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"}
-    for cell, system in zip(rows[1][2:], ["bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"]):
+    for cell, system in zip(rows[1][2:], ["bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"], strict=False):
         assert cell.endswith("†") == (tests[system]["significant"] == "yes"), (system, cell)
     assert len(re.findall(r'<li data-finding="\w+">', dom)) == 3
     for name in ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"):

@@ -90,7 +90,7 @@ def _rerank(settings: RerankSettings, store: DocumentStore, shard: list[Candidat
 
 
 def _assert_same_scores_and_ranking(hits: list[list[tuple[str, float]]], shard: list[Candidates], reference: list[list[float]]) -> None:
-    for candidates, scored, expected in zip(shard, hits, reference):
+    for candidates, scored, expected in zip(shard, hits, reference, strict=False):
         assert [doc_id for doc_id, _ in scored] == candidates.doc_ids
         ours = np.array([score for _, score in scored])
         assert np.allclose(ours, expected, atol=1e-4), np.abs(ours - np.array(expected)).max()
@@ -181,7 +181,7 @@ def test_bi_encoder_equals_sentence_transformers_cosine(minilm: Path, store: Doc
 def test_bf16_ranks_like_fp32(minilm: Path, store: DocumentStore, shard: list[Candidates]) -> None:
     exact = _rerank(RerankSettings(kind="bi-encoder", model=str(minilm), first_stage="x", precision="fp32"), store, shard)
     fast = _rerank(RerankSettings(kind="bi-encoder", model=str(minilm), first_stage="x", precision="bf16"), store, shard)
-    for ours, reference in zip(fast, exact):
+    for ours, reference in zip(fast, exact, strict=False):
         assert np.allclose([s for _, s in ours], [s for _, s in reference], atol=5e-3)
 
 
@@ -189,8 +189,9 @@ def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_
     """A Llama classifier with a LoRA adapter (RankLLaMA's layout), batched with padding, equals
     the unmerged PEFT model run one pair at a time as RankLLaMA's model card does."""
     from peft import PeftModel
-    from tiny_models import build_tiny_rankllama
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tiny_models import build_tiny_rankllama
 
     base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
     settings = RerankSettings(kind="cross-encoder", model=str(base), adapter=str(adapter), first_stage="x", precision="fp32", query_template="query: {query}", document_template="document: {document}")
@@ -223,7 +224,7 @@ def test_batching_never_changes_scores(tiny_cross_encoder: Path, store: Document
     settings = RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="x", precision="fp32")
     one = _rerank(settings, store, shard, TokenBudget(512, 1))
     many = _rerank(settings, store, shard, TokenBudget(1 << 20, 4096))
-    for a, b in zip(one, many):
+    for a, b in zip(one, many, strict=False):
         assert np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
 
 
@@ -300,10 +301,10 @@ def test_a_model_folder_without_weights_names_the_config_key(tmp_path: Path, tin
 
 def test_an_unreachable_hub_model_names_the_config_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="(?s)config key rerank.test.model: model 'castorini/monot5-base-msmarco-10k' cannot be found.*HF_HUB_OFFLINE"):
+    with pytest.raises(ModelError, match=r"(?s)config key rerank.test.model: model 'castorini/monot5-base-msmarco-10k' cannot be found.*HF_HUB_OFFLINE"):
         Reranker(RerankSettings(kind="monot5", model="castorini/monot5-base-msmarco-10k", revision="77f8e3b", first_stage="x"), "rerank.test", "cpu")
 
 
 def test_a_t5_without_true_and_false_tokens_is_not_a_monot5(minilm: Path) -> None:
-    with pytest.raises(ModelError, match="config key rerank.test.model"):
+    with pytest.raises(ModelError, match=r"config key rerank.test.model"):
         Reranker(RerankSettings(kind="monot5", model=str(minilm), first_stage="x"), "rerank.test", "cpu")

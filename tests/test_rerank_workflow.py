@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Workflow, sample_config
 
 from beirflow.batching import TokenBudget
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.rerank import Reranker, RerankSettings
 from beirflow.trec import read_run
+from conftest import Workflow, sample_config
 
 pytestmark = pytest.mark.workflow
 
@@ -64,7 +64,7 @@ def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, t
     reranker = Reranker(RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="bm25-flat", depth=30, precision="fp32"), "rerank.tiny-ce", "cpu")
     hits, _ = reranker.rerank(shard, DocumentStore(cascade.path("results/scifact-sample/data/documents.sqlite")), TokenBudget(1 << 20, 4096))
     merged = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
-    for candidates, scored in zip(shard, hits):
+    for candidates, scored in zip(shard, hits, strict=False):
         ours = merged[candidates.query_id]
         assert set(ours) == set(candidates.doc_ids)
         assert np.allclose([ours[doc_id] for doc_id, _ in scored], [score for _, score in scored], atol=1e-5)

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
 
 from beirflow.beir import iter_jsonl
 from beirflow.errors import DataError
 from beirflow.shards import join_shards, write_shards
+from conftest import SAMPLE
 
 
 def _records(path: Path) -> list[dict]:

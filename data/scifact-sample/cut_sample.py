@@ -37,7 +37,7 @@ def main() -> None:
     (args.output / "qrels").mkdir(parents=True, exist_ok=True)
     (args.output / "qrels" / "test.tsv").write_text("\n".join([header, *("\t".join(row) for row in kept_rows)]) + "\n", encoding="utf-8")
     with open(args.output / "corpus.jsonl", "w", encoding="utf-8") as out:
-        out.writelines(line + "\n" for line, doc_id in zip(corpus_lines, corpus_ids) if doc_id in sampled)
+        out.writelines(line + "\n" for line, doc_id in zip(corpus_lines, corpus_ids, strict=False) if doc_id in sampled)
     with open(args.output / "queries.jsonl", "w", encoding="utf-8") as out:
         for line in (args.source / "queries.jsonl").read_text(encoding="utf-8").splitlines():
             if json.loads(line)["_id"] in chosen:

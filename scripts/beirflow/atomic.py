@@ -116,8 +116,7 @@ def atomic_path(path: str | Path, check: Check | None = None) -> Iterator[Path]:
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", check: Check | None = None) -> Iterator[IO]:
     """Open a temporary file for writing; it is fsynced, checked and renamed to ``path`` on success."""
-    with atomic_path(path, check) as temporary:
-        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path, check) as temporary, open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -52,7 +52,7 @@ def sacct_usage(job_ids: Iterable[str]) -> dict[str, tuple[float, int]]:
     if not ids:
         return {}
     try:
-        result = subprocess.run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), "-o", "JobIDRaw,ElapsedRaw,AllocTRES"], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), "-o", "JobIDRaw,ElapsedRaw,AllocTRES"], capture_output=True, text=True, timeout=120, check=False)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return {}
     usage = {}

@@ -105,9 +105,8 @@ def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path
     rows, dimension = len(ids), int(vectors.shape[1]) if vectors.ndim == 2 else -1
     with atomic_write(ids_path, check=lambda written: _check_id_count(written, rows)) as handle:
         handle.writelines(f"{doc_id}\n" for doc_id in ids)
-    with atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary:
-        with open(temporary, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
+    with atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
 
 
 def check_embeddings(path: Path, rows: int, dimension: int) -> None:
@@ -277,7 +276,7 @@ def search(
         raise ValueError(f"the shards hold {offset} embeddings but the corpus has {len(corpus_ids)} ids")
     run: dict[str, list[tuple[str, float]]] = {}
     for row, query_id in enumerate(queries.ids):
-        hits = [(corpus_ids[position], float(score)) for position, score in zip(best.positions[row], best.scores[row]) if position != NO_HIT]
+        hits = [(corpus_ids[position], float(score)) for position, score in zip(best.positions[row], best.scores[row], strict=False) if position != NO_HIT]
         if remove_query:
             hits = [hit for hit in hits if hit[0] != query_id]
         run[query_id] = hits[:k]

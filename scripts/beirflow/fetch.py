@@ -97,7 +97,7 @@ def hub_sizes(models: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str |
     sizes: dict[tuple[str, str | None], int | None] = {}
     models = list(models)
     if not models or not hub_reachable():
-        return {model: None for model in models}
+        return dict.fromkeys(models)
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 

@@ -48,7 +48,7 @@ def is_hub_name(name: str) -> bool:
     """A Hugging Face id ('org/model'), as opposed to a local folder or a ``package:`` model.
 
     'models/minilm' where a folder 'models' exists here is taken for a folder (with a typo), not an id."""
-    if name.startswith(PACKAGE_PREFIX) or name.count("/") != 1 or name.startswith(("/", ".", "~")):
+    if name.startswith((PACKAGE_PREFIX, "/", ".", "~")) or name.count("/") != 1:
         return False
     path = Path(name).expanduser()
     return not path.exists() and not path.parent.is_dir()

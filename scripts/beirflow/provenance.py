@@ -7,7 +7,7 @@ import os
 import platform
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ def provenance(
         "config": config,
         "model_revision": model_revision,
         "packages": package_versions(),
-        "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "started": started.astimezone(UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(wall_time_s, 3),
         "host": socket.gethostname(),
         "platform": platform.platform(),
@@ -60,7 +60,7 @@ def write_provenance(path: Path, record: dict[str, Any]) -> None:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def shard_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:

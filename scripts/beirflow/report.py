@@ -270,7 +270,7 @@ def compare_systems(results: Results, systems: Sequence[SystemInfo], settings: R
             found.append(Comparison(dataset, name, other, relation, float(treatment.mean() - control.mean()), p_student, p_fisher))
         holm_student = holm([comparison.p_student for comparison in found])
         holm_fisher = holm([comparison.p_fisher for comparison in found])
-        comparisons += [Comparison(**{**c.__dict__, "holm_student": hs, "holm_fisher": hf}) for c, hs, hf in zip(found, holm_student, holm_fisher)]
+        comparisons += [Comparison(**{**c.__dict__, "holm_student": hs, "holm_fisher": hf}) for c, hs, hf in zip(found, holm_student, holm_fisher, strict=False)]
     return comparisons
 
 

@@ -63,7 +63,7 @@ def main_table(report: Report) -> tuple[list[str], list[list[str]], list[bool]]:
         values = [row_value(report.results, row, system.name, metric) for system in report.systems]
         best = max((value for value in values if value is not None), default=None)
         cells = [row.name]
-        for system, value in zip(report.systems, values):
+        for system, value in zip(report.systems, values, strict=False):
             text = "–" if value is None else f"{value:.4f}{_markers(report, row, system.name)}"
             cells.append(f"**{text}**" if value is not None and best is not None and round(value, 4) == round(best, 4) else text)
         body.append(cells)

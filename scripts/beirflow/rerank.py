@@ -135,10 +135,10 @@ class MonoT5Scorer(PairScorer):
             heads = self._ids([head.format(query=pairs[index][0]).rstrip() for index in too_long])
             documents = self._ids([pairs[index][1] for index in too_long])
             tail_ids = self._ids([tail.strip()])[0]
-            for index, head_ids, document_ids in zip(too_long, heads, documents):
+            for index, head_ids, document_ids in zip(too_long, heads, documents, strict=False):
                 keep = max(0, room - len(head_ids) - len(tail_ids))
                 filled[index] = (head_ids + document_ids[:keep])[: room - len(tail_ids)] + tail_ids
-        return [Features(ids[:room] + [self.eos_id]) for ids in filled]
+        return [Features([*ids[:room], self.eos_id]) for ids in filled]
 
     def forward(self, batch: dict[str, Any]) -> Any:
         import torch
@@ -308,5 +308,5 @@ class Reranker:
         else:
             scores = score_pairs(self.model, shard, store, budget)
         stats = ShardStats(queries=len(shard), pairs=sum(len(c.doc_ids) for c in shard), seconds=time.perf_counter() - started)
-        hits = [list(zip(candidates.doc_ids, (float(value) for value in values))) for candidates, values in zip(shard, scores)]
+        hits = [list(zip(candidates.doc_ids, (float(value) for value in values), strict=False)) for candidates, values in zip(shard, scores, strict=False)]
         return hits, stats
