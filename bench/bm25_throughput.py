@@ -51,15 +51,70 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="beirflow-bm25-bench-") as scratch:
         root = Path(scratch)
         index = root / "index"
-        subprocess.run([python, REPO / "scripts" / "bm25_index.py", "--corpus", args.data / "corpus.jsonl", "--fields", "flat", "--index", index, "--threads", "2"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                python,
+                REPO / "scripts" / "bm25_index.py",
+                "--corpus",
+                args.data / "corpus.jsonl",
+                "--fields",
+                "flat",
+                "--index",
+                index,
+                "--threads",
+                "2",
+            ],
+            check=True,
+            capture_output=True,
+        )
         queries = read_prepared_queries(args.data / "queries.jsonl")
         topics = root / "topics.tsv"
-        topics.write_text("".join(f"{query_id}\t{' '.join(text.split())}\n" for query_id, text in queries.items()), encoding="utf-8")
+        topics.write_text(
+            "".join(f"{query_id}\t{' '.join(text.split())}\n" for query_id, text in queries.items()), encoding="utf-8"
+        )
 
         beirflow_run, pyserini_run = root / "beirflow.trec", root / "pyserini.trec"
         params = json.dumps({"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True})
-        beirflow_command = [python, str(REPO / "scripts" / "bm25_search.py"), "--index", str(index), "--queries", str(args.data / "queries.jsonl"), "--output", str(beirflow_run), "--provenance", str(root / "provenance.json"), "--params", params, "--threads", str(args.threads), "--dataset", "bench", "--system", "bm25-flat"]
-        argv = ["--index", str(index), "--topics", str(topics), "--output", str(pyserini_run), "--bm25", "--k1", "0.9", "--b", "0.4", "--hits", "1000", "--remove-query", "--threads", str(args.threads), "--batch-size", "100"]
+        beirflow_command = [
+            python,
+            str(REPO / "scripts" / "bm25_search.py"),
+            "--index",
+            str(index),
+            "--queries",
+            str(args.data / "queries.jsonl"),
+            "--output",
+            str(beirflow_run),
+            "--provenance",
+            str(root / "provenance.json"),
+            "--params",
+            params,
+            "--threads",
+            str(args.threads),
+            "--dataset",
+            "bench",
+            "--system",
+            "bm25-flat",
+        ]
+        argv = [
+            "--index",
+            str(index),
+            "--topics",
+            str(topics),
+            "--output",
+            str(pyserini_run),
+            "--bm25",
+            "--k1",
+            "0.9",
+            "--b",
+            "0.4",
+            "--hits",
+            "1000",
+            "--remove-query",
+            "--threads",
+            str(args.threads),
+            "--batch-size",
+            "100",
+        ]
         pyserini_command = [python, "-c", PYSERINI_CLI.format(scripts=str(REPO / "scripts"), argv=argv)]
 
         timings: dict[str, list[float]] = {"beirflow": [], "pyserini": []}

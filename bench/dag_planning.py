@@ -29,7 +29,26 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-DATASETS = ["msmarco", "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact", "cqadupstack-android", "cqadupstack-english", "cqadupstack-gaming", "cqadupstack-gis"]
+DATASETS = [
+    "msmarco",
+    "trec-covid",
+    "nfcorpus",
+    "nq",
+    "hotpotqa",
+    "fiqa",
+    "arguana",
+    "webis-touche2020",
+    "quora",
+    "dbpedia-entity",
+    "scidocs",
+    "fever",
+    "climate-fever",
+    "scifact",
+    "cqadupstack-android",
+    "cqadupstack-english",
+    "cqadupstack-gaming",
+    "cqadupstack-gis",
+]
 SYSTEMS = [f"sharded-{index:02d}" for index in range(12)]
 SHARDS = [f"{index:04d}" for index in range(20)]
 DIRECTORY_RULES = {"download_beir", "shard_queries", "first_stage"}
@@ -39,7 +58,11 @@ def beirflow_workdir(root: Path) -> tuple[Path, Path]:
     snakefile = root / "Snakefile"
     includes = ["common", "data", "bm25"]
     lines = [f'include: "{REPO}/workflow/rules/{name}.smk"' for name in includes]
-    lines += [f'include: "{REPO}/bench/dag/sharded_family.smk"', f'include: "{REPO}/workflow/rules/evaluate.smk"', f'include: "{REPO}/workflow/rules/report.smk"']
+    lines += [
+        f'include: "{REPO}/bench/dag/sharded_family.smk"',
+        f'include: "{REPO}/workflow/rules/evaluate.smk"',
+        f'include: "{REPO}/workflow/rules/report.smk"',
+    ]
     lines += ["rule all:", "    default_target: True", "    input: rules.leaderboard.output"]
     snakefile.write_text("\n".join(lines) + "\n")
     config = {"data_dir": "resources/beir", "datasets": dict.fromkeys(DATASETS), "bm25": {}}
@@ -141,8 +164,13 @@ def main() -> None:
         beirflow_snakefile, beirflow_config = beirflow_workdir(root / "beirflow")
         bare_snakefile = bare_workdir(root / "bare")
 
-        sides = {"beirflow": (beirflow_snakefile, root / "beirflow", beirflow_config), "bare": (bare_snakefile, root / "bare", None)}
-        plans = {name: dry_run(snakefile, workdir, config, quiet=False)[1] for name, (snakefile, workdir, config) in sides.items()}
+        sides = {
+            "beirflow": (beirflow_snakefile, root / "beirflow", beirflow_config),
+            "bare": (bare_snakefile, root / "bare", None),
+        }
+        plans = {
+            name: dry_run(snakefile, workdir, config, quiet=False)[1] for name, (snakefile, workdir, config) in sides.items()
+        }
         for name, output in plans.items():
             print(f"{name}: {job_count(output)} jobs")
 
@@ -159,7 +187,9 @@ def main() -> None:
     for label, timings in (("snakemake -n", fresh), ("no-op rerun -n", noop)):
         print(f"{label:18}{timings['beirflow']:10.2f}{timings['bare']:10.2f}{timings['beirflow'] / timings['bare']:8.2f}")
     paper = paper_plan(args.repeat)
-    print(f"config/paper.yaml: {paper:.2f} s for `snakemake -n` on an empty directory (best of {args.repeat}); budget 30 s, ratio {paper / 30:.2f}")
+    print(
+        f"config/paper.yaml: {paper:.2f} s for `snakemake -n` on an empty directory (best of {args.repeat}); budget 30 s, ratio {paper / 30:.2f}"
+    )
 
 
 def paper_plan(repeat: int) -> float:

@@ -78,8 +78,13 @@ def bench_search(documents: int, shard: int, queries: int, k: int, repeat: int) 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((documents, 384)).astype(np.float16)
     ids = [f"doc{index}" for index in range(documents)]
-    query_vectors = Embeddings([f"q{index}" for index in range(queries)], rng.standard_normal((queries, 384)).astype(np.float16), Path("q.npy"))
-    shards = [Embeddings(ids[start : start + shard], vectors[start : start + shard], Path(f"{start}.npy")) for start in range(0, documents, shard)]
+    query_vectors = Embeddings(
+        [f"q{index}" for index in range(queries)], rng.standard_normal((queries, 384)).astype(np.float16), Path("q.npy")
+    )
+    shards = [
+        Embeddings(ids[start : start + shard], vectors[start : start + shard], Path(f"{start}.npy"))
+        for start in range(0, documents, shard)
+    ]
 
     def single() -> tuple[np.ndarray, np.ndarray]:
         index = faiss.IndexFlatIP(384)
@@ -103,10 +108,14 @@ def bench_search(documents: int, shard: int, queries: int, k: int, repeat: int) 
     faiss_hits = [list(zip(rows[row].tolist(), scores[row].tolist(), strict=False)) for row in range(checked)]
     for name, hits in (("beirflow", beirflow_hits), ("one IndexFlatIP", faiss_hits)):
         same, worst = agreement_with_exact(hits, exact, k)
-        print(f"  {name:16} against the float64 exact top {k} on {checked} queries: same documents (ties at the cut apart) {same}/{checked}, largest score difference {worst:.1e}")
+        print(
+            f"  {name:16} against the float64 exact top {k} on {checked} queries: same documents (ties at the cut apart) {same}/{checked}, largest score difference {worst:.1e}"
+        )
 
 
-def agreement_with_exact(hits: list[list[tuple[int, float]]], exact: np.ndarray, k: int, slack: float = 1e-3) -> tuple[int, float]:
+def agreement_with_exact(
+    hits: list[list[tuple[int, float]]], exact: np.ndarray, k: int, slack: float = 1e-3
+) -> tuple[int, float]:
     """How many queries return the exact top k's documents, those within ``slack`` of the k-th exact
     score left out (float32 may order them either way), and the largest score difference seen."""
     same, worst = 0, 0.0

@@ -74,7 +74,16 @@ GPT_NEO = {
 
 
 def t5(size: str) -> dict[str, Any]:
-    return {"model_type": "t5", "tokenizer": "t5", "vocab_size": 32128, "feed_forward_proj": "relu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0, **T5[size]}
+    return {
+        "model_type": "t5",
+        "tokenizer": "t5",
+        "vocab_size": 32128,
+        "feed_forward_proj": "relu",
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "decoder_start_token_id": 0,
+        **T5[size],
+    }
 
 
 def bert(size: str) -> dict[str, Any]:
@@ -82,7 +91,14 @@ def bert(size: str) -> dict[str, Any]:
 
 
 def gpt_neo(size: str) -> dict[str, Any]:
-    return {"model_type": "gpt_neo", "tokenizer": "gpt", "vocab_size": 50257, "max_position_embeddings": 2048, "window_size": 256, **GPT_NEO[size]}
+    return {
+        "model_type": "gpt_neo",
+        "tokenizer": "gpt",
+        "vocab_size": 50257,
+        "max_position_embeddings": 2048,
+        "window_size": 256,
+        **GPT_NEO[size],
+    }
 
 
 # The shapes of the config's models, as their config.json on the hub gives them.
@@ -101,13 +117,33 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "Muennighoff/SGPT-1.3B-weightedmean-msmarco-specb-bitfit": gpt_neo("1.3b"),
     "Muennighoff/SGPT-2.7B-weightedmean-msmarco-specb-bitfit": gpt_neo("2.7b"),
     # GPT-J 6B, which SGPT-5.8B fine-tunes
-    "Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit": {"model_type": "gptj", "tokenizer": "gpt", "vocab_size": 50400, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64, "n_positions": 2048},
+    "Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit": {
+        "model_type": "gptj",
+        "tokenizer": "gpt",
+        "vocab_size": 50400,
+        "n_embd": 4096,
+        "n_layer": 28,
+        "n_head": 16,
+        "rotary_dim": 64,
+        "n_positions": 2048,
+    },
     "Luyu/co-condenser-marco-retriever": bert("base"),
     "intfloat/e5-base-v2": bert("base"),
     "intfloat/e5-large-v2": bert("large"),
     "BAAI/bge-base-en-v1.5": bert("base"),
     "BAAI/bge-large-en-v1.5": bert("large"),
-    "meta-llama/Llama-2-7b-hf": {"model_type": "llama", "tokenizer": "llama", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5},
+    "meta-llama/Llama-2-7b-hf": {
+        "model_type": "llama",
+        "tokenizer": "llama",
+        "vocab_size": 32000,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+    },
 }
 
 
@@ -128,15 +164,30 @@ def train_tokenizer(kind: str, texts: list[str], folder: Path) -> None:
 
     if kind == "t5":
         trainer = SentencePieceUnigramTokenizer()
-        trainer.train_from_iterator(texts, vocab_size=32_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False)
+        trainer.train_from_iterator(
+            texts, vocab_size=32_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+        )
         state = json.loads(trainer._tokenizer.to_str())
         pieces = {entry[0] for entry in state["model"]["vocab"]}
-        state["model"]["vocab"] += [[piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces]  # monoT5's answer tokens
-        tokenizer: Any = T5TokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
+        state["model"]["vocab"] += [
+            [piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces
+        ]  # monoT5's answer tokens
+        tokenizer: Any = T5TokenizerFast(
+            tokenizer_object=Tokenizer.from_str(json.dumps(state)),
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            extra_ids=0,
+        )
     elif kind == "gpt":
         byte_level = ByteLevelBPETokenizer()
         byte_level.train_from_iterator(iter(texts), vocab_size=50_257, special_tokens=["<|endoftext|>"], show_progress=False)
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=byte_level._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=byte_level._tokenizer,
+            eos_token="<|endoftext|>",
+            bos_token="<|endoftext|>",
+            unk_token="<|endoftext|>",
+        )
     elif kind == "llama":
         bpe = SentencePieceBPETokenizer()
         bpe.train_from_iterator(texts, vocab_size=32_000, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
@@ -166,7 +217,9 @@ def prepare(data: Path, out: Path, queries: int) -> None:
         hits = list(search(Path(work) / "index", chosen, Bm25Params(hits=DEPTH), threads=2))
     with open(out / "candidates.jsonl", "w", encoding="utf-8") as handle:
         for query_id, ranked in hits:
-            handle.write(json.dumps({"query_id": query_id, "query": chosen[query_id], "doc_ids": [doc_id for doc_id, _ in ranked]}) + "\n")
+            handle.write(
+                json.dumps({"query_id": query_id, "query": chosen[query_id], "doc_ids": [doc_id for doc_id, _ in ranked]}) + "\n"
+            )
     build_document_store(data / "corpus.jsonl", out / "documents.sqlite")
     shutil.copyfile(data / "corpus.jsonl", out / "corpus.jsonl")
     texts = corpus_texts(data / "corpus.jsonl")
@@ -213,7 +266,10 @@ def model_folder(name: str, kind: str, data: Path, work: Path) -> Path:
 
 
 def read_candidates(path: Path) -> list[Candidates]:
-    return [Candidates(row["query_id"], row["query"], row["doc_ids"]) for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
+    return [
+        Candidates(row["query_id"], row["query"], row["doc_ids"])
+        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+    ]
 
 
 def cycled(items: Sequence[Any], count: int) -> list[Any]:
@@ -242,7 +298,9 @@ def sized_pass(measure: Callable[[int], float], warm_up: int, probe: int, second
 def flops_per_token(model: Any) -> int:
     """2 FLOPs per weight an input token passes through (monoT5: the encoder; the one decoder step is
     left out), embeddings excluded."""
-    encoder = model.get_encoder() if hasattr(model, "get_encoder") and getattr(model.config, "is_encoder_decoder", False) else model
+    encoder = (
+        model.get_encoder() if hasattr(model, "get_encoder") and getattr(model.config, "is_encoder_decoder", False) else model
+    )
     embedding = model.get_input_embeddings().weight.numel()
     return 2 * (sum(parameter.numel() for parameter in encoder.parameters()) - embedding)
 
@@ -252,7 +310,13 @@ def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, wor
     from beirflow.docstore import DocumentStore
     from beirflow.rerank import PairScorer, Reranker
 
-    settings = replace(RerankSettings.from_config(entry), model=str(model_folder(entry["model"], entry["kind"], data, work)), revision=None, adapter=None, adapter_revision=None)
+    settings = replace(
+        RerankSettings.from_config(entry),
+        model=str(model_folder(entry["model"], entry["kind"], data, work)),
+        revision=None,
+        adapter=None,
+        adapter_revision=None,
+    )
     reranker = Reranker(settings, key, pick_device())
     store = DocumentStore(data / "documents.sqlite")
     candidates = read_candidates(data / "candidates.jsonl")
@@ -269,7 +333,14 @@ def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, wor
     pairs = [(c.query, document_text(documents[doc_id])) for c in sample for doc_id in c.doc_ids]
     tokens = sum(len(features.input_ids) for features in scorer.tokenize(pairs)) / len(pairs)
     store.close()
-    return {"count": queries * DEPTH, "seconds": elapsed, "unit": "pairs", "tokens": tokens, "flops_per_token": flops_per_token(scorer.model), "parameters": reranker.parameters}
+    return {
+        "count": queries * DEPTH,
+        "seconds": elapsed,
+        "unit": "pairs",
+        "tokens": tokens,
+        "flops_per_token": flops_per_token(scorer.model),
+        "parameters": reranker.parameters,
+    }
 
 
 def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
@@ -279,7 +350,13 @@ def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work
     dense = DenseSettings.from_config(entry)
     folder = model_folder(entry["model"], "dense", data, work)
     brackets = SPECB_BRACKETS["documents"] if dense.specb else None
-    encoder = TextEncoder(resolve_model(str(folder), None, f"{key}.model"), EncoderSettings(dense.pooling or "mean", dense.normalize, dense.max_length, brackets), key, dense.precision, pick_device())
+    encoder = TextEncoder(
+        resolve_model(str(folder), None, f"{key}.model"),
+        EncoderSettings(dense.pooling or "mean", dense.normalize, dense.max_length, brackets),
+        key,
+        dense.precision,
+        pick_device(),
+    )
     texts = [dense.document_prefix + text for text in corpus_texts(data / "corpus.jsonl")]
     budget = TokenBudget.for_batch_size("auto", pick_device(), encoder.max_length)
 
@@ -289,7 +366,14 @@ def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work
     count, elapsed = sized_pass(measure, 256, 1024, seconds, 20 * len(texts))
     sample = texts[:2000]
     tokens = sum(len(features.input_ids) for features in encoder.tokenize(sample)) / len(sample)
-    return {"count": count, "seconds": elapsed, "unit": "documents", "tokens": tokens, "flops_per_token": flops_per_token(encoder.model), "parameters": sum(p.numel() for p in encoder.model.parameters())}
+    return {
+        "count": count,
+        "seconds": elapsed,
+        "unit": "documents",
+        "tokens": tokens,
+        "flops_per_token": flops_per_token(encoder.model),
+        "parameters": sum(p.numel() for p in encoder.model.parameters()),
+    }
 
 
 def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
@@ -314,7 +398,11 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     texts = corpus_texts(data / "corpus.jsonl")
     rates = {}
     for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
-        name = "cross-encoder/ms-marco-MiniLM-L-6-v2" if kind == "cross-encoder" else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        name = (
+            "cross-encoder/ms-marco-MiniLM-L-6-v2"
+            if kind == "cross-encoder"
+            else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        )
         folder = model_folder(name, kind, data, work / "peers")
         random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
         if kind == "cross-encoder":
@@ -358,7 +446,11 @@ def check_gpu_path(data: Path, work: Path) -> None:
     candidates = read_candidates(data / "candidates.jsonl")[:5]
     texts = corpus_texts(data / "corpus.jsonl")[:500]
     for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
-        name = "cross-encoder/ms-marco-MiniLM-L-6-v2" if kind == "cross-encoder" else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        name = (
+            "cross-encoder/ms-marco-MiniLM-L-6-v2"
+            if kind == "cross-encoder"
+            else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
+        )
         folder = model_folder(name, kind, data, work / "check")
         torch.manual_seed(0)
         random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
@@ -366,21 +458,35 @@ def check_gpu_path(data: Path, work: Path) -> None:
         checked = [("cuda", "fp32"), ("cuda", "bf16")] if torch.cuda.is_available() else [("cpu", "bf16")]
         for device, precision in [("cpu", "fp32"), *checked]:
             if kind == "cross-encoder":
-                reranker = Reranker(RerankSettings(kind=kind, model=str(folder), first_stage="bm25", precision=precision), "rerank.check", device)
+                reranker = Reranker(
+                    RerankSettings(kind=kind, model=str(folder), first_stage="bm25", precision=precision), "rerank.check", device
+                )
                 hits, _ = reranker.rerank(candidates, store, TokenBudget.for_batch_size("auto", device, reranker.max_length))
                 outputs[device, precision] = np.array([score for query in hits for _, score in query])
             else:
-                encoder = TextEncoder(resolve_model(str(folder), None, "dense.check.model"), EncoderSettings("mean", True, None), "dense.check", precision, device)
+                encoder = TextEncoder(
+                    resolve_model(str(folder), None, "dense.check.model"),
+                    EncoderSettings("mean", True, None),
+                    "dense.check",
+                    precision,
+                    device,
+                )
                 outputs[device, precision] = encoder.encode(texts, TokenBudget.for_batch_size("auto", device, encoder.max_length))
         reference = outputs["cpu", "fp32"]
         for setting in checked:
             gap = float(np.abs(outputs[setting] - reference).max())
             if kind == "cross-encoder":
                 agree = float(np.corrcoef(outputs[setting], reference)[0, 1])
-                print(f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {reference.size} scores, largest difference {gap:.2e}, correlation {agree:.6f}", flush=True)
+                print(
+                    f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {reference.size} scores, largest difference {gap:.2e}, correlation {agree:.6f}",
+                    flush=True,
+                )
             else:
                 cosine = float((outputs[setting] * reference).sum(axis=1).min())
-                print(f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {len(reference)} vectors, largest difference {gap:.2e}, lowest cosine {cosine:.6f}", flush=True)
+                print(
+                    f"  check {kind} {setting[0]} {setting[1]} against cpu fp32: {len(reference)} vectors, largest difference {gap:.2e}, lowest cosine {cosine:.6f}",
+                    flush=True,
+                )
     store.close()
 
 
@@ -401,10 +507,14 @@ def device_label() -> str:
     if not torch.cuda.is_available():
         return f"cpu-{torch.get_num_threads()}-cores"
     gpu = torch.cuda.get_device_name(0)
-    return next((label for label in ("h200", "h100", "a100", "l40s", "a10") if label in gpu.lower()), gpu.lower().replace(" ", "-"))
+    return next(
+        (label for label in ("h200", "h100", "a100", "l40s", "a10") if label in gpu.lower()), gpu.lower().replace(" ", "-")
+    )
 
 
-def measure_all(data: Path, config_path: Path, out: Path, seconds: float, budget: float, peak_tflops: float, only: list[str], peers: bool) -> None:
+def measure_all(
+    data: Path, config_path: Path, out: Path, seconds: float, budget: float, peak_tflops: float, only: list[str], peers: bool
+) -> None:
     import tempfile
 
     import torch
@@ -417,7 +527,10 @@ def measure_all(data: Path, config_path: Path, out: Path, seconds: float, budget
     encoder_module.load_pretrained = random_weights
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     device = device_label()
-    print(f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'} ({device}), torch {torch.__version__}; peak bf16 {peak_tflops:.0f} TFLOP/s", flush=True)
+    print(
+        f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'} ({device}), torch {torch.__version__}; peak bf16 {peak_tflops:.0f} TFLOP/s",
+        flush=True,
+    )
     started = time.monotonic()
     measured: dict[str, float] = {}
     with open(out, "w", encoding="utf-8", newline="") as handle, tempfile.TemporaryDirectory() as work:
@@ -446,16 +559,33 @@ def measure_all(data: Path, config_path: Path, out: Path, seconds: float, budget
             tflops = rate * result["tokens"] * result["flops_per_token"] / 1e12
             kind = entry.get("kind", "dense")
             precision = entry.get("precision", "bf16")
-            print(f"  {name:16s} {kind:13s} {result['parameters'] / 1e6:8.0f}M {rate:9.1f} {result['unit']}/s  {result['tokens']:5.0f} tokens each  {tflops:6.1f} TFLOP/s ({tflops / peak_tflops:4.0%} of peak)  [{time.monotonic() - built:.0f} s with build]", flush=True)
+            print(
+                f"  {name:16s} {kind:13s} {result['parameters'] / 1e6:8.0f}M {rate:9.1f} {result['unit']}/s  {result['tokens']:5.0f} tokens each  {tflops:6.1f} TFLOP/s ({tflops / peak_tflops:4.0%} of peak)  [{time.monotonic() - built:.0f} s with build]",
+                flush=True,
+            )
             source = f"bench/gpu_throughput.py: random weights of the real shape ({result['parameters'] / 1e6:.0f}M), {result['count']:,} SciFact {'BM25 top-100 pairs' if family == 'rerank' else 'abstracts'} in {result['seconds']:.1f} s, {result['tokens']:.0f} tokens each, auto batches; {tflops / peak_tflops:.0%} of the bf16 peak"
             measured[entry["model"]] = rate
-            writer.writerow({"model": entry["model"], "kind": kind, "device": device, "precision": precision, "per_second": f"{rate:.1f}", "unit": result["unit"], "measured": date.today().isoformat(), "source": source})
+            writer.writerow(
+                {
+                    "model": entry["model"],
+                    "kind": kind,
+                    "device": device,
+                    "precision": precision,
+                    "per_second": f"{rate:.1f}",
+                    "unit": result["unit"],
+                    "measured": date.today().isoformat(),
+                    "source": source,
+                }
+            )
             handle.flush()
         if peers:
             try:
                 for model, rate in peer_rates(data, Path(work), seconds).items():
                     ours = measured.get(model)
-                    print(f"  peer on {model}: sentence-transformers {rate:.1f}/s at batch 32, bf16; beirflow {ours or float('nan'):.1f}/s: {(ours or float('nan')) / rate:.2f}x", flush=True)
+                    print(
+                        f"  peer on {model}: sentence-transformers {rate:.1f}/s at batch 32, bf16; beirflow {ours or float('nan'):.1f}/s: {(ours or float('nan')) / rate:.2f}x",
+                        flush=True,
+                    )
             except Exception as error:
                 print(f"  peers: {type(error).__name__}: {error}", flush=True)
 

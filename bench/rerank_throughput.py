@@ -53,7 +53,10 @@ def scifact_pairs(data: Path, queries: int, depth: int, workdir: Path) -> tuple[
     chosen = dict(list(prepared.queries.items())[:queries])
     build_index(data / "corpus.jsonl", workdir / "index", "flat", threads=2)
     build_document_store(data / "corpus.jsonl", workdir / "documents.sqlite")
-    shard = [Candidates(query_id, chosen[query_id], [doc_id for doc_id, _ in hits]) for query_id, hits in search(workdir / "index", chosen, Bm25Params(hits=depth), threads=2)]
+    shard = [
+        Candidates(query_id, chosen[query_id], [doc_id for doc_id, _ in hits])
+        for query_id, hits in search(workdir / "index", chosen, Bm25Params(hits=depth), threads=2)
+    ]
     return shard, DocumentStore(workdir / "documents.sqlite")
 
 
@@ -68,16 +71,29 @@ def build_t5(folder: Path, data: Path, size: str) -> Path:
     from tokenizers import SentencePieceUnigramTokenizer, Tokenizer
     from transformers import T5Config, T5ForConditionalGeneration, T5TokenizerFast
 
-    texts = [f"{record['title']} {record['text']}" for record in map(json.loads, (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines())]
+    texts = [
+        f"{record['title']} {record['text']}"
+        for record in map(json.loads, (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines())
+    ]
     trainer = SentencePieceUnigramTokenizer()
-    trainer.train_from_iterator(texts, vocab_size=16_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False)
+    trainer.train_from_iterator(
+        texts, vocab_size=16_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
     state = json.loads(trainer._tokenizer.to_str())
     pieces = {entry[0] for entry in state["model"]["vocab"]}
     state["model"]["vocab"] += [[piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces]
-    tokenizer = T5TokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0)
+    tokenizer = T5TokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(state)),
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_ids=0,
+    )
     torch.manual_seed(0)
     # n_positions: t5-base's own config.json carries it, and pyterrier-t5 reads it.
-    config = T5Config(vocab_size=32_128, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, n_positions=512, **T5_SIZES[size])
+    config = T5Config(
+        vocab_size=32_128, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, n_positions=512, **T5_SIZES[size]
+    )
     T5ForConditionalGeneration(config).to(torch.bfloat16 if size == "3b" else torch.float32).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -132,8 +148,14 @@ class Row:
         return rate
 
 
-def beirflow_rate(model: Path, kind: str, shard: list[Candidates], store: DocumentStore, precision: str, batch: int | str, repeat: int) -> tuple[float, list[list[float]]]:
-    reranker = Reranker(RerankSettings(kind=kind, model=str(model), first_stage="bm25", precision=precision), f"rerank.bench-{kind}", "cuda" if torch.cuda.is_available() else "cpu")
+def beirflow_rate(
+    model: Path, kind: str, shard: list[Candidates], store: DocumentStore, precision: str, batch: int | str, repeat: int
+) -> tuple[float, list[list[float]]]:
+    reranker = Reranker(
+        RerankSettings(kind=kind, model=str(model), first_stage="bm25", precision=precision),
+        f"rerank.bench-{kind}",
+        "cuda" if torch.cuda.is_available() else "cpu",
+    )
     reranker.rerank(shard[:1], store, TokenBudget.for_batch_size(batch, reranker.device, reranker.max_length))  # warm-up
     scores: list[list[float]] = []
 
@@ -151,20 +173,34 @@ def peak_fraction(folder: Path, shard: list[Candidates], store: DocumentStore, r
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     texts = texts_of(shard, store)
-    tokens = [len(tokenizer(f"Query: {c.query} Document: {text} Relevant:", truncation=True, max_length=512).input_ids) for c, docs in zip(shard, texts, strict=False) for text in docs]
+    tokens = [
+        len(tokenizer(f"Query: {c.query} Document: {text} Relevant:", truncation=True, max_length=512).input_ids)
+        for c, docs in zip(shard, texts, strict=False)
+        for text in docs
+    ]
     encoder = sum(p.numel() for p in T5EncoderModel.from_pretrained(str(folder)).parameters())
     ceiling = peak_tflops * 1e12 / (2 * encoder * (sum(tokens) / len(tokens)))
-    print(f"  encoder {encoder / 1e9:.2f}B parameters, {sum(tokens) / len(tokens):.0f} tokens a pair: ceiling {ceiling:.0f} pairs/s at {peak_tflops:.0f} TFLOPS; beirflow at {rate / ceiling:.0%} of it")
+    print(
+        f"  encoder {encoder / 1e9:.2f}B parameters, {sum(tokens) / len(tokens):.0f} tokens a pair: ceiling {ceiling:.0f} pairs/s at {peak_tflops:.0f} TFLOPS; beirflow at {rate / ceiling:.0%} of it"
+    )
 
 
-def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, repeat: int, precision: str, peers: bool = True) -> Row:
+def bench_monot5(
+    folder: Path, shard: list[Candidates], store: DocumentStore, repeat: int, precision: str, peers: bool = True
+) -> Row:
     pairs = sum(len(c.doc_ids) for c in shard)
     row = Row(f"monoT5-{folder.name}", pairs)
     texts = texts_of(shard, store)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    ours_default = row.add("beirflow", f"{precision}, auto batch", beirflow_rate(folder, "monot5", shard, store, precision, "auto", repeat)[0])
-    ours_fixed = row.add("beirflow", f"{precision}, batch {PEER_BATCH}", beirflow_rate(folder, "monot5", shard, store, precision, PEER_BATCH, repeat)[0])
+    ours_default = row.add(
+        "beirflow", f"{precision}, auto batch", beirflow_rate(folder, "monot5", shard, store, precision, "auto", repeat)[0]
+    )
+    ours_fixed = row.add(
+        "beirflow",
+        f"{precision}, batch {PEER_BATCH}",
+        beirflow_rate(folder, "monot5", shard, store, precision, PEER_BATCH, repeat)[0],
+    )
     row.best = ours_default
     if not peers:
         return row
@@ -175,23 +211,41 @@ def bench_monot5(folder: Path, shard: list[Candidates], store: DocumentStore, re
         return lambda: [ranker.rank(c.query, docs) for c, docs in zip(shard, texts, strict=False)]  # type: ignore[attr-defined]
 
     default = PeerReranker(str(folder), model_type="t5", verbose=0, token_false="▁false", token_true="▁true")
-    peer_default = row.add("rerankers T5Ranker", f"defaults ({default.model.dtype}, {default.batch_size})", best_time(rerankers_run(default), repeat))
-    equal = PeerReranker(str(folder), model_type="t5", verbose=0, dtype=dtype, batch_size=PEER_BATCH, token_false="▁false", token_true="▁true")
+    peer_default = row.add(
+        "rerankers T5Ranker", f"defaults ({default.model.dtype}, {default.batch_size})", best_time(rerankers_run(default), repeat)
+    )
+    equal = PeerReranker(
+        str(folder), model_type="t5", verbose=0, dtype=dtype, batch_size=PEER_BATCH, token_false="▁false", token_true="▁true"
+    )
     peer_equal = row.add("rerankers T5Ranker", f"{precision}, batch {PEER_BATCH}", best_time(rerankers_run(equal), repeat))
     ratios = {"rerankers": (ours_default / peer_default, ours_fixed / peer_equal)}
 
     import pandas as pd
     from pyterrier_t5 import MonoT5ReRanker
 
-    frame = pd.DataFrame([{"qid": c.query_id, "query": c.query, "docno": doc_id, "text": text} for c, docs in zip(shard, texts, strict=False) for doc_id, text in zip(c.doc_ids, docs, strict=False)])
+    frame = pd.DataFrame(
+        [
+            {"qid": c.query_id, "query": c.query, "docno": doc_id, "text": text}
+            for c, docs in zip(shard, texts, strict=False)
+            for doc_id, text in zip(c.doc_ids, docs, strict=False)
+        ]
+    )
     pyterrier = MonoT5ReRanker(tok_model=str(folder), model=str(folder), verbose=False, device=device)
-    peer_default = row.add("pyterrier-t5 MonoT5ReRanker", f"defaults (fp32, {pyterrier.batch_size})", best_time(lambda: pyterrier.transform(frame), repeat))
+    peer_default = row.add(
+        "pyterrier-t5 MonoT5ReRanker",
+        f"defaults (fp32, {pyterrier.batch_size})",
+        best_time(lambda: pyterrier.transform(frame), repeat),
+    )
     pyterrier.batch_size = PEER_BATCH
     pyterrier.model.to(dtype)
-    peer_equal = row.add("pyterrier-t5 MonoT5ReRanker", f"{precision}, batch {PEER_BATCH}", best_time(lambda: pyterrier.transform(frame), repeat))
+    peer_equal = row.add(
+        "pyterrier-t5 MonoT5ReRanker", f"{precision}, batch {PEER_BATCH}", best_time(lambda: pyterrier.transform(frame), repeat)
+    )
     ratios["pyterrier-t5"] = (ours_default / peer_default, ours_fixed / peer_equal)
     for peer, (at_defaults, at_equal) in ratios.items():
-        print(f"  ratio vs {peer}: {at_defaults:.2f}x at defaults (target >= 2), {at_equal:.2f}x at equal settings (target >= 1.3)")
+        print(
+            f"  ratio vs {peer}: {at_defaults:.2f}x at defaults (target >= 2), {at_equal:.2f}x at equal settings (target >= 1.3)"
+        )
     return row
 
 
@@ -203,13 +257,34 @@ def bench_cross_encoder(folder: Path, shard: list[Candidates], store: DocumentSt
     texts = texts_of(shard, store)
     flat = [(c.query, text) for c, docs in zip(shard, texts, strict=False) for text in docs]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    ours_default = row.add("beirflow", f"{precision}, auto batch", beirflow_rate(folder, "cross-encoder", shard, store, precision, "auto", repeat)[0])
-    ours_fixed = row.add("beirflow", f"{precision}, batch {PEER_BATCH}", beirflow_rate(folder, "cross-encoder", shard, store, precision, PEER_BATCH, repeat)[0])
+    ours_default = row.add(
+        "beirflow", f"{precision}, auto batch", beirflow_rate(folder, "cross-encoder", shard, store, precision, "auto", repeat)[0]
+    )
+    ours_fixed = row.add(
+        "beirflow",
+        f"{precision}, batch {PEER_BATCH}",
+        beirflow_rate(folder, "cross-encoder", shard, store, precision, PEER_BATCH, repeat)[0],
+    )
     default = CrossEncoder(str(folder), device=device, max_length=512)
-    peer_default = row.add("sentence-transformers CrossEncoder", f"defaults (fp32, {PEER_BATCH})", best_time(lambda: default.predict(flat, batch_size=PEER_BATCH), repeat))
-    equal = CrossEncoder(str(folder), device=device, max_length=512, model_kwargs={"dtype": torch.bfloat16 if precision == "bf16" else torch.float32})
-    peer_equal = row.add("sentence-transformers CrossEncoder", f"{precision}, batch {PEER_BATCH}", best_time(lambda: equal.predict(flat, batch_size=PEER_BATCH), repeat))
-    print(f"  ratio vs CrossEncoder: {ours_default / peer_default:.2f}x at defaults (target >= 1.5), {ours_fixed / peer_equal:.2f}x at equal settings (target >= 1.0)")
+    peer_default = row.add(
+        "sentence-transformers CrossEncoder",
+        f"defaults (fp32, {PEER_BATCH})",
+        best_time(lambda: default.predict(flat, batch_size=PEER_BATCH), repeat),
+    )
+    equal = CrossEncoder(
+        str(folder),
+        device=device,
+        max_length=512,
+        model_kwargs={"dtype": torch.bfloat16 if precision == "bf16" else torch.float32},
+    )
+    peer_equal = row.add(
+        "sentence-transformers CrossEncoder",
+        f"{precision}, batch {PEER_BATCH}",
+        best_time(lambda: equal.predict(flat, batch_size=PEER_BATCH), repeat),
+    )
+    print(
+        f"  ratio vs CrossEncoder: {ours_default / peer_default:.2f}x at defaults (target >= 1.5), {ours_fixed / peer_equal:.2f}x at equal settings (target >= 1.0)"
+    )
     return row
 
 
@@ -222,11 +297,17 @@ def bf16_ndcg_check(data: Path, workdir: Path, shard: list[Candidates], store: D
     qrels, _ = read_qrels_tsv(BeirFiles(data, "test").qrels)
     values = {}
     for precision in ("fp32", "bf16"):
-        reranker = Reranker(RerankSettings(kind="bi-encoder", model=str(minilm_folder()), first_stage="bm25", precision=precision), "rerank.minilm", "cpu")
+        reranker = Reranker(
+            RerankSettings(kind="bi-encoder", model=str(minilm_folder()), first_stage="bm25", precision=precision),
+            "rerank.minilm",
+            "cpu",
+        )
         hits, _ = reranker.rerank(shard, store, TokenBudget.for_batch_size("auto", "cpu", 256))
         run = {c.query_id: dict(scored) for c, scored in zip(shard, hits, strict=False)}
         values[precision] = evaluate_run({q: qrels[q] for q in run}, run, ["ndcg@10"]).metrics["ndcg@10"]
-    print(f"  all-MiniLM-L6-v2 reranking BM25 top 100 of {len(shard)} SciFact queries: nDCG@10 fp32 {values['fp32']:.4f}, bf16 {values['bf16']:.4f}, difference {values['bf16'] - values['fp32']:+.4f} (target within 0.001)")
+    print(
+        f"  all-MiniLM-L6-v2 reranking BM25 top 100 of {len(shard)} SciFact queries: nDCG@10 fp32 {values['fp32']:.4f}, bf16 {values['bf16']:.4f}, difference {values['bf16'] - values['fp32']:+.4f} (target within 0.001)"
+    )
 
 
 def main() -> None:
@@ -236,7 +317,12 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--only", choices=["monot5", "cross-encoder", "ndcg"])
-    parser.add_argument("--t5-size", choices=sorted(T5_SIZES), default="base", help="'3b' on a GPU: beirflow alone, and its fraction of the bf16 peak")
+    parser.add_argument(
+        "--t5-size",
+        choices=sorted(T5_SIZES),
+        default="base",
+        help="'3b' on a GPU: beirflow alone, and its fraction of the bf16 peak",
+    )
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 peak (H100 SXM: 989)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
@@ -246,7 +332,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="beirflow-bench-") as scratch:
         workdir = Path(scratch)
         shard, store = scifact_pairs(args.data, args.queries, args.depth, workdir)
-        print(f"  {sum(len(c.doc_ids) for c in shard)} pairs: {len(shard)} SciFact test queries x BM25 top {args.depth}", flush=True)
+        print(
+            f"  {sum(len(c.doc_ids) for c in shard)} pairs: {len(shard)} SciFact test queries x BM25 top {args.depth}", flush=True
+        )
         if args.only in (None, "cross-encoder"):
             bench_cross_encoder(build_minilm_cross_encoder(workdir / "minilm-ce"), shard, store, args.repeat, precision)
         if args.only in (None, "monot5"):

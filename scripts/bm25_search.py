@@ -22,7 +22,15 @@ def run(args: argparse.Namespace) -> None:
     with atomic_write(args.output, check=check_run_file) as handle:
         for query_id, hits in search(args.index, queries, params, threads=args.threads):
             write_query_hits(handle, query_id, hits, tag=args.system)
-    record = provenance(dataset=args.dataset, system=args.system, family="bm25", config=config, started=started, wall_time_s=time.monotonic() - clock, extra={"queries": len(queries), "index": str(args.index)})
+    record = provenance(
+        dataset=args.dataset,
+        system=args.system,
+        family="bm25",
+        config=config,
+        started=started,
+        wall_time_s=time.monotonic() - clock,
+        extra={"queries": len(queries), "index": str(args.index)},
+    )
     write_provenance(args.provenance, record)
 
 

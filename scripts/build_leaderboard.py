@@ -15,7 +15,11 @@ def build(args: argparse.Namespace) -> None:
     labels = dict(label.split("=", 1) for label in args.label)
     table = build_table(entries, args.primary, labels, json.loads(args.datasets), args.cqadupstack)
     costs = read_costs(args.cost) if args.cost else None
-    for path, text in ((args.csv, to_csv(entries)), (args.markdown, to_markdown(table, costs)), (args.html, to_html(table, costs=costs))):
+    for path, text in (
+        (args.csv, to_csv(entries)),
+        (args.markdown, to_markdown(table, costs)),
+        (args.html, to_html(table, costs=costs)),
+    ):
         with atomic_write(path) as handle:
             handle.write(text)
 
@@ -25,8 +29,15 @@ def main() -> None:
     parser.add_argument("metrics_files", nargs="+", type=Path)
     parser.add_argument("--primary", default="ndcg@10", help="the metric of the Markdown and HTML tables")
     parser.add_argument("--label", action="append", default=[], help="system=heading, e.g. 'monot5-base=bm25-flat » monot5-base'")
-    parser.add_argument("--datasets", default="{}", help="JSON: dataset -> the BEIR dataset it is (the report's), for the BEIR average")
-    parser.add_argument("--cqadupstack", default="forums", choices=("forums", "merged"), help="which CQADupStack the BEIR average takes where both are configured")
+    parser.add_argument(
+        "--datasets", default="{}", help="JSON: dataset -> the BEIR dataset it is (the report's), for the BEIR average"
+    )
+    parser.add_argument(
+        "--cqadupstack",
+        default="forums",
+        choices=("forums", "merged"),
+        help="which CQADupStack the BEIR average takes where both are configured",
+    )
     parser.add_argument("--cost", type=Path, help="cost.csv: GPU-hours per dataset and system, shown under the table")
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--markdown", required=True, type=Path)

@@ -56,7 +56,18 @@ def build(args: argparse.Namespace) -> None:
     summary = {
         "findings": report.findings,
         "beir_average_over": [row.name for row in report.beir],
-        "published": [{"dataset": c.published.dataset, "system": c.system, "metric": c.published.metric, "published": c.published.value, "reproduced": c.reproduced, "status": c.status, "note": c.note} for c in report.checks],
+        "published": [
+            {
+                "dataset": c.published.dataset,
+                "system": c.system,
+                "metric": c.published.metric,
+                "published": c.published.value,
+                "reproduced": c.reproduced,
+                "status": c.status,
+                "note": c.note,
+            }
+            for c in report.checks
+        ],
         "systems": [system.__dict__ for system in report.systems],
     }
     outputs = {
@@ -74,11 +85,15 @@ def build(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("metrics_files", nargs="+", type=Path, help="results/{dataset}/metrics.json")
-    parser.add_argument("--systems", required=True, help="JSON list: name, family, label, series, parameters, published_as, first_stage")
+    parser.add_argument(
+        "--systems", required=True, help="JSON list: name, family, label, series, parameters, published_as, first_stage"
+    )
     parser.add_argument("--datasets", required=True, help="JSON object: dataset -> the BEIR dataset it is (or null)")
     parser.add_argument("--settings", required=True, help="JSON object: the report settings (primary, baseline, tolerance, ...)")
     parser.add_argument("--published", nargs="*", type=Path, default=[], help="CSV files of published figures")
-    parser.add_argument("--provenance", nargs="*", type=Path, default=[], help="provenance of model runs (measured parameter counts)")
+    parser.add_argument(
+        "--provenance", nargs="*", type=Path, default=[], help="provenance of model runs (measured parameter counts)"
+    )
     parser.add_argument("--html", required=True, type=Path)
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--published-csv", required=True, type=Path)

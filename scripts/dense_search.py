@@ -27,7 +27,9 @@ def run_search(args: argparse.Namespace) -> None:
     queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"))
     use_gpu = gpu_available()
     shards = (read_embeddings(vectors, ids) for vectors, ids in files)
-    run = search(queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index")
+    run = search(
+        queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index"
+    )
     with atomic_write(args.output, check=check_run_file) as handle:
         write_run(handle, run, tag=args.system)
     encoding = [json.loads((args.documents / f"{shard}.json").read_text(encoding="utf-8")) for shard in args.shards]
@@ -48,7 +50,9 @@ def run_search(args: argparse.Namespace) -> None:
         wall_time_s=time.monotonic() - clock, model_revision=revisions[0] if len(revisions) == 1 else ", ".join(revisions), extra={**extra, **cited_models(args.model_records)},
     )  # fmt: skip
     write_provenance(args.provenance, record)
-    logging.info("%d queries over %d documents in %d shards (%s)", len(queries.ids), len(corpus_ids), len(files), extra["search_device"])
+    logging.info(
+        "%d queries over %d documents in %d shards (%s)", len(queries.ids), len(corpus_ids), len(files), extra["search_device"]
+    )
 
 
 def main() -> None:
@@ -60,7 +64,9 @@ def main() -> None:
     parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--provenance", required=True, type=Path)
-    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the encoder's model, cited in the provenance")
+    parser.add_argument(
+        "--model-records", nargs="*", type=Path, default=[], help="fetch records of the encoder's model, cited in the provenance"
+    )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--system", required=True)
     args = parser.parse_args()

@@ -16,7 +16,9 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--md5", help="expected md5 of the zip; omit to skip the check")
     parser.add_argument("--target", required=True, type=Path, help="folder the zip's dataset folder becomes")
-    parser.add_argument("--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)")
+    parser.add_argument(
+        "--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)"
+    )
     args = parser.parse_args()
     run_stage("download_beir", f"archive={args.target.name}", lambda: fetch(args))
 

@@ -37,7 +37,13 @@ def encode(args: argparse.Namespace) -> None:
     device = pick_device()
     resolved = resolve_model(settings.model, settings.revision, f"{args.key}.model")
     brackets = SPECB_BRACKETS[args.kind] if settings.specb else None
-    encoder = TextEncoder(resolved, EncoderSettings(settings.pooling, settings.normalize, settings.max_length, brackets), args.key, settings.precision, device)
+    encoder = TextEncoder(
+        resolved,
+        EncoderSettings(settings.pooling, settings.normalize, settings.max_length, brackets),
+        args.key,
+        settings.precision,
+        device,
+    )
     prefix = settings.query_prefix if args.kind == "queries" else settings.document_prefix
     ids, texts = read_texts(args.input, args.kind, prefix)
     budget = TokenBudget.for_batch_size(args.batch_size, device, encoder.max_length)
@@ -65,7 +71,15 @@ def encode(args: argparse.Namespace) -> None:
     }
     with atomic_write(args.stats) as handle:
         json.dump(record, handle, indent=1)
-    logging.info("%s: %d %s in %.1f s (%.1f/s) on %s", args.input, len(texts), args.kind, seconds, record["texts_per_second"] or 0, record["device"])
+    logging.info(
+        "%s: %d %s in %.1f s (%.1f/s) on %s",
+        args.input,
+        len(texts),
+        args.kind,
+        seconds,
+        record["texts_per_second"] or 0,
+        record["device"],
+    )
 
 
 def main() -> None:
@@ -76,7 +90,9 @@ def main() -> None:
     parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
     parser.add_argument("--batch-size", default="auto", help="'auto' or inputs per batch; changes speed, not vectors")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)")
+    parser.add_argument(
+        "--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)"
+    )
     parser.add_argument("--vectors", required=True, type=Path, help="float16 .npy output")
     parser.add_argument("--ids", required=True, type=Path, help="ids output, one per line")
     parser.add_argument("--stats", required=True, type=Path, help="JSON sidecar: texts, seconds, device, revision")

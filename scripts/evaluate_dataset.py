@@ -26,7 +26,14 @@ def evaluate(args: argparse.Namespace) -> None:
         evaluation = evaluate_run(qrels, read_run(run), args.metrics)
         systems[system] = {"run": str(run), "run_sha256": file_digest(run), **evaluation.to_dict()}
         shown = ", ".join(f"{metric} {value:.4f}" for metric, value in evaluation.metrics.items())
-        logging.info("%s %s: %s over %d judged queries (%d without hits)", args.dataset, system, shown, evaluation.judged_queries, evaluation.queries_without_hits)
+        logging.info(
+            "%s %s: %s over %d judged queries (%d without hits)",
+            args.dataset,
+            system,
+            shown,
+            evaluation.judged_queries,
+            evaluation.queries_without_hits,
+        )
     with atomic_write(args.output) as handle:
         json.dump({"dataset": args.dataset, "metrics": args.metrics, "systems": systems}, handle, indent=1)
 

@@ -15,7 +15,9 @@ from beirflow.records import write_record
 def fetch(args: argparse.Namespace) -> None:
     record = fetch_model(args.model, args.revision or None, args.key, args.marker)
     write_record(record, args.record)
-    logging.info("%s at %s: %d files, %.1f MB in %s", args.model, record.commit, len(record.files), record.total_bytes / 1e6, record.folder)
+    logging.info(
+        "%s at %s: %d files, %.1f MB in %s", args.model, record.commit, len(record.files), record.total_bytes / 1e6, record.folder
+    )
 
 
 def main() -> None:
@@ -23,7 +25,9 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a Hugging Face id, a folder or package:<module>")
     parser.add_argument("--revision", default="", help="the commit (or branch) of a hub model")
     parser.add_argument("--key", required=True, help="the config key errors name (rerank.<system>.model, ...)")
-    parser.add_argument("--marker", default="config.json", help="the file the folder must hold (adapter_config.json for an adapter)")
+    parser.add_argument(
+        "--marker", default="config.json", help="the file the folder must hold (adapter_config.json for an adapter)"
+    )
     parser.add_argument("--record", required=True, type=Path)
     args = parser.parse_args()
     run_stage("fetch_model", f"{args.key}={args.model}@{args.revision or '-'}", lambda: fetch(args))

@@ -17,7 +17,9 @@ def fuse(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     settings = json.loads(args.params)
     runs = [read_run(path) for path in args.runs]
-    fused = fuse_runs(runs, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000))
+    fused = fuse_runs(
+        runs, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000)
+    )
     with atomic_write(args.output, check=check_run_file) as handle:
         write_run(handle, {query_id: hits.items() for query_id, hits in fused.items()}, tag=args.system)
     record = provenance(

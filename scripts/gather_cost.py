@@ -43,7 +43,15 @@ def record_for(path: Path, encoders: dict[str, list[str]]) -> JobRecord:
         record = json.loads(path.read_text(encoding="utf-8"))
         root = text[: match.start()]
         benchmark = Path(root + f"benchmarks/{rule}/{fields['dataset']}/{job}.tsv")
-        return JobRecord(fields["dataset"], tuple(systems), rule, job, record.get("slurm_job_id"), benchmark_seconds(benchmark), int(record.get("gpus", 0)))
+        return JobRecord(
+            fields["dataset"],
+            tuple(systems),
+            rule,
+            job,
+            record.get("slurm_job_id"),
+            benchmark_seconds(benchmark),
+            int(record.get("gpus", 0)),
+        )
     raise ValueError(f"{path}: not the record of a GPU-rule job")
 
 

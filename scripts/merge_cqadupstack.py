@@ -31,10 +31,14 @@ def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--archive-folder", required=True, type=Path, help="the unpacked cqadupstack folder (one subfolder per forum)")
+    parser.add_argument(
+        "--archive-folder", required=True, type=Path, help="the unpacked cqadupstack folder (one subfolder per forum)"
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--output", required=True, type=Path, help="folder for corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
-    parser.add_argument("--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)")
+    parser.add_argument(
+        "--ready", required=True, type=Path, help="marker written once the folder is in place (the rule's output)"
+    )
     parser.add_argument("--dataset", required=True)
     args = parser.parse_args()
     run_stage("merge_cqadupstack", f"dataset={args.dataset}", lambda: run(args))

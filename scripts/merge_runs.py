@@ -39,7 +39,13 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="the system's score-changing settings as JSON, for the provenance")
     parser.add_argument("--stats", nargs="*", type=Path, default=[], help="the shard jobs' JSON sidecars")
     parser.add_argument("--provenance", type=Path, help="where to write the merged run's provenance")
-    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models the shards ran, cited in the provenance")
+    parser.add_argument(
+        "--model-records",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="fetch records of the models the shards ran, cited in the provenance",
+    )
     args = parser.parse_args()
     run_stage("merge_runs", f"dataset={args.dataset} system={args.tag}", lambda: merge(args))
 

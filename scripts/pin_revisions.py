@@ -84,7 +84,11 @@ def pin(text: str, resolve: Callable[[str, str], str]) -> tuple[str, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path)
-    parser.add_argument("--check", action="store_true", help="confirm every revision is a commit the hub has (where it is reachable); exit 1 if not")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="confirm every revision is a commit the hub has (where it is reachable); exit 1 if not",
+    )
     args = parser.parse_args()
     text = args.config.read_text(encoding="utf-8")
     if args.check:

@@ -36,7 +36,18 @@ ARRAY_RULES = {"rerank_shard", "encode_documents"}
 
 
 def planned_jobs(configfile: Path, incremental: bool, directory: Path = REPO) -> dict[str, int]:
-    command = [str(Path(sys.executable).with_name("snakemake")), "-n", "-s", str(REPO / "Snakefile"), "--configfile", str(configfile), "--cores", "1", "--quiet", "rules"]
+    command = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-n",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "1",
+        "--quiet",
+        "rules",
+    ]
     if not incremental:
         command.append("--forceall")  # the whole grid, as on a fresh cluster
     result = subprocess.run(command, capture_output=True, text=True, cwd=directory, check=False)
@@ -63,12 +74,22 @@ LOCAL_DATASET_RULE = "local_dataset_"
 
 def submissions(jobs: dict[str, int], arrays: dict[str, int]) -> dict[str, int]:
     local = local_rules()
-    return {rule: 0 if rule in local or rule.startswith(LOCAL_DATASET_RULE) else arrays.get(rule, count) if rule in ARRAY_RULES else count for rule, count in jobs.items()}
+    return {
+        rule: 0
+        if rule in local or rule.startswith(LOCAL_DATASET_RULE)
+        else arrays.get(rule, count)
+        if rule in ARRAY_RULES
+        else count
+        for rule, count in jobs.items()
+    }
 
 
 def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
     with open(path, encoding="utf-8") as handle:
-        return {(row["model"], row["kind"], row["device"], row["precision"]): float(row["per_second"]) for row in csv.DictReader(handle)}
+        return {
+            (row["model"], row["kind"], row["device"], row["precision"]): float(row["per_second"])
+            for row in csv.DictReader(handle)
+        }
 
 
 def encoder_groups(dense: dict[str, Any], runs_on: dict[str, list[str]]) -> dict[str, tuple[list[str], set[str]]]:
@@ -90,18 +111,40 @@ def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, 
     arrays = {"rerank_shard": 0, "encode_documents": 0}
     for name, entry in families["rerank"].items():
         pairs = sum(datasets[dataset].query_count() * int(entry.get("depth", 1000)) for dataset in runs_on[name])
-        work.append({"system": name, "model": entry["model"], "kind": entry["kind"], "precision": entry.get("precision", "bf16"), "count": pairs, "unit": "pairs", "gpus": entry.get("resources", {}).get("gpus", 1)})
+        work.append(
+            {
+                "system": name,
+                "model": entry["model"],
+                "kind": entry["kind"],
+                "precision": entry.get("precision", "bf16"),
+                "count": pairs,
+                "unit": "pairs",
+                "gpus": entry.get("resources", {}).get("gpus", 1),
+            }
+        )
         arrays["rerank_shard"] += len(runs_on[name])
     encoders = []
     for names, encoded in encoder_groups(families["dense"], runs_on).values():
         entry = families["dense"][names[0]]
         texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
-        encoders.append({"system": ", ".join(names), "model": entry["model"], "kind": "dense", "precision": entry.get("precision", "bf16"), "count": texts, "unit": "documents", "gpus": entry.get("resources", {}).get("gpus", 1)})
+        encoders.append(
+            {
+                "system": ", ".join(names),
+                "model": entry["model"],
+                "kind": "dense",
+                "precision": entry.get("precision", "bf16"),
+                "count": texts,
+                "unit": "documents",
+                "gpus": entry.get("resources", {}).get("gpus", 1),
+            }
+        )
         arrays["encode_documents"] += len(encoded)
     return work + encoders, arrays
 
 
-def gpu_hours(work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, str, str], float], device: str) -> list[tuple[dict[str, Any], float | None]]:
+def gpu_hours(
+    work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, str, str], float], device: str
+) -> list[tuple[dict[str, Any], float | None]]:
     rows = []
     for item in work:
         rate = throughputs.get((item["model"], item["kind"], device, item["precision"]))
@@ -125,7 +168,12 @@ def model_downloads(config: dict[str, Any], records: Path) -> list[tuple[str, st
     sizes = hub_sizes((models[name].name, models[name].revision) for name in ask_hub)
     for name in ask_hub:
         size = sizes[(models[name].name, models[name].revision)]
-        rows[name] = (models[name].name, models[name].revision, size, "the hub's file list" if size is not None else "unknown: no record and the hub is unreachable")
+        rows[name] = (
+            models[name].name,
+            models[name].revision,
+            size,
+            "the hub's file list" if size is not None else "unknown: no record and the hub is unreachable",
+        )
     return [rows[name] for name in models]
 
 
@@ -165,7 +213,11 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
         entry = families["dense"][names[0]]
         dimension = embedding_dimension(entry, records)
         texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
-        basis = f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)" if dimension else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
+        basis = (
+            f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)"
+            if dimension
+            else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
+        )
         rows.append((f"embeddings {entry['model']}", texts * dimension * 2 if dimension else None, basis))
     run_lines = 0
     for family, systems in families.items():
@@ -173,11 +225,19 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
             hits = int(entry.get("depth", entry.get("hits", 1000)))
             lines = sum(datasets[dataset].query_count() * hits for dataset in runs_on[name])
             run_lines += lines * (2 if family == "rerank" else 1)  # a reranker's shard runs as much again
-    rows.append(("run files (merged and shard runs)", run_lines * RUN_LINE_BYTES, f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)"))
+    rows.append(
+        (
+            "run files (merged and shard runs)",
+            run_lines * RUN_LINE_BYTES,
+            f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)",
+        )
+    )
     fields = {entry.get("fields", "flat") for entry in families["bm25"].values()}
     needs_store = bool(families["rerank"])
     for stage, ratio in PER_CORPUS_BYTE.items():
-        if (stage.startswith("bm25_index") and stage.split("(")[1].rstrip(")") not in fields) or (stage == "document_store" and not needs_store):
+        if (stage.startswith("bm25_index") and stage.split("(")[1].rstrip(")") not in fields) or (
+            stage == "document_store" and not needs_store
+        ):
             continue
         corpora = [datasets[dataset].files.corpus for dataset in datasets]
         present = [path for path in corpora if path.is_file()]
@@ -185,15 +245,27 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
             size = sum(path.stat().st_size for path in present)
             rows.append((stage, int(size * ratio), f"{size / 1e9:.2f} GB of corpus files x {ratio} (measured on the sample)"))
         else:
-            rows.append((stage, None, f"unknown: {len(corpora) - len(present)} of {len(corpora)} corpora not downloaded yet (x {ratio} of their bytes, measured on the sample)"))
+            rows.append(
+                (
+                    stage,
+                    None,
+                    f"unknown: {len(corpora) - len(present)} of {len(corpora)} corpora not downloaded yet (x {ratio} of their bytes, measured on the sample)",
+                )
+            )
     return rows
 
 
 def job_memory(config: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry)."""
     families = {family: enabled_systems(config.get(family)) for family in ("rerank", "dense")}
-    rows = [("rerank_shard", name, int(entry.get("resources", {}).get("mem_mb", 16000))) for name, entry in families["rerank"].items()]
-    rows += [(rule, name, int(entry.get("resources", {}).get("mem_mb", 32000))) for name, entry in families["dense"].items() for rule in ("encode_documents", "dense_search")]
+    rows = [
+        ("rerank_shard", name, int(entry.get("resources", {}).get("mem_mb", 16000))) for name, entry in families["rerank"].items()
+    ]
+    rows += [
+        (rule, name, int(entry.get("resources", {}).get("mem_mb", 32000)))
+        for name, entry in families["dense"].items()
+        for rule in ("encode_documents", "dense_search")
+    ]
     return rows
 
 
@@ -202,8 +274,15 @@ def main() -> None:
     parser.add_argument("--configfile", required=True, type=Path)
     parser.add_argument("--device", default="h100", help="a device column of the throughput table (h100, a100, cpu-2-cores, ...)")
     parser.add_argument("--throughput", type=Path, default=REPO / "bench" / "throughput.csv")
-    parser.add_argument("--incremental", action="store_true", help="only the jobs that would run now in this checkout, not the whole grid")
-    parser.add_argument("--directory", type=Path, default=REPO, help="the workflow's working directory (where results/ and the models' fetch records are)")
+    parser.add_argument(
+        "--incremental", action="store_true", help="only the jobs that would run now in this checkout, not the whole grid"
+    )
+    parser.add_argument(
+        "--directory",
+        type=Path,
+        default=REPO,
+        help="the workflow's working directory (where results/ and the models' fetch records are)",
+    )
     args = parser.parse_args()
     config = yaml.safe_load(args.configfile.read_text(encoding="utf-8")) or {}
     work, arrays = model_work(config)
@@ -213,13 +292,17 @@ def main() -> None:
     for rule, count in jobs.items():
         print(f"{rule:22} {count:8d} {submitted[rule]:8d}")
     print(f"{'total':22} {sum(jobs.values()):8d} {sum(submitted.values()):8d}")
-    print(f"\nGPU-hours (device-hours where a job asks for no GPU) on {args.device} (throughputs from {args.throughput.relative_to(REPO) if args.throughput.is_relative_to(REPO) else args.throughput}):")
+    print(
+        f"\nGPU-hours (device-hours where a job asks for no GPU) on {args.device} (throughputs from {args.throughput.relative_to(REPO) if args.throughput.is_relative_to(REPO) else args.throughput}):"
+    )
     total, unknown = 0.0, 0
     for item, hours in gpu_hours(work, read_throughputs(args.throughput), args.device):
         what = f"{item['count']:,} {item['unit']}, {item['precision']}, {item['gpus']} GPU(s) a job"
         if hours is None:
             unknown += 1
-            print(f"  {item['system']:28} unknown: no measured throughput for {item['model']} ({item['kind']}, {item['precision']}) on {args.device}; {what}")
+            print(
+                f"  {item['system']:28} unknown: no measured throughput for {item['model']} ({item['kind']}, {item['precision']}) on {args.device}; {what}"
+            )
         else:
             total += hours
             print(f"  {item['system']:28} {hours:10.2f}  ({what})")
@@ -230,13 +313,19 @@ def main() -> None:
         shown = f"{size / 1e9:8.2f} GB" if size is not None else f"{'unknown':>11}"
         print(f"  {name + ('@' + revision[:12] if revision else ''):72} {shown}  ({source})")
     known = [size for _, _, size, _ in downloads if size is not None]
-    print(f"  {'total':72} {sum(known) / 1e9:8.2f} GB" + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else ""))
+    print(
+        f"  {'total':72} {sum(known) / 1e9:8.2f} GB"
+        + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else "")
+    )
     disk = disk_plan(config, args.directory / RECORDS)
     print("\nDisk the grid writes under results/ (the data and model caches aside):")
     for stage, size, basis in disk:
         print(f"  {stage:72} {f'{size / 1e9:10.1f} GB' if size is not None else 'unknown':>13}  ({basis})")
     written = [size for _, size, _ in disk if size is not None]
-    print(f"  {'total':72} {sum(written) / 1e9:10.1f} GB" + (f"  + {len(disk) - len(written)} stage(s) unknown" if len(written) < len(disk) else ""))
+    print(
+        f"  {'total':72} {sum(written) / 1e9:10.1f} GB"
+        + (f"  + {len(disk) - len(written)} stage(s) unknown" if len(written) < len(disk) else "")
+    )
     print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
     for rule, system, mem_mb in job_memory(config):
         print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")

@@ -14,18 +14,35 @@ from beirflow.errors import DataError
 def prepare(args: argparse.Namespace) -> None:
     prepared = prepare_dataset(args.dataset, BeirFiles(args.folder, args.split))
     report = prepared.report
-    for what, declared, found in (("documents", args.expected_documents, report.documents), ("queries", args.expected_queries, report.judged_queries)):
+    for what, declared, found in (
+        ("documents", args.expected_documents, report.documents),
+        ("queries", args.expected_queries, report.judged_queries),
+    ):
         if declared is not None and declared != found:
-            raise DataError(args.folder, f"config key datasets.{args.dataset}.{what} declares {declared:,}, the files hold {found:,}: correct the config")
+            raise DataError(
+                args.folder,
+                f"config key datasets.{args.dataset}.{what} declares {declared:,}, the files hold {found:,}: correct the config",
+            )
     if report.judged_documents_missing_from_corpus:
-        logging.warning("%d judged documents are not in the corpus (e.g. %s); they count as relevant and unretrievable", report.judged_documents_missing_from_corpus, ", ".join(report.missing_document_examples[:3]))
+        logging.warning(
+            "%d judged documents are not in the corpus (e.g. %s); they count as relevant and unretrievable",
+            report.judged_documents_missing_from_corpus,
+            ", ".join(report.missing_document_examples[:3]),
+        )
     with atomic_write(args.queries_out) as handle:
         write_queries_jsonl(prepared.queries, handle)
     with atomic_write(args.qrels_out) as handle:
         write_qrels_trec(prepared.qrels, handle)
     with atomic_write(args.report_out) as handle:
         json.dump(report.to_dict(), handle, indent=2)
-    logging.info("%s/%s: %d documents, %d judged queries, %d judgements", args.dataset, args.split, report.documents, report.judged_queries, report.judgements)
+    logging.info(
+        "%s/%s: %d documents, %d judged queries, %d judgements",
+        args.dataset,
+        args.split,
+        report.documents,
+        report.judged_queries,
+        report.judgements,
+    )
 
 
 def main() -> None:

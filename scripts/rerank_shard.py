@@ -52,7 +52,15 @@ def rerank(args: argparse.Namespace) -> None:
     }
     with atomic_write(args.stats) as handle:
         json.dump(record, handle, indent=1)
-    logging.info("%s: %d pairs of %d queries in %.1f s (%.1f pairs/s) on %s", args.candidates, stats.pairs, stats.queries, stats.seconds, stats.pairs_per_second, record["device"])
+    logging.info(
+        "%s: %d pairs of %d queries in %.1f s (%.1f pairs/s) on %s",
+        args.candidates,
+        stats.pairs,
+        stats.queries,
+        stats.seconds,
+        stats.pairs_per_second,
+        record["device"],
+    )
 
 
 def main() -> None:
@@ -62,7 +70,9 @@ def main() -> None:
     parser.add_argument("--params", required=True, help="the reranker's score-changing settings as JSON")
     parser.add_argument("--batch-size", default="auto", help="'auto' or inputs per batch; changes speed, not scores")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)")
+    parser.add_argument(
+        "--model-records", nargs="*", type=Path, default=[], help="fetch records of the models to load (rule fetch_model)"
+    )
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path, help="JSON sidecar: pairs, seconds, device, revision")
     parser.add_argument("--dataset", required=True)

@@ -19,7 +19,14 @@ def main() -> None:
 
     def write() -> None:
         counts = write_candidates(args.run, args.query_shards, args.output_dir, args.depth)
-        logging.info("%s: %d pairs for %d queries in %d shards (%d queries without hits)", args.run, counts["pairs"], counts["queries"], counts["shards"], counts["queries_without_hits"])
+        logging.info(
+            "%s: %d pairs for %d queries in %d shards (%d queries without hits)",
+            args.run,
+            counts["pairs"],
+            counts["queries"],
+            counts["shards"],
+            counts["queries_without_hits"],
+        )
 
     run_stage("rerank_candidates", f"dataset={args.dataset} run={args.run}", write)
 

@@ -69,7 +69,9 @@ def shared_scifact() -> Path:
     return SHARED_SCIFACT
 
 
-def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]], split: str = "test") -> Path:
+def write_beir(
+    folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]], split: str = "test"
+) -> Path:
     """Write a dataset in BEIR layout (with the TSV header BEIR files carry)."""
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     (folder / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in corpus), encoding="utf-8")
@@ -113,12 +115,27 @@ class Workflow:
         return yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
 
     def command(self, *args: str) -> list[str]:
-        return [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(self.root), "--configfile", str(self.config_path), "--cores", "2", *args]
+        return [
+            str(SNAKEMAKE),
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(self.root),
+            "--configfile",
+            str(self.config_path),
+            "--cores",
+            "2",
+            *args,
+        ]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(self.command(*args), capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+        result = subprocess.run(
+            self.command(*args), capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+            )
         return result
 
     def planned_jobs(self, *args: str) -> dict[str, int]:

@@ -62,7 +62,11 @@ class LocalHub:
 
     def downloads(self, repo_id: str) -> int:
         """GETs of the repository's files (HEADs and API calls not counted)."""
-        return sum(count for (method, path), count in self.requests.items() if method == "GET" and path.startswith(f"/{repo_id}/resolve/"))
+        return sum(
+            count
+            for (method, path), count in self.requests.items()
+            if method == "GET" and path.startswith(f"/{repo_id}/resolve/")
+        )
 
     @property
     def endpoint(self) -> str:
@@ -111,7 +115,11 @@ class LocalHub:
             if repository is None or commit is None:
                 return
             if what == "revision":
-                body = {"id": repo_id, "sha": commit, "siblings": [{"rfilename": p.relative_to(repository.folder).as_posix()} for p in repository.files()]}
+                body = {
+                    "id": repo_id,
+                    "sha": commit,
+                    "siblings": [{"rfilename": p.relative_to(repository.folder).as_posix()} for p in repository.files()],
+                }
             else:
                 body = [self._tree_entry(repository, p) for p in repository.files()]
             self._send(request, 200, json.dumps(body).encode(), {"Content-Type": "application/json"}, head)
@@ -132,13 +140,20 @@ class LocalHub:
         else:
             self._error(request, 404, "", "not a path of this hub")
 
-    def _lookup(self, request: http.server.BaseHTTPRequestHandler, repo_id: str, revision: str) -> tuple[Repository | None, str | None]:
+    def _lookup(
+        self, request: http.server.BaseHTTPRequestHandler, repo_id: str, revision: str
+    ) -> tuple[Repository | None, str | None]:
         repository = self.repositories.get(repo_id)
         if repository is None:
             self._error(request, 404, "RepoNotFound", f"Repository Not Found for url: {request.path}.")
             return None, None
         if repository.gated:
-            self._error(request, 401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access to it and be authenticated to access it.")
+            self._error(
+                request,
+                401,
+                "GatedRepo",
+                f"Access to model {repo_id} is restricted. You must have access to it and be authenticated to access it.",
+            )
             return None, None
         commit = repository.branches.get(revision, revision if revision == repository.commit else None)
         if commit is None:
@@ -148,7 +163,12 @@ class LocalHub:
 
     def _tree_entry(self, repository: Repository, path: Path) -> dict:
         data = path.read_bytes()
-        entry = {"type": "file", "oid": _git_blob_id(data), "size": len(data), "path": path.relative_to(repository.folder).as_posix()}
+        entry = {
+            "type": "file",
+            "oid": _git_blob_id(data),
+            "size": len(data),
+            "path": path.relative_to(repository.folder).as_posix(),
+        }
         if path.name.endswith(LFS_SUFFIXES):
             entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
         return entry
@@ -159,7 +179,9 @@ class LocalHub:
             headers["X-Error-Code"] = code
         self._send(request, status, json.dumps({"error": message}).encode(), headers, head=request.command == "HEAD")
 
-    def _send(self, request: http.server.BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
+    def _send(
+        self, request: http.server.BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str], head: bool
+    ) -> None:
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)
@@ -167,7 +189,12 @@ class LocalHub:
         request.end_headers()
         if head:
             return
-        if self.stall_after_bytes is not None and status == 200 and len(body) > self.stall_after_bytes and headers.get("Content-Type") == "application/octet-stream":
+        if (
+            self.stall_after_bytes is not None
+            and status == 200
+            and len(body) > self.stall_after_bytes
+            and headers.get("Content-Type") == "application/octet-stream"
+        ):
             request.wfile.write(body[: self.stall_after_bytes])
             request.wfile.flush()
             time.sleep(60)  # the client is killed meanwhile

@@ -60,7 +60,9 @@ class PygaggleMonoT5:
             with torch.no_grad():
                 encoder_outputs = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
                 decode_ids = torch.full((input_ids.size(0), 1), self.model.config.decoder_start_token_id, dtype=torch.long)
-                logits = self.model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=decode_ids, use_cache=True).logits[:, -1, :]
+                logits = self.model(
+                    encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=decode_ids, use_cache=True
+                ).logits[:, -1, :]
             batch_scores = torch.nn.functional.log_softmax(logits[:, [self.token_false_id, self.token_true_id]], dim=1)
             scores += batch_scores[:, 1].tolist()
         return scores

@@ -99,6 +99,8 @@ def test_embedded_sample_is_whole(shared_scifact: Path) -> None:
 
 
 def test_duplicate_judgement_with_conflicting_relevance(tmp_path: Path) -> None:
-    folder = write_beir(tmp_path / "dup", [{"_id": "d1", "text": "x"}], [{"_id": "q1", "text": "x"}], [("q1", "d1", 1), ("q1", "d1", 2)])
+    folder = write_beir(
+        tmp_path / "dup", [{"_id": "d1", "text": "x"}], [{"_id": "q1", "text": "x"}], [("q1", "d1", 1), ("q1", "d1", 2)]
+    )
     with pytest.raises(DataError, match="judged twice"):
         _prepare(folder)

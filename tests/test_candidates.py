@@ -57,7 +57,9 @@ def test_a_query_of_the_run_missing_from_the_queries_names_both_files(tmp_path: 
     shards = _queries(tmp_path, ["q1"])
     run = tmp_path / "run.trec"
     run.write_text("q1 Q0 a 1 1.0 t\nq9 Q0 a 1 1.0 t\n")
-    with pytest.raises(DataError, match=rf"{run}: query 'q9' \(1 in all\) is in the run but not in the queries file {tmp_path / 'queries.jsonl'}"):
+    with pytest.raises(
+        DataError, match=rf"{run}: query 'q9' \(1 in all\) is in the run but not in the queries file {tmp_path / 'queries.jsonl'}"
+    ):
         write_candidates(run, shards, tmp_path / "out", depth=10)
     assert not (tmp_path / "out").exists()
 

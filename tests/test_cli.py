@@ -11,7 +11,24 @@ from conftest import REPO
 
 def test_failed_stage_names_dataset_and_system(tmp_path: Path) -> None:
     missing = tmp_path / "queries.jsonl"
-    command = [sys.executable, str(REPO / "scripts" / "bm25_search.py"), "--index", str(tmp_path / "index"), "--queries", str(missing), "--output", str(tmp_path / "run.trec"), "--provenance", str(tmp_path / "p.json"), "--params", "{}", "--dataset", "nfcorpus", "--system", "bm25-flat"]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "bm25_search.py"),
+        "--index",
+        str(tmp_path / "index"),
+        "--queries",
+        str(missing),
+        "--output",
+        str(tmp_path / "run.trec"),
+        "--provenance",
+        str(tmp_path / "p.json"),
+        "--params",
+        "{}",
+        "--dataset",
+        "nfcorpus",
+        "--system",
+        "bm25-flat",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert f"bm25_search failed for dataset=nfcorpus system=bm25-flat: {missing}: file not found" in result.stderr
@@ -22,7 +39,22 @@ def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
     run, qrels = tmp_path / "run.trec", tmp_path / "qrels.tsv"
     run.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2\n")
     qrels.write_text("q1 0 d1 1\n")
-    command = [sys.executable, str(REPO / "scripts" / "evaluate_dataset.py"), "--systems", "s", "--runs", str(run), "--qrels", str(qrels), "--metrics", "ndcg@10", "--output", str(tmp_path / "m.json"), "--dataset", "d"]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "evaluate_dataset.py"),
+        "--systems",
+        "s",
+        "--runs",
+        str(run),
+        "--qrels",
+        str(qrels),
+        "--metrics",
+        "ndcg@10",
+        "--output",
+        str(tmp_path / "m.json"),
+        "--dataset",
+        "d",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert f"evaluate failed for dataset=d: {run}:2: expected 6 fields" in result.stderr
@@ -43,8 +75,28 @@ def test_a_rerank_job_whose_model_cannot_load_names_the_reranker_key_and_writes_
     empty_model.mkdir()
     (empty_model / "config.json").write_text("{}")
     params = json.dumps({"kind": "cross-encoder", "model": str(empty_model), "first_stage": "bm25-flat"})
-    command = [sys.executable, str(REPO / "scripts" / "rerank_shard.py"), "--candidates", str(candidates), "--documents", str(tmp_path / "documents.sqlite"), "--params", params, "--output", str(tmp_path / "0000.trec"), "--stats", str(tmp_path / "0000.json"), "--dataset", "scifact", "--system", "minilm-ce"]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "rerank_shard.py"),
+        "--candidates",
+        str(candidates),
+        "--documents",
+        str(tmp_path / "documents.sqlite"),
+        "--params",
+        params,
+        "--output",
+        str(tmp_path / "0000.trec"),
+        "--stats",
+        str(tmp_path / "0000.json"),
+        "--dataset",
+        "scifact",
+        "--system",
+        "minilm-ce",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 1
-    assert f"rerank_shard failed for dataset=scifact system=minilm-ce shard=0000: config key rerank.minilm-ce.model: model '{empty_model}' has no weights" in result.stderr
+    assert (
+        f"rerank_shard failed for dataset=scifact system=minilm-ce shard=0000: config key rerank.minilm-ce.model: model '{empty_model}' has no weights"
+        in result.stderr
+    )
     assert not (tmp_path / "0000.trec").exists() and not (tmp_path / "0000.json").exists()

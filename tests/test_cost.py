@@ -31,9 +31,16 @@ def test_accounting_wins_and_gpu_seconds_are_gpus_times_elapsed(tmp_path) -> Non
     assert read_costs(tmp_path / "cost.csv") == costs
 
 
-@pytest.mark.skipif(shutil.which("sacct") is None, reason="no sacct on this machine (the SLURM tests start a cluster that has one)")
+@pytest.mark.skipif(
+    shutil.which("sacct") is None, reason="no sacct on this machine (the SLURM tests start a cluster that has one)"
+)
 def test_sacct_usage_reads_elapsed_and_allocated_gpus() -> None:
-    probe = subprocess.run(["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", "JobIDRaw,ElapsedRaw,AllocTRES"], capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", "JobIDRaw,ElapsedRaw,AllocTRES"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0 or not probe.stdout.strip():
         pytest.skip(f"sacct answers nothing here: {probe.stderr.strip()[:200]}")
     job_id, elapsed, tres = probe.stdout.splitlines()[-1].split("|")

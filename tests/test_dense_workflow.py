@@ -65,7 +65,9 @@ def test_three_shards_are_encoded_searched_fused_and_ranked(dense: Workflow) -> 
 def test_the_merged_run_equals_one_search_over_the_whole_corpus(dense: Workflow) -> None:
     shards = _shards(dense)
     queries = read_embeddings(dense.path(f"{EMBEDDINGS}/queries.npy"), dense.path(f"{EMBEDDINGS}/queries.ids"))
-    whole = type(shards[0])([doc_id for shard in shards for doc_id in shard.ids], np.concatenate([shard.vectors for shard in shards]), Path("all.npy"))
+    whole = type(shards[0])(
+        [doc_id for shard in shards for doc_id in shard.ids], np.concatenate([shard.vectors for shard in shards]), Path("all.npy")
+    )
     expected = search(queries, [whole], whole.ids, 100)
     run = read_run(dense.path("results/scifact-sample/dense/minilm/run.trec"))
     assert {query_id: sorted(hits.items(), key=lambda hit: (-hit[1], hit[0])) for query_id, hits in run.items()} == expected
@@ -78,7 +80,9 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
     from tiny_models import minilm_folder
 
     documents = [document for _, document in iter_corpus(dense.path("results/scifact-sample/shards/corpus/0002.jsonl"))]
-    reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode([document_text(document) for document in documents], convert_to_numpy=True)
+    reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode(
+        [document_text(document) for document in documents], convert_to_numpy=True
+    )
     stored = _shards(dense)[2]
     assert stored.ids == [document.doc_id for document in documents]
     ours = np.asarray(stored.vectors, dtype=np.float32)
@@ -92,18 +96,35 @@ def test_an_encode_jobs_log_shows_its_progress_with_rate_and_eta(dense: Workflow
 
     log = dense.path(f"logs/encode_documents/scifact-sample/{KEY}/0000.log").read_text()
     assert "encoding documents of 0000.jsonl: 0/250 texts" in log
-    assert re.search(r"encoding documents of 0000\.jsonl: 250/250 texts \(100%\), [\d,.]+ texts/s, elapsed \d+s, ETA 0s", log), log[-2000:]
+    assert re.search(r"encoding documents of 0000\.jsonl: 250/250 texts \(100%\), [\d,.]+ texts/s, elapsed \d+s, ETA 0s", log), (
+        log[-2000:]
+    )
 
 
 def test_adding_a_dense_model_schedules_only_its_jobs(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm-bf16"] = {**MINILM, "precision": "bf16"}
-    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
+    assert dense.planned_with(config) == {
+        "encode_documents": 3,
+        "encode_queries": 1,
+        "dense_search": 1,
+        "evaluate": 1,
+        "cost": 1,
+        "leaderboard": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_a_second_system_on_the_same_encoder_computes_no_embeddings(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
-    config["dense"]["minilm-hnsw"] = {**MINILM, "index": "HNSW32", "hits": 10, "batch_size": 8, "resources": {"gpus": 0, "mem_mb": 8000}}
+    config["dense"]["minilm-hnsw"] = {
+        **MINILM,
+        "index": "HNSW32",
+        "hits": 10,
+        "batch_size": 8,
+        "resources": {"gpus": 0, "mem_mb": 8000},
+    }
     assert dense.planned_with(config) == {"dense_search": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
@@ -127,7 +148,17 @@ def test_renaming_disabling_or_inserting_a_system_before_the_encoders_first_enco
 def test_changing_the_pooling_recomputes_the_embeddings_and_what_follows(dense: Workflow) -> None:
     config = copy.deepcopy(dense.config)
     config["dense"]["minilm"]["pooling"] = "cls"
-    assert dense.planned_with(config) == {"encode_documents": 3, "encode_queries": 1, "dense_search": 1, "fuse": 1, "evaluate": 1, "cost": 1, "leaderboard": 1, "report": 1, "all": 1}
+    assert dense.planned_with(config) == {
+        "encode_documents": 3,
+        "encode_queries": 1,
+        "dense_search": 1,
+        "fuse": 1,
+        "evaluate": 1,
+        "cost": 1,
+        "leaderboard": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_batch_size_and_resources_rerun_nothing(dense: Workflow) -> None:
@@ -177,5 +208,10 @@ def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp
     assert not workflow.path(f"{EMBEDDINGS}/corpus/0000.npy").exists()
     workflow.run("--unlock")
     workflow.run("--rerun-incomplete")
-    for relative in (f"{EMBEDDINGS}/corpus/0000.npy", f"{EMBEDDINGS}/corpus/0000.ids", "results/scifact-sample/dense/minilm/run.trec", "results/leaderboard/leaderboard.csv"):
+    for relative in (
+        f"{EMBEDDINGS}/corpus/0000.npy",
+        f"{EMBEDDINGS}/corpus/0000.ids",
+        "results/scifact-sample/dense/minilm/run.trec",
+        "results/leaderboard/leaderboard.csv",
+    ):
         assert workflow.path(relative).read_bytes() == dense.path(relative).read_bytes(), relative

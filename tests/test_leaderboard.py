@@ -19,7 +19,11 @@ from beirflow.registry import CQADUPSTACK_FORUMS
 
 def _metrics_file(folder: Path, dataset: str, system: str, ndcg: float, queries: int = 10) -> Path:
     path = folder / f"{dataset}.{system}.json"
-    evaluation = {"run_sha256": f"sha-{dataset}-{system}", "judged_queries": queries, "metrics": {"ndcg@10": ndcg, "recall@100": ndcg / 2}}
+    evaluation = {
+        "run_sha256": f"sha-{dataset}-{system}",
+        "judged_queries": queries,
+        "metrics": {"ndcg@10": ndcg, "recall@100": ndcg / 2},
+    }
     path.write_text(json.dumps({"dataset": dataset, "metrics": ["ndcg@10", "recall@100"], "systems": {system: evaluation}}))
     return path
 
@@ -106,9 +110,23 @@ def rendered_table(html_path: Path) -> _TableReader:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("headless Chromium is not installed (make install-test installs Debian's chromium)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+    ]
     profile = html_path.parent / "chromium-profile"
-    result = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", html_path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "<table" in result.stdout, result.stderr[-2000:]
     reader = _TableReader()
     reader.feed(result.stdout)

@@ -12,8 +12,18 @@ from conftest import write_beir
 
 def test_forums_merge_into_one_corpus_query_set_and_qrels(tmp_path: Path) -> None:
     # Both forums number their posts from 1: the merge must keep them apart.
-    android = write_beir(tmp_path / "android", [{"_id": "1", "title": "Battery", "text": "drains"}, {"_id": "2", "title": "", "text": "wifi"}], [{"_id": "2", "text": "wifi drops"}], [("2", "1", 1)])
-    gis = write_beir(tmp_path / "gis", [{"_id": "1", "title": "QGIS", "text": "layers"}], [{"_id": "1", "text": "qgis layers"}], [("1", "1", 1)])
+    android = write_beir(
+        tmp_path / "android",
+        [{"_id": "1", "title": "Battery", "text": "drains"}, {"_id": "2", "title": "", "text": "wifi"}],
+        [{"_id": "2", "text": "wifi drops"}],
+        [("2", "1", 1)],
+    )
+    gis = write_beir(
+        tmp_path / "gis",
+        [{"_id": "1", "title": "QGIS", "text": "layers"}],
+        [{"_id": "1", "text": "qgis layers"}],
+        [("1", "1", 1)],
+    )
     output = BeirFiles(tmp_path / "merged", "test")
     counts = merge_forums([("android", BeirFiles(android, "test")), ("gis", BeirFiles(gis, "test"))], output)
     assert counts == {"documents": 3, "queries": 2, "judgements": 2}

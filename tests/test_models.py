@@ -41,7 +41,9 @@ class HubWorkflow(Workflow):
         environment.pop("HF_HUB_OFFLINE", None)
         result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment, check=False)
         if check and result.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+            )
         return result
 
 
@@ -50,7 +52,18 @@ def _config(hub: LocalHub, cache: Path, reranker: dict | None = None) -> dict:
     return sample_config(
         model_cache=str(cache),
         bm25={"bm25-flat": {"fields": "flat"}},
-        rerank={"ce": reranker or {"kind": "cross-encoder", "model": "org/tiny-ce", "revision": ce, "first_stage": "bm25-flat", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}}},
+        rerank={
+            "ce": reranker
+            or {
+                "kind": "cross-encoder",
+                "model": "org/tiny-ce",
+                "revision": ce,
+                "first_stage": "bm25-flat",
+                "depth": 10,
+                "precision": "fp32",
+                "resources": {"gpus": 0},
+            }
+        },
         dense={"d": {"model": "org/minilm", "revision": minilm, "precision": "fp32", "hits": 100, "resources": {"gpus": 0}}},
         fusion={},
         shards={"queries_per_shard": 5, "documents_per_shard": 120},
@@ -69,7 +82,11 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
     workflow.run("--until", "fetch_model")
     for repo_id in ("org/tiny-ce", "org/minilm"):
         files = len(hub.repositories[repo_id].files())
-        gets = {path: count for (method, path), count in hub.requests.items() if method == "GET" and path.startswith(f"/{repo_id}/resolve/")}
+        gets = {
+            path: count
+            for (method, path), count in hub.requests.items()
+            if method == "GET" and path.startswith(f"/{repo_id}/resolve/")
+        }
         assert len(gets) == files and set(gets.values()) == {1}, gets  # every file, once
     hub.stop()  # the 10 rerank shards and 5 encoding jobs never ask a hub
     workflow.run()
@@ -82,7 +99,10 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
     assert weights.sha256 == weights.hub_sha256 == file_digest(Path(record.folder) / "model.safetensors")
     provenance = json.loads(workflow.path("results/scifact-sample/rerank/ce/provenance.json").read_text())
     assert provenance["models"] == [record.to_dict()]  # the run cites the record: commit and every file's sha256
-    assert json.loads(workflow.path("results/scifact-sample/dense/d/provenance.json").read_text())["models"][0]["name"] == "org/minilm"
+    assert (
+        json.loads(workflow.path("results/scifact-sample/dense/d/provenance.json").read_text())["models"][0]["name"]
+        == "org/minilm"
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,8 +113,18 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
         ("org/gated", "main", "GatedRepoError"),
     ],
 )
-def test_a_model_that_cannot_be_fetched_fails_its_fetch_naming_it_and_no_gpu_job_runs(hub: LocalHub, tmp_path: Path, model: str, revision: str, error: str) -> None:
-    reranker = {"kind": "cross-encoder", "model": model, "revision": revision, "first_stage": "bm25-flat", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}}
+def test_a_model_that_cannot_be_fetched_fails_its_fetch_naming_it_and_no_gpu_job_runs(
+    hub: LocalHub, tmp_path: Path, model: str, revision: str, error: str
+) -> None:
+    reranker = {
+        "kind": "cross-encoder",
+        "model": model,
+        "revision": revision,
+        "first_stage": "bm25-flat",
+        "depth": 10,
+        "precision": "fp32",
+        "resources": {"gpus": 0},
+    }
     config = _config(hub, tmp_path / "cache", reranker)
     config["dense"] = {}
     workflow = _workflow(tmp_path / "work", config, hub)
@@ -109,7 +139,18 @@ def test_a_model_that_cannot_be_fetched_fails_its_fetch_naming_it_and_no_gpu_job
 def test_a_download_killed_mid_file_leaves_no_record_and_the_next_fetch_completes(hub: LocalHub, tmp_path: Path) -> None:
     commit = hub.repositories["org/tiny-ce"].commit
     record = tmp_path / "record.json"
-    command = [sys.executable, str(REPO / "scripts" / "fetch_model.py"), "--model", "org/tiny-ce", "--revision", commit, "--key", "rerank.ce.model", "--record", str(record)]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "fetch_model.py"),
+        "--model",
+        "org/tiny-ce",
+        "--revision",
+        commit,
+        "--key",
+        "rerank.ce.model",
+        "--record",
+        str(record),
+    ]
     environment = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "0"}
     hub.stall_after_bytes = 100_000  # the weights (4 MB) stop arriving after 100 kB
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -128,14 +169,27 @@ def test_a_download_killed_mid_file_leaves_no_record_and_the_next_fetch_complete
     subprocess.run(command, env=environment, check=True, capture_output=True)
     fetched = read_record(record)
     weights_entry = next(entry for entry in fetched.files if entry.path == "model.safetensors")
-    assert weights_entry.sha256 == weights_entry.hub_sha256 == file_digest(hub.repositories["org/tiny-ce"].folder / "model.safetensors")
+    assert (
+        weights_entry.sha256
+        == weights_entry.hub_sha256
+        == file_digest(hub.repositories["org/tiny-ce"].folder / "model.safetensors")
+    )
 
 
 def test_two_workflows_sharing_one_cache_fetch_once(hub: LocalHub, tmp_path: Path) -> None:
     workflows = [_workflow(tmp_path / f"work-{index}", _config(hub, tmp_path / "cache"), hub) for index in range(2)]
     environment = {**os.environ, "HF_ENDPOINT": hub.endpoint}
     environment.pop("HF_HUB_OFFLINE", None)
-    processes = [subprocess.Popen(workflow.command("--until", "fetch_model"), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for workflow in workflows]
+    processes = [
+        subprocess.Popen(
+            workflow.command("--until", "fetch_model"),
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for workflow in workflows
+    ]
     errors = [process.communicate()[1] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], [error[-2000:] for error in errors]
     gets = [count for (method, path), count in hub.requests.items() if method == "GET" and "/resolve/" in path]

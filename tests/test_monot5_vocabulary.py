@@ -16,7 +16,9 @@ from conftest import SAMPLE, Workflow
 from pygaggle_monot5 import PygaggleMonoT5
 from tiny_models import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 
-pytestmark = pytest.mark.skipif(not T5_VOCAB.is_file(), reason="../shared/models/t5-vocab/spiece.model is not beside the checkout")
+pytestmark = pytest.mark.skipif(
+    not T5_VOCAB.is_file(), reason="../shared/models/t5-vocab/spiece.model is not beside the checkout"
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,17 @@ def test_through_the_workflow_scores_equal_pygaggles_rescore_on_short_and_long_d
 
     config = sample_config(
         bm25={"bm25-flat": {"fields": "flat"}},
-        rerank={"monot5-t5-vocab": {"kind": "monot5", "model": str(monot5), "first_stage": "bm25-flat", "depth": 20, "truncation": "template", "precision": "fp32", "resources": {"gpus": 0}}},
+        rerank={
+            "monot5-t5-vocab": {
+                "kind": "monot5",
+                "model": str(monot5),
+                "first_stage": "bm25-flat",
+                "depth": 20,
+                "truncation": "template",
+                "precision": "fp32",
+                "resources": {"gpus": 0},
+            }
+        },
         dense={},
         fusion={},
     )

@@ -19,7 +19,12 @@ def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> 
     datasets = 1 + 13 + 12 + 1 + 4  # MS MARCO, 13 public BEIR sets, 12 forums, merged CQADupStack, 4 local
     assert jobs["prepare_dataset"] == datasets and jobs["evaluate"] == datasets
     assert jobs["download_beir"] == 15 and jobs["merge_cqadupstack"] == 1
-    assert {rule for rule in jobs if rule.startswith("local_dataset_")} == {"local_dataset_bioasq", "local_dataset_signal1m", "local_dataset_trec_news", "local_dataset_robust04"}
+    assert {rule for rule in jobs if rule.startswith("local_dataset_")} == {
+        "local_dataset_bioasq",
+        "local_dataset_signal1m",
+        "local_dataset_trec_news",
+        "local_dataset_robust04",
+    }
     assert jobs["bm25_search"] == 3 * datasets
     assert jobs["rerank_merge"] == 4 * datasets  # MiniLM-CE and monoT5 60M, 220M, 3B; the extensions are off
     assert jobs["dense_search"] == 10 * datasets  # MiniLM, 4 GTR, 4 SGPT, coCondenser
@@ -52,7 +57,9 @@ def test_a_missing_local_dataset_fails_with_how_to_prepare_it(tmp_path) -> None:
 
 
 def test_a_declared_count_that_is_wrong_stops_validation_naming_the_key(tmp_path) -> None:
-    config = sample_config(datasets={"mine": {"path": str(SAMPLE), "documents": 601, "queries": 50}}, rerank={}, dense={}, fusion={})
+    config = sample_config(
+        datasets={"mine": {"path": str(SAMPLE), "documents": 601, "queries": 50}}, rerank={}, dense={}, fusion={}
+    )
     workflow = Workflow(tmp_path / "declared", config)
     result = workflow.run("results/mine/data/report.json", check=False)
     assert result.returncode != 0
@@ -103,7 +110,13 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
 
     config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
     assert unpinned_models({family: config.get(family) or {} for family in ("rerank", "dense")}) == []
-    revisions = [entry.get(key) for family in ("rerank", "dense") for entry in config[family].values() for key in ("revision", "adapter_revision") if entry.get(key)]
+    revisions = [
+        entry.get(key)
+        for family in ("rerank", "dense")
+        for entry in config[family].values()
+        for key in ("revision", "adapter_revision")
+        if entry.get(key)
+    ]
     assert len(revisions) == 21 and all(len(revision) == 40 for revision in revisions), revisions
 
 
@@ -115,4 +128,3 @@ def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once
     jobs = _paper(tmp_path).variant(config).planned_jobs("--until", "fetch_model")
     # 5 rerankers (monoT5-large on) + Llama-2 and RankLLaMA's adapter + 14 dense models (E5 and BGE on)
     assert jobs == {"fetch_model": 5 + 2 + 14}
-

@@ -28,10 +28,18 @@ CONFIG = """rerank:
 
 
 def test_branches_become_commits_and_nothing_else_changes() -> None:
-    assert [(index, model, revision) for index, model, revision in unpinned(CONFIG)] == [(3, "cross-encoder/ms-marco-MiniLM-L-6-v2", "main"), (9, "castorini/rankllama-v1-7b-lora-passage", "v1")]
-    commits = {("cross-encoder/ms-marco-MiniLM-L-6-v2", "main"): "a" * 40, ("castorini/rankllama-v1-7b-lora-passage", "v1"): "b" * 40}
+    assert [(index, model, revision) for index, model, revision in unpinned(CONFIG)] == [
+        (3, "cross-encoder/ms-marco-MiniLM-L-6-v2", "main"),
+        (9, "castorini/rankllama-v1-7b-lora-passage", "v1"),
+    ]
+    commits = {
+        ("cross-encoder/ms-marco-MiniLM-L-6-v2", "main"): "a" * 40,
+        ("castorini/rankllama-v1-7b-lora-passage", "v1"): "b" * 40,
+    }
     pinned, changes = pin(CONFIG, lambda model, revision: commits[(model, revision)])
-    assert pinned == CONFIG.replace("revision: main   # to pin", f"revision: {'a' * 40}   # to pin").replace("adapter_revision: v1", f"adapter_revision: {'b' * 40}")
+    assert pinned == CONFIG.replace("revision: main   # to pin", f"revision: {'a' * 40}   # to pin").replace(
+        "adapter_revision: v1", f"adapter_revision: {'b' * 40}"
+    )
     assert len(changes) == 2 and unpinned(pinned) == []
     with pytest.raises(ValueError, match="not a commit"):
         pin(CONFIG, lambda model, revision: "main")
@@ -39,7 +47,13 @@ def test_branches_become_commits_and_nothing_else_changes() -> None:
 
 def _check(config: Path, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"} | environment
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "pin_revisions.py"), str(config), "--check"], capture_output=True, text=True, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "pin_revisions.py"), str(config), "--check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
 def test_check_finds_every_paper_revision_a_commit_and_says_when_the_hub_cannot_confirm_it() -> None:
@@ -55,7 +69,12 @@ def test_check_confirms_commits_the_hub_has_and_fails_on_one_it_lacks(tmp_path: 
     with LocalHub() as hub:
         commit = hub.add("org/tiny-ce", tiny_cross_encoder)
         config = tmp_path / "grid.yaml"
-        config.write_text(f"rerank:\n  a:\n    model: org/tiny-ce\n    revision: {commit}\n  b:\n    model: org/tiny-ce\n    revision: {'0' * 40}\n")
+        config.write_text(
+            f"rerank:\n  a:\n    model: org/tiny-ce\n    revision: {commit}\n  b:\n    model: org/tiny-ce\n    revision: {'0' * 40}\n"
+        )
         result = _check(config, HF_ENDPOINT=hub.endpoint)
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [f"{config}:4: org/tiny-ce at '{commit}': confirmed on the hub", f"{config}:7: org/tiny-ce at '{'0' * 40}': not found on the hub (RevisionNotFoundError)"]
+    assert result.stdout.splitlines() == [
+        f"{config}:4: org/tiny-ce at '{commit}': confirmed on the hub",
+        f"{config}:7: org/tiny-ce at '{'0' * 40}': not found on the hub (RevisionNotFoundError)",
+    ]

@@ -28,7 +28,9 @@ def test_catalogue_knows_every_public_beir_dataset_with_counts() -> None:
 
 
 def test_plan_resolves_beir_names_cqadupstack_and_local_folders(tmp_path: Path) -> None:
-    plans = plan_datasets({"scifact": None, "cqadupstack": {}, "covid": {"beir": "trec-covid"}, "mine": {"path": str(SAMPLE)}}, tmp_path)
+    plans = plan_datasets(
+        {"scifact": None, "cqadupstack": {}, "covid": {"beir": "trec-covid"}, "mine": {"path": str(SAMPLE)}}, tmp_path
+    )
     assert [name for name in plans if name.startswith("cqadupstack-")] == [f"cqadupstack-{forum}" for forum in CQADUPSTACK_FORUMS]
     assert plans["cqadupstack-gis"].folder == tmp_path / "cqadupstack" / "gis"
     assert plans["scifact"].folder == tmp_path / "scifact"
@@ -72,7 +74,9 @@ def test_local_counts_are_declared_or_counted_once_and_cached(tmp_path: Path, mo
     import beirflow.plan as plan
 
     monkeypatch.setattr(plan, "COUNT_CACHE", tmp_path / "counts.json")
-    declared = plan_datasets({"bioasq": {"path": str(tmp_path / "absent"), "documents": 14914602, "queries": 500}}, tmp_path)["bioasq"]
+    declared = plan_datasets({"bioasq": {"path": str(tmp_path / "absent"), "documents": 14914602, "queries": 500}}, tmp_path)[
+        "bioasq"
+    ]
     assert (declared.document_count(), declared.query_count(), declared.beir_name) == (14914602, 500, "bioasq")  # no file read
     counted = plan_datasets({"mine": {"path": str(SAMPLE)}}, tmp_path)["mine"]
     assert (counted.document_count(), counted.query_count()) == (600, 50)
@@ -101,10 +105,16 @@ def test_systems_limited_to_datasets_and_their_inputs(tmp_path: Path) -> None:
     datasets = plan_datasets({"scifact": None, "nfcorpus": None, "cqadupstack": None}, tmp_path)
     families = {
         "bm25": {"bm25": {}},
-        "rerank": {"big": {"first_stage": "bm25", "datasets": ["scifact", "cqadupstack"]}, "bigger": {"first_stage": "big", "datasets": ["scifact"]}},
+        "rerank": {
+            "big": {"first_stage": "bm25", "datasets": ["scifact", "cqadupstack"]},
+            "bigger": {"first_stage": "big", "datasets": ["scifact"]},
+        },
     }
     chosen = system_datasets(families, datasets)
-    assert chosen["bm25"] == list(datasets) and chosen["big"] == ["scifact", *[d for d in datasets if d.startswith("cqadupstack-")]]
+    assert chosen["bm25"] == list(datasets) and chosen["big"] == [
+        "scifact",
+        *[d for d in datasets if d.startswith("cqadupstack-")],
+    ]
     assert chosen["bigger"] == ["scifact"]
     families["rerank"]["bigger"]["datasets"] = ["nfcorpus"]
     with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'big' \(first_stage\) does not run on nfcorpus"):
@@ -134,4 +144,7 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
         if name in fields and "default" in spec and fields[name].default is not dataclasses.MISSING:
             assert spec["default"] == fields[name].default, name
     with pytest.raises(SettingsError, match=rf"^config key {family}\.x\.trunction: not a key of {settings} \(known: "):
-        cls.from_config({"model": "m", "trunction": "template", **({"kind": "monot5", "first_stage": "b"} if family == "rerank" else {})}, f"{family}.x")
+        cls.from_config(
+            {"model": "m", "trunction": "template", **({"kind": "monot5", "first_stage": "b"} if family == "rerank" else {})},
+            f"{family}.x",
+        )

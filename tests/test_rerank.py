@@ -40,7 +40,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
 def shard(store: DocumentStore) -> list[Candidates]:
     """Six real queries, 12 to 40 candidates each (fewer than any depth), one query without any."""
     ids = [json.loads(line)["_id"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
-    shard = [Candidates(str(q["_id"]), q["text"], ids[7 * i : 7 * i + 12 + 6 * i] + (["empty", "long"] if i == 1 else [])) for i, q in enumerate(QUERIES)]
+    shard = [
+        Candidates(str(q["_id"]), q["text"], ids[7 * i : 7 * i + 12 + 6 * i] + (["empty", "long"] if i == 1 else []))
+        for i, q in enumerate(QUERIES)
+    ]
     shard.append(Candidates("lonely", "a query whose first stage found nothing", []))
     return shard
 
@@ -49,7 +52,12 @@ def _texts(store: DocumentStore, shard: list[Candidates]) -> list[list[tuple[str
     out = []
     for candidates in shard:
         documents = store.fetch(candidates.doc_ids)
-        out.append([(candidates.query, f"{documents[d].title} {documents[d].text}" if documents[d].title else documents[d].text) for d in candidates.doc_ids])
+        out.append(
+            [
+                (candidates.query, f"{documents[d].title} {documents[d].text}" if documents[d].title else documents[d].text)
+                for d in candidates.doc_ids
+            ]
+        )
     return out
 
 
@@ -62,7 +70,9 @@ def _reference_monot5(folder: Path, pairs: list[tuple[str, str]]) -> list[float]
     true_id, false_id = tokenizer.get_vocab()["▁true"], tokenizer.get_vocab()["▁false"]
     scores = []
     for query, document in pairs:
-        encoded = tokenizer(MONOT5_TEMPLATE.format(query=query, document=document), max_length=512, truncation=True, return_tensors="pt")
+        encoded = tokenizer(
+            MONOT5_TEMPLATE.format(query=query, document=document), max_length=512, truncation=True, return_tensors="pt"
+        )
         with torch.no_grad():
             logits = model(**encoded, decoder_input_ids=torch.tensor([[model.config.decoder_start_token_id]])).logits[0, -1]
         scores.append(torch.log_softmax(logits[[false_id, true_id]], dim=0)[1].item())
@@ -78,18 +88,24 @@ def _reference_cross_encoder(folder: Path, pairs: list[tuple[str, str]]) -> list
     for query, document in pairs:
         # Lists of one: a lone empty second text would otherwise be taken for no pair at all.
         with torch.no_grad():
-            scores.append(model(**tokenizer([query], [document], max_length=512, truncation=True, return_tensors="pt")).logits[0, 0].item())
+            scores.append(
+                model(**tokenizer([query], [document], max_length=512, truncation=True, return_tensors="pt")).logits[0, 0].item()
+            )
     return scores
 
 
-def _rerank(settings: RerankSettings, store: DocumentStore, shard: list[Candidates], budget: TokenBudget | None = None) -> list[list[tuple[str, float]]]:
+def _rerank(
+    settings: RerankSettings, store: DocumentStore, shard: list[Candidates], budget: TokenBudget | None = None
+) -> list[list[tuple[str, float]]]:
     reranker = Reranker(settings, "rerank.test", "cpu")
     hits, stats = reranker.rerank(shard, store, budget or TokenBudget(2048, 16))
     assert stats.pairs == sum(len(c.doc_ids) for c in shard) and stats.queries == len(shard)
     return hits
 
 
-def _assert_same_scores_and_ranking(hits: list[list[tuple[str, float]]], shard: list[Candidates], reference: list[list[float]]) -> None:
+def _assert_same_scores_and_ranking(
+    hits: list[list[tuple[str, float]]], shard: list[Candidates], reference: list[list[float]]
+) -> None:
     for candidates, scored, expected in zip(shard, hits, reference, strict=False):
         assert [doc_id for doc_id, _ in scored] == candidates.doc_ids
         ours = np.array([score for _, score in scored])
@@ -98,7 +114,9 @@ def _assert_same_scores_and_ranking(hits: list[list[tuple[str, float]]], shard: 
 
 
 def test_monot5_equals_pygaggle_one_pair_at_a_time(tiny_monot5: Path, store: DocumentStore, shard: list[Candidates]) -> None:
-    settings = RerankSettings(kind="monot5", model=str(tiny_monot5), first_stage="bm25-flat", precision="fp32", truncation="template")
+    settings = RerankSettings(
+        kind="monot5", model=str(tiny_monot5), first_stage="bm25-flat", precision="fp32", truncation="template"
+    )
     hits = _rerank(settings, store, shard)
     reference = [_reference_monot5(tiny_monot5, pairs) for pairs in _texts(store, shard)]
     _assert_same_scores_and_ranking(hits, shard, reference)
@@ -115,11 +133,17 @@ def test_monot5_keeps_the_template_whole_by_default(tiny_monot5: Path, store: Do
     settings = RerankSettings(kind="monot5", model=str(tiny_monot5), first_stage="x", precision="fp32")
     scorer = MonoT5Scorer(resolve_model(str(tiny_monot5), None, "k"), settings, "k", "cpu")
     long_text = store.fetch(["long"])["long"]
-    short, long = scorer.tokenize([("protein folding", "Cells divide."), ("protein folding", f"{long_text.title} {long_text.text}")])
+    short, long = scorer.tokenize(
+        [("protein folding", "Cells divide."), ("protein folding", f"{long_text.title} {long_text.text}")]
+    )
     assert len(long.input_ids) == 512
     assert scorer.tokenizer.convert_ids_to_tokens(long.input_ids[-3:]) == ["▁Relevant", ":", "</s>"]
-    assert short.input_ids == scorer.tokenizer(MONOT5_TEMPLATE.format(query="protein folding", document="Cells divide.")).input_ids
-    template = MonoT5Scorer(resolve_model(str(tiny_monot5), None, "k"), RerankSettings(**{**settings.to_dict(), "truncation": "template"}), "k", "cpu")
+    assert (
+        short.input_ids == scorer.tokenizer(MONOT5_TEMPLATE.format(query="protein folding", document="Cells divide.")).input_ids
+    )
+    template = MonoT5Scorer(
+        resolve_model(str(tiny_monot5), None, "k"), RerankSettings(**{**settings.to_dict(), "truncation": "template"}), "k", "cpu"
+    )
     cut = template.tokenize([("protein folding", f"{long_text.title} {long_text.text}")])[0]
     assert len(cut.input_ids) == 512 and "▁Relevant" not in template.tokenizer.convert_ids_to_tokens(cut.input_ids)
 
@@ -136,7 +160,9 @@ def test_monot5_token_ids_come_from_the_tokenizer(tiny_monot5: Path) -> None:
     assert {scorer.true_id, scorer.false_id}.isdisjoint({1176, 6136})
 
 
-def test_cross_encoder_equals_the_plain_model_and_sentence_transformers(tiny_cross_encoder: Path, store: DocumentStore, shard: list[Candidates]) -> None:
+def test_cross_encoder_equals_the_plain_model_and_sentence_transformers(
+    tiny_cross_encoder: Path, store: DocumentStore, shard: list[Candidates]
+) -> None:
     from sentence_transformers import CrossEncoder
 
     settings = RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="bm25-flat", precision="fp32")
@@ -147,7 +173,9 @@ def test_cross_encoder_equals_the_plain_model_and_sentence_transformers(tiny_cro
     _assert_same_scores_and_ranking(hits, shard, [list(library.predict(pairs)) if pairs else [] for pairs in texts])
 
 
-def test_cross_encoder_with_two_classes_scores_the_positive_one(tmp_path: Path, store: DocumentStore, shard: list[Candidates]) -> None:
+def test_cross_encoder_with_two_classes_scores_the_positive_one(
+    tmp_path: Path, store: DocumentStore, shard: list[Candidates]
+) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tiny_models import build_tiny_cross_encoder
@@ -185,7 +213,9 @@ def test_bf16_ranks_like_fp32(minilm: Path, store: DocumentStore, shard: list[Ca
         assert np.allclose([s for _, s in ours], [s for _, s in reference], atol=5e-3)
 
 
-def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_path: Path, store: DocumentStore, shard: list[Candidates]) -> None:
+def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(
+    tmp_path: Path, store: DocumentStore, shard: list[Candidates]
+) -> None:
     """A Llama classifier with a LoRA adapter (RankLLaMA's layout), batched with padding, equals
     the unmerged PEFT model run one pair at a time as RankLLaMA's model card does."""
     from peft import PeftModel
@@ -194,7 +224,15 @@ def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_
     from tiny_models import build_tiny_rankllama
 
     base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
-    settings = RerankSettings(kind="cross-encoder", model=str(base), adapter=str(adapter), first_stage="x", precision="fp32", query_template="query: {query}", document_template="document: {document}")
+    settings = RerankSettings(
+        kind="cross-encoder",
+        model=str(base),
+        adapter=str(adapter),
+        first_stage="x",
+        precision="fp32",
+        query_template="query: {query}",
+        document_template="document: {document}",
+    )
     hits = _rerank(settings, store, shard)
     tokenizer = AutoTokenizer.from_pretrained(base)
     plain = AutoModelForSequenceClassification.from_pretrained(base).eval()
@@ -203,7 +241,9 @@ def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_
     def reference(model: object, pairs: list[tuple[str, str]]) -> list[float]:
         scores = []
         for query, document in pairs:
-            encoded = tokenizer([f"query: {query}"], [f"document: {document}"], max_length=512, truncation=True, return_tensors="pt")
+            encoded = tokenizer(
+                [f"query: {query}"], [f"document: {document}"], max_length=512, truncation=True, return_tensors="pt"
+            )
             with torch.no_grad():
                 scores.append(model(**encoded).logits[0, 0].item())  # type: ignore[operator]
         return scores
@@ -211,7 +251,9 @@ def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(tmp_
     texts = _texts(store, shard)
     _assert_same_scores_and_ranking(hits, shard, [reference(peft, pairs) for pairs in texts])
     without_adapter = [reference(plain, pairs) for pairs in texts]
-    assert not np.allclose([score for scored in hits for _, score in scored], [score for scores in without_adapter for score in scores], atol=1e-3)
+    assert not np.allclose(
+        [score for scored in hits for _, score in scored], [score for scores in without_adapter for score in scores], atol=1e-3
+    )
 
 
 def test_an_adapter_without_its_config_names_the_config_key(tmp_path: Path, tiny_cross_encoder: Path) -> None:
@@ -301,8 +343,15 @@ def test_a_model_folder_without_weights_names_the_config_key(tmp_path: Path, tin
 
 def test_an_unreachable_hub_model_names_the_config_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match=r"(?s)config key rerank.test.model: model 'castorini/monot5-base-msmarco-10k' cannot be found.*HF_HUB_OFFLINE"):
-        Reranker(RerankSettings(kind="monot5", model="castorini/monot5-base-msmarco-10k", revision="77f8e3b", first_stage="x"), "rerank.test", "cpu")
+    with pytest.raises(
+        ModelError,
+        match=r"(?s)config key rerank.test.model: model 'castorini/monot5-base-msmarco-10k' cannot be found.*HF_HUB_OFFLINE",
+    ):
+        Reranker(
+            RerankSettings(kind="monot5", model="castorini/monot5-base-msmarco-10k", revision="77f8e3b", first_stage="x"),
+            "rerank.test",
+            "cpu",
+        )
 
 
 def test_a_t5_without_true_and_false_tokens_is_not_a_monot5(minilm: Path) -> None:

@@ -26,8 +26,22 @@ def cascade_config(cross_encoder: Path, monot5: Path) -> dict:
         bm25={"bm25-flat": {"fields": "flat"}},
         shards={"queries_per_shard": 16},
         rerank={
-            "tiny-ce": {"kind": "cross-encoder", "model": str(cross_encoder), "first_stage": "bm25-flat", "depth": 30, "precision": "fp32", "resources": {"gpus": 0}},
-            "tiny-t5": {"kind": "monot5", "model": str(monot5), "first_stage": "tiny-ce", "depth": 10, "precision": "fp32", "resources": {"gpus": 0}},
+            "tiny-ce": {
+                "kind": "cross-encoder",
+                "model": str(cross_encoder),
+                "first_stage": "bm25-flat",
+                "depth": 30,
+                "precision": "fp32",
+                "resources": {"gpus": 0},
+            },
+            "tiny-t5": {
+                "kind": "monot5",
+                "model": str(monot5),
+                "first_stage": "tiny-ce",
+                "depth": 10,
+                "precision": "fp32",
+                "resources": {"gpus": 0},
+            },
         },
     )
 
@@ -56,13 +70,22 @@ def test_the_cascade_reranks_in_four_shards_and_heads_its_column(cascade: Workfl
 def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, tiny_cross_encoder: Path) -> None:
     """The 4 shard jobs' merged run against the same model over all 50 queries at once."""
     bm25 = read_run(cascade.path("results/scifact-sample/bm25/bm25-flat/run.trec"))
-    queries = {line.split('"_id": "')[1].split('"')[0]: line for line in cascade.path("results/scifact-sample/data/queries.jsonl").read_text().splitlines()}
+    queries = {
+        line.split('"_id": "')[1].split('"')[0]: line
+        for line in cascade.path("results/scifact-sample/data/queries.jsonl").read_text().splitlines()
+    }
     import json
 
     texts = {query_id: json.loads(line)["text"] for query_id, line in queries.items()}
     shard = [Candidates(q, texts[q], sorted(hits, key=lambda d: (-hits[d], d))[:30]) for q, hits in bm25.items()]
-    reranker = Reranker(RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="bm25-flat", depth=30, precision="fp32"), "rerank.tiny-ce", "cpu")
-    hits, _ = reranker.rerank(shard, DocumentStore(cascade.path("results/scifact-sample/data/documents.sqlite")), TokenBudget(1 << 20, 4096))
+    reranker = Reranker(
+        RerankSettings(kind="cross-encoder", model=str(tiny_cross_encoder), first_stage="bm25-flat", depth=30, precision="fp32"),
+        "rerank.tiny-ce",
+        "cpu",
+    )
+    hits, _ = reranker.rerank(
+        shard, DocumentStore(cascade.path("results/scifact-sample/data/documents.sqlite")), TokenBudget(1 << 20, 4096)
+    )
     merged = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
     for candidates, scored in zip(shard, hits, strict=False):
         ours = merged[candidates.query_id]
@@ -70,7 +93,9 @@ def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, t
         assert np.allclose([ours[doc_id] for doc_id, _ in scored], [score for _, score in scored], atol=1e-5)
 
 
-def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkilled_run(tmp_path: Path, cascade: Workflow, tiny_cross_encoder: Path, tiny_monot5: Path) -> None:
+def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkilled_run(
+    tmp_path: Path, cascade: Workflow, tiny_cross_encoder: Path, tiny_monot5: Path
+) -> None:
     workflow = Workflow(tmp_path / "killed", cascade_config(tiny_cross_encoder, tiny_monot5))
     workflow.run("results/scifact-sample/candidates/bm25-flat/top30")
     log = workflow.path("logs/rerank_shard/scifact-sample/tiny-ce/0000.log")
@@ -91,4 +116,7 @@ def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkill
     for system in ("tiny-ce", "tiny-t5"):
         relative = f"results/scifact-sample/rerank/{system}/run.trec"
         assert workflow.path(relative).read_bytes() == cascade.path(relative).read_bytes()
-    assert workflow.path("results/leaderboard/leaderboard.csv").read_text() == cascade.path("results/leaderboard/leaderboard.csv").read_text()
+    assert (
+        workflow.path("results/leaderboard/leaderboard.csv").read_text()
+        == cascade.path("results/leaderboard/leaderboard.csv").read_text()
+    )

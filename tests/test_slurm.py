@@ -36,13 +36,23 @@ class ClusterWorkflow(Workflow):
     """A workdir run with the SLURM profile, the test cluster's 'gpu' partition and short status waits."""
 
     def command(self, *args: str) -> list[str]:
-        return [*super().command(*args), "--profile", str(REPO / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
+        return [
+            *super().command(*args),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--latency-wait",
+            "5",
+        ]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", "BEIRFLOW_SLURM_PARTITION": "gpu"}
         result = subprocess.run(self.command(*args), capture_output=True, text=True, env=environment, cwd=self.root, check=False)
         if check and result.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
         return result
 
 
@@ -83,7 +93,10 @@ def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow)
     import json
 
     jobs = {row["JobIDRaw"]: row for row in _sacct("JobIDRaw", "JobID", "State", "AllocTRES")}
-    records = [on_cluster.path("results/scifact-sample/rerank/minilm-rerank/shards/0000.json"), *on_cluster.path("results/scifact-sample/embeddings").glob("*/**/*.json")]
+    records = [
+        on_cluster.path("results/scifact-sample/rerank/minilm-rerank/shards/0000.json"),
+        *on_cluster.path("results/scifact-sample/embeddings").glob("*/**/*.json"),
+    ]
     records.append(on_cluster.path("results/scifact-sample/dense/minilm/provenance.json"))
     for record in records:
         job_id = json.loads(record.read_text())["slurm_job_id"]
@@ -98,7 +111,12 @@ def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> N
     import sys
 
     submitted = {row["JobID"].split("_")[0] for row in _sacct("JobID", since=on_cluster.since)}  # type: ignore[attr-defined]
-    plan = subprocess.run([sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(on_cluster.config_path)], capture_output=True, text=True, check=True).stdout
+    plan = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "plan_grid.py"), "--configfile", str(on_cluster.config_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     predicted = int(next(line for line in plan.splitlines() if line.startswith("total")).split()[2])
     assert len(submitted) == predicted, plan
 
@@ -110,7 +128,9 @@ def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> Non
     import re
 
     total = sum(cost.gpu_seconds for cost in costs) / 3600
-    shown = re.search(r"all GPU jobs together: (\d+\.\d{3}) GPU-hours", on_cluster.path("results/leaderboard/leaderboard.md").read_text())
+    shown = re.search(
+        r"all GPU jobs together: (\d+\.\d{3}) GPU-hours", on_cluster.path("results/leaderboard/leaderboard.md").read_text()
+    )
     # Within the printed rounding: a total such as 63 s = 0.0175 h sits on the rounding boundary, and
     # a sum of per-job hours and hours of the summed seconds may round it either way.
     assert shown and abs(float(shown.group(1)) - total) <= 0.0005 + 1e-9, (shown, total)
@@ -127,7 +147,9 @@ def _running_job(rule: str, process: subprocess.Popen, timeout_s: float = 240, b
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the workflow ended before a {rule} job ran"
-        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True, check=False).stdout.splitlines()
+        running = subprocess.run(
+            ["squeue", "-h", "-t", "RUNNING", "-o", "%A %k"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
         for line in running:
             job_id, comment = ([*line.split(" ", 1), ""])[:2]
             if comment.startswith(f"rule_{rule}") and job_id not in besides:
@@ -147,11 +169,19 @@ def dense_reference(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return workflow
 
 
-def test_a_killed_encode_job_is_redone_and_the_leaderboard_equals_the_unfaulted_one(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+def test_a_killed_encode_job_is_redone_and_the_leaderboard_equals_the_unfaulted_one(
+    slurm: None, dense_reference: Workflow, tmp_path: Path
+) -> None:
     reference = dense_reference
     workflow = ClusterWorkflow(tmp_path / "faulted", _dense_only())
     workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
-    process = subprocess.Popen(workflow.command("--retries", "0"), cwd=workflow.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    process = subprocess.Popen(
+        workflow.command("--retries", "0"),
+        cwd=workflow.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"},
+    )
     try:
         job_id = _running_job("encode_documents", process)
         time.sleep(2)  # inside the job: loading the model or encoding
@@ -190,12 +220,21 @@ def test_a_job_out_of_memory_is_retried_with_more(slurm: None, dense_reference: 
     assert any("_" in job["JobID"] for job in killed), killed  # the 2 document shards first went out as one job array
 
 
-def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
+    slurm: None, dense_reference: Workflow, tmp_path: Path
+) -> None:
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     workflow = ClusterWorkflow(tmp_path / "down", _dense_only())
     workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
-    process = subprocess.Popen(workflow.command(DENSE_RUN), cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    process = subprocess.Popen(
+        workflow.command(DENSE_RUN),
+        cwd=workflow.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"},
+    )
     try:
         _running_job("encode_documents", process)
         time.sleep(2)
@@ -225,13 +264,22 @@ def _stop_job(job_id: str) -> None:
             subprocess.run(["kill", "-STOP", pid], capture_output=True, check=False)
 
 
-def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_and_retried(slurm: None, dense_reference: Workflow, tmp_path: Path) -> None:
+def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_and_retried(
+    slurm: None, dense_reference: Workflow, tmp_path: Path
+) -> None:
     """sacct says 'CANCELLED by 0' after scancel; the plugin alone (2.8.0) waited for such a job forever.
     A job stuck past its time limit (1 minute here) ends TIMEOUT, is seen as failed and retried."""
     workflow = ClusterWorkflow(tmp_path / "cancelled", _dense_only())
     workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
     command = workflow.command("--retries", "3", "--set-resources", "encode_queries:runtime=1")
-    process = subprocess.Popen(command, cwd=workflow.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"})
+    process = subprocess.Popen(
+        command,
+        cwd=workflow.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"},
+    )
     ended: list[str] = []
     try:
         # encode_queries, not an array task: 'scancel <id>' of a job array's first task id would cancel the array.

@@ -24,7 +24,9 @@ def test_snakefmt_is_clean() -> None:
     snakefmt = Path(sys.executable).with_name("snakefmt")
     if not snakefmt.exists():
         pytest.skip("snakefmt is not installed (pip install -e '.[test]')")
-    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow", "bench/dag"], cwd=REPO, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "workflow", "bench/dag"], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

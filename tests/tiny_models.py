@@ -23,7 +23,9 @@ def _unigram_tokenizer():  # type: ignore[no-untyped-def]
         record = json.loads(line)
         texts.append(f"{record['title']} {record['text']}")
     trainer = SentencePieceUnigramTokenizer()
-    trainer.train_from_iterator(texts, vocab_size=800, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False)
+    trainer.train_from_iterator(
+        texts, vocab_size=800, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
     state = json.loads(trainer._tokenizer.to_str())
     vocabulary = state["model"]["vocab"]
     for piece in ("▁true", "▁false", "▁Relevant", "▁Query", "▁Document"):
@@ -64,7 +66,16 @@ def build_tiny_cross_encoder(folder: Path, num_labels: int = 1, seed: int = 0) -
     words = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
     tokenizer = BertTokenizerFast(vocab={word: index for index, word in enumerate(words)}, do_lower_case=True)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=512, num_labels=num_labels, initializer_range=0.2)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=num_labels,
+        initializer_range=0.2,
+    )
     model = BertForSequenceClassification(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -81,7 +92,16 @@ def build_tiny_gtr(folder: Path, seed: int = 0) -> Path:
     staging = folder.parent / f"{folder.name}-t5"
     tokenizer = _unigram_tokenizer()
     torch.manual_seed(seed)
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     T5EncoderModel(config).save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     transformer = Transformer(str(staging), max_seq_length=64)
@@ -100,9 +120,20 @@ def build_tiny_sgpt(folder: Path, seed: int = 0) -> Path:
 
     staging = folder.parent / f"{folder.name}-gpt2"
     base = _unigram_tokenizer()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     GPT2Model(config).save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     transformer = Transformer(str(staging), max_seq_length=64)
@@ -120,9 +151,22 @@ def build_tiny_rankllama(folder: Path, seed: int = 0) -> tuple[Path, Path]:
 
     base, adapter = folder / "base", folder / "adapter"
     unigram = _unigram_tokenizer()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=unigram.backend_tokenizer, bos_token="</s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=unigram.backend_tokenizer, bos_token="</s>", eos_token="</s>", unk_token="<unk>"
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, num_labels=1, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        num_labels=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = LlamaForSequenceClassification(config)
     model.save_pretrained(base)
     tokenizer.save_pretrained(base)
@@ -142,10 +186,19 @@ def build_tiny_bert_encoder(folder: Path, pooling: str, seed: int = 0) -> Path:
     words = (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
     tokenizer = BertTokenizerFast(vocab={word: index for index, word in enumerate(words)}, do_lower_case=True)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    model = SentenceTransformer(modules=[Transformer(str(staging), max_seq_length=128), Pooling(32, pooling), Normalize()], device="cpu")
+    model = SentenceTransformer(
+        modules=[Transformer(str(staging), max_seq_length=128), Pooling(32, pooling), Normalize()], device="cpu"
+    )
     model.save(str(folder))
     return folder
 
@@ -163,7 +216,18 @@ def build_tiny_monot5_on_t5_vocabulary(folder: Path, seed: int = 0) -> Path:
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
-    config = T5Config(vocab_size=32128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    config = T5Config(
+        vocab_size=32128,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     model = T5ForConditionalGeneration(config)
     with torch.no_grad():  # larger logits than the init gives, so scores spread out
         model.lm_head.weight.mul_(4.0)

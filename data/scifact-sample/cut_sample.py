@@ -35,7 +35,9 @@ def main() -> None:
     sampled = judged | set(rng.sample(others, args.documents - len(judged)))
 
     (args.output / "qrels").mkdir(parents=True, exist_ok=True)
-    (args.output / "qrels" / "test.tsv").write_text("\n".join([header, *("\t".join(row) for row in kept_rows)]) + "\n", encoding="utf-8")
+    (args.output / "qrels" / "test.tsv").write_text(
+        "\n".join([header, *("\t".join(row) for row in kept_rows)]) + "\n", encoding="utf-8"
+    )
     with open(args.output / "corpus.jsonl", "w", encoding="utf-8") as out:
         out.writelines(line + "\n" for line, doc_id in zip(corpus_lines, corpus_ids, strict=False) if doc_id in sampled)
     with open(args.output / "queries.jsonl", "w", encoding="utf-8") as out:

@@ -91,15 +91,24 @@ def pad(features: Sequence[Features], pad_id: int, device: Any) -> dict[str, tor
     lengths = np.fromiter((len(feature.input_ids) for feature in features), dtype=np.int64, count=len(features))
     mask = np.arange(int(lengths.max())) < lengths[:, None]
     ids = np.full(mask.shape, pad_id, dtype=np.int64)
-    ids[mask] = np.fromiter((token for feature in features for token in feature.input_ids), dtype=np.int64, count=int(lengths.sum()))
+    ids[mask] = np.fromiter(
+        (token for feature in features for token in feature.input_ids), dtype=np.int64, count=int(lengths.sum())
+    )
     arrays = {"input_ids": ids, "attention_mask": mask.astype(np.int64)}
     if features[0].token_type_ids is not None:
         types = np.zeros(mask.shape, dtype=np.int64)
-        types[mask] = np.fromiter((segment for feature in features for segment in feature.token_type_ids or [0] * len(feature.input_ids)), dtype=np.int64, count=int(lengths.sum()))
+        types[mask] = np.fromiter(
+            (segment for feature in features for segment in feature.token_type_ids or [0] * len(feature.input_ids)),
+            dtype=np.int64,
+            count=int(lengths.sum()),
+        )
         arrays["token_type_ids"] = types
     on_gpu = str(device).startswith("cuda")
     tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
-    return {name: (tensor.pin_memory().to(device, non_blocking=True) if on_gpu else tensor.to(device)) for name, tensor in tensors.items()}
+    return {
+        name: (tensor.pin_memory().to(device, non_blocking=True) if on_gpu else tensor.to(device))
+        for name, tensor in tensors.items()
+    }
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -108,7 +117,9 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
-def run_chunk(features: Sequence[Features], forward: Callable[[dict[str, Any]], torch.Tensor], pad_id: int, device: Any, budget: TokenBudget) -> np.ndarray:
+def run_chunk(
+    features: Sequence[Features], forward: Callable[[dict[str, Any]], torch.Tensor], pad_id: int, device: Any, budget: TokenBudget
+) -> np.ndarray:
     """``forward`` over every input in length-sorted batches; rows come back in input order.
 
     Outputs stay on the device until the chunk is done: copying each batch back would make the
@@ -131,7 +142,12 @@ def run_chunk(features: Sequence[Features], forward: Callable[[dict[str, Any]], 
                 raise
             torch.cuda.empty_cache()
             budget.halve()
-            log.warning("out of memory on a batch of %d inputs of up to %d tokens; retrying with %d tokens per batch", len(batch), lengths[batch[0]], budget.tokens)
+            log.warning(
+                "out of memory on a batch of %d inputs of up to %d tokens; retrying with %d tokens per batch",
+                len(batch),
+                lengths[batch[0]],
+                budget.tokens,
+            )
             remaining = batch + [index for later in pending for index in later]
             smaller = budget.batches([lengths[index] for index in remaining])
             pending = [[remaining[position] for position in part] for part in smaller]
@@ -144,7 +160,14 @@ def run_chunk(features: Sequence[Features], forward: Callable[[dict[str, Any]], 
     return results
 
 
-def pipelined(chunks: Iterable[T], prepare: Callable[[T], Sequence[Features]], forward: Callable[[dict[str, Any]], torch.Tensor], pad_id: int, device: Any, budget: TokenBudget) -> Iterator[np.ndarray]:
+def pipelined(
+    chunks: Iterable[T],
+    prepare: Callable[[T], Sequence[Features]],
+    forward: Callable[[dict[str, Any]], torch.Tensor],
+    pad_id: int,
+    device: Any,
+    budget: TokenBudget,
+) -> Iterator[np.ndarray]:
     """For each chunk, the model's output per input; ``prepare`` (fetch and tokenize) runs one chunk ahead in a thread."""
     iterator = iter(chunks)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:

@@ -81,7 +81,15 @@ def build_index(corpus: Path, index_dir: Path, fields: str, threads: int = 1, me
         ]  # fmt: skip
         if fields == "multifield":
             args += ["-fields", "title"]
-        log.info("indexing %s (%s) into %s with %d threads, heap %s MB, buffer %d MB", corpus, fields, index_dir, threads, heap_mb or "default", buffer_mb)
+        log.info(
+            "indexing %s (%s) into %s with %d threads, heap %s MB, buffer %d MB",
+            corpus,
+            fields,
+            index_dir,
+            threads,
+            heap_mb or "default",
+            buffer_mb,
+        )
         autoclass("io.anserini.index.IndexCollection").main(args)
 
 
@@ -134,7 +142,9 @@ def search(
     progress = Progress("searching", len(query_ids), "queries")
     for start in range(0, len(query_ids), batch_size):
         batch = query_ids[start : start + batch_size]
-        results = searcher.batch_search([params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields=fields)
+        results = searcher.batch_search(
+            [params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields=fields
+        )
         for query_id in batch:
             hits = [(hit.docid.strip(), float(hit.score)) for hit in results.get(query_id, [])]
             if params.remove_query:

@@ -49,12 +49,23 @@ def write_candidates(run_path: Path, query_shards: Path, output_dir: Path, depth
                 doc_ids = top_hits(run.get(query_id, {}), depth)
                 pairs += len(doc_ids)
                 without_hits += not doc_ids
-                lines.append(json.dumps({"query_id": query_id, "query": record["text"], "doc_ids": doc_ids}, ensure_ascii=False) + "\n")
+                lines.append(
+                    json.dumps({"query_id": query_id, "query": record["text"], "doc_ids": doc_ids}, ensure_ascii=False) + "\n"
+                )
             (temporary / f"{shard}.jsonl").write_text("".join(lines), encoding="utf-8")
         unknown = [query_id for query_id in run if query_id not in seen]
         if unknown:
-            raise DataError(run_path, f"query '{unknown[0]}' ({len(unknown)} in all) is in the run but not in the queries file {manifest['source']}")
-        counts = {"shards": len(shards), "queries": len(seen), "pairs": pairs, "queries_without_hits": without_hits, "depth": depth}
+            raise DataError(
+                run_path,
+                f"query '{unknown[0]}' ({len(unknown)} in all) is in the run but not in the queries file {manifest['source']}",
+            )
+        counts = {
+            "shards": len(shards),
+            "queries": len(seen),
+            "pairs": pairs,
+            "queries_without_hits": without_hits,
+            "depth": depth,
+        }
         (temporary / MANIFEST).write_text(json.dumps({"run": str(run_path), **counts}, indent=2) + "\n", encoding="utf-8")
     return counts
 
@@ -65,7 +76,12 @@ def read_candidates(path: Path) -> list[Candidates]:
     try:
         for number, record in iter_jsonl(path):
             query_id, query, doc_ids = record.get("query_id"), record.get("query"), record.get("doc_ids")
-            if not isinstance(query_id, str) or not isinstance(query, str) or not isinstance(doc_ids, list) or not all(isinstance(doc_id, str) for doc_id in doc_ids):
+            if (
+                not isinstance(query_id, str)
+                or not isinstance(query, str)
+                or not isinstance(doc_ids, list)
+                or not all(isinstance(doc_id, str) for doc_id in doc_ids)
+            ):
                 raise DataError(path, "expected {query_id: str, query: str, doc_ids: [str]}", number)
             shard.append(Candidates(query_id, query, doc_ids))
     except DataError as error:

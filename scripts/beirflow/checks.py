@@ -24,7 +24,10 @@ def validated_document_count(report: Path) -> int:
     try:
         return int(json.loads(report.read_text(encoding="utf-8"))["documents"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(report, f"no document count in the validation report ({type(error).__name__}: {error}); rerun prepare_dataset (snakemake -R prepare_dataset)") from None
+        raise DataError(
+            report,
+            f"no document count in the validation report ({type(error).__name__}: {error}); rerun prepare_dataset (snakemake -R prepare_dataset)",
+        ) from None
 
 
 def check_run_file(path: Path) -> None:
@@ -67,6 +70,12 @@ def check_lucene_index(path: Path, expected: int) -> None:
     try:
         indexed = index_document_count(path)
     except Exception as error:  # pyjnius raises JavaException for Lucene's IndexNotFoundException and I/O errors
-        raise DataError(path, f"the Lucene index cannot be opened ({type(error).__name__}: {error}); Anserini's log above says why (a full disk?)") from None
+        raise DataError(
+            path,
+            f"the Lucene index cannot be opened ({type(error).__name__}: {error}); Anserini's log above says why (a full disk?)",
+        ) from None
     if indexed != expected:
-        raise DataError(path, f"the Lucene index holds {indexed:,} documents, the corpus {expected:,} indexable ones; Anserini's log above says why")
+        raise DataError(
+            path,
+            f"the Lucene index holds {indexed:,} documents, the corpus {expected:,} indexable ones; Anserini's log above says why",
+        )

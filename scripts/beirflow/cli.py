@@ -14,7 +14,9 @@ log = logging.getLogger("beirflow")
 
 def setup_logging() -> None:
     """Log to stderr, which the rules send to ``logs/<rule>/...``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
     for variable in ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES"):
         if variable in os.environ:
             log.info("%s=%s", variable, os.environ[variable])

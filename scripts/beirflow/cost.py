@@ -52,7 +52,13 @@ def sacct_usage(job_ids: Iterable[str]) -> dict[str, tuple[float, int]]:
     if not ids:
         return {}
     try:
-        result = subprocess.run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), "-o", "JobIDRaw,ElapsedRaw,AllocTRES"], capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            ["sacct", "-X", "-P", "-n", "-j", ",".join(ids), "-o", "JobIDRaw,ElapsedRaw,AllocTRES"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return {}
     usage = {}
@@ -78,7 +84,19 @@ def job_costs(records: Sequence[JobRecord], usage: dict[str, tuple[float, int]])
         else:  # run before benchmark files were kept, and not under SLURM
             elapsed, gpus, source = 0.0, record.gpus_on_device, "unknown"
         for system in record.systems:
-            costs.append(JobCost(record.dataset, system, record.rule, record.job, record.slurm_job_id or "", elapsed, gpus, elapsed * gpus, source))
+            costs.append(
+                JobCost(
+                    record.dataset,
+                    system,
+                    record.rule,
+                    record.job,
+                    record.slurm_job_id or "",
+                    elapsed,
+                    gpus,
+                    elapsed * gpus,
+                    source,
+                )
+            )
     return costs
 
 
@@ -99,7 +117,10 @@ def read_costs(path: Path) -> list[JobCost]:
     types = {field.name: field.type for field in fields(JobCost)}
     converted = []
     for row in rows:
-        values = {name: (float(row[name]) if types[name] == "float" else int(row[name]) if types[name] == "int" else row[name]) for name in types}
+        values = {
+            name: (float(row[name]) if types[name] == "float" else int(row[name]) if types[name] == "int" else row[name])
+            for name in types
+        }
         converted.append(JobCost(**values))  # type: ignore[arg-type]
     return converted
 

@@ -105,7 +105,10 @@ def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path
     rows, dimension = len(ids), int(vectors.shape[1]) if vectors.ndim == 2 else -1
     with atomic_write(ids_path, check=lambda written: _check_id_count(written, rows)) as handle:
         handle.writelines(f"{doc_id}\n" for doc_id in ids)
-    with atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary, open(temporary, "wb") as handle:
+    with (
+        atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary,
+        open(temporary, "wb") as handle,
+    ):
         np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
 
 
@@ -139,11 +142,18 @@ def read_embeddings(vectors_path: Path, ids_path: Path) -> Embeddings:
     try:
         vectors = np.load(vectors_path, mmap_mode="r")
     except (ValueError, EOFError, OSError) as error:  # truncated: ValueError; empty: EOFError
-        raise DataError(vectors_path, f"not a complete NumPy array file ({type(error).__name__}: {error}); {rebuild_hint(vectors_path)}") from None
+        raise DataError(
+            vectors_path, f"not a complete NumPy array file ({type(error).__name__}: {error}); {rebuild_hint(vectors_path)}"
+        ) from None
     if vectors.ndim != 2 or vectors.dtype != np.float16:
-        raise DataError(vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}; {rebuild_hint(vectors_path)}")
+        raise DataError(
+            vectors_path, f"expected a 2-D float16 array, found {vectors.ndim}-D {vectors.dtype}; {rebuild_hint(vectors_path)}"
+        )
     if vectors.shape[0] != len(ids):
-        raise DataError(vectors_path, f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched; {rebuild_hint(vectors_path)}")
+        raise DataError(
+            vectors_path,
+            f"holds {vectors.shape[0]} embeddings but {ids_path} holds {len(ids)} ids; the shard is incomplete or mismatched; {rebuild_hint(vectors_path)}",
+        )
     return Embeddings(ids, vectors, vectors_path)
 
 
@@ -195,7 +205,9 @@ def build_index(spec: str, vectors: np.ndarray, use_gpu: bool, key: str) -> Any:
     try:
         index = faiss.IndexFlatIP(dimension) if spec == FLAT else faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
-        raise ModelError(f"config key {key}: '{spec}' is not a FAISS index_factory string: {str(error).strip().splitlines()[-1]}") from None
+        raise ModelError(
+            f"config key {key}: '{spec}' is not a FAISS index_factory string: {str(error).strip().splitlines()[-1]}"
+        ) from None
     if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
@@ -227,7 +239,9 @@ def gpu_available() -> bool:
         return False
 
 
-def search_shard(queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, ranks: np.ndarray, spec: str, use_gpu: bool, key: str) -> TopHits:
+def search_shard(
+    queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, ranks: np.ndarray, spec: str, use_gpu: bool, key: str
+) -> TopHits:
     """The shard's top ``k`` per query, positions offset into the corpus, ties complete at the boundary."""
     count = len(vectors)
     if count == 0:
@@ -276,7 +290,11 @@ def search(
         raise ValueError(f"the shards hold {offset} embeddings but the corpus has {len(corpus_ids)} ids")
     run: dict[str, list[tuple[str, float]]] = {}
     for row, query_id in enumerate(queries.ids):
-        hits = [(corpus_ids[position], float(score)) for position, score in zip(best.positions[row], best.scores[row], strict=False) if position != NO_HIT]
+        hits = [
+            (corpus_ids[position], float(score))
+            for position, score in zip(best.positions[row], best.scores[row], strict=False)
+            if position != NO_HIT
+        ]
         if remove_query:
             hits = [hit for hit in hits if hit[0] != query_id]
         run[query_id] = hits[:k]

@@ -76,7 +76,9 @@ class DocumentStore:
         found: dict[str, Document] = {}
         for start in range(0, len(wanted), _LOOKUP):
             part = wanted[start : start + _LOOKUP]
-            rows = self._connection.execute(f"SELECT id, title, text FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+            rows = self._connection.execute(
+                f"SELECT id, title, text FROM documents WHERE id IN ({','.join('?' * len(part))})", part
+            )
             for doc_id, title, text in rows:
                 found[doc_id] = Document(doc_id, title, text)
         missing = [doc_id for doc_id in wanted if doc_id not in found]

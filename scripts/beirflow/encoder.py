@@ -79,7 +79,9 @@ def _dense_layer(folder: Path, key: str) -> DenseLayer:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
     if activation not in _DENSE_ACTIVATIONS or config.get("use_residual"):
-        raise ModelError(f"config key {key}: {folder / 'config.json'} asks for a Dense module beirflow does not run (activation {activation})")
+        raise ModelError(
+            f"config key {key}: {folder / 'config.json'} asks for a Dense module beirflow does not run (activation {activation})"
+        )
     return DenseLayer(folder, activation)
 
 
@@ -91,7 +93,9 @@ def folder_defaults(folder: Path, key: str) -> FolderDefaults:
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
     unknown = [module["type"] for module in modules if _module_class(module) not in _ST_MODULES]
     if unknown:
-        raise ModelError(f"config key {key}: {folder} uses sentence-transformers modules beirflow does not run: {', '.join(unknown)}")
+        raise ModelError(
+            f"config key {key}: {folder} uses sentence-transformers modules beirflow does not run: {', '.join(unknown)}"
+        )
     pooling = None
     for module in modules:
         if _module_class(module) == "Pooling":
@@ -111,7 +115,9 @@ def _pooling_mode(config_file: Path, key: str) -> str:
         modes = [flag for flag, value in config.items() if flag.startswith("pooling_mode_") and value]
         known = [_ST_POOLING_KEYS.get(flag) for flag in modes]
     if len(known) != 1 or known[0] is None:
-        raise ModelError(f"config key {key}: {config_file} asks for a pooling beirflow does not run ({', '.join(modes) or 'none'}; it runs {', '.join(POOLINGS)})")
+        raise ModelError(
+            f"config key {key}: {config_file} asks for a pooling beirflow does not run ({', '.join(modes) or 'none'}; it runs {', '.join(POOLINGS)})"
+        )
     return known[0]
 
 
@@ -138,7 +144,9 @@ def load_dense(layer: DenseLayer, device: str) -> Any:
         state = torch.load(layer.folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
     weight = state["linear.weight"]
     linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="linear.bias" in state)
-    linear.load_state_dict({name.removeprefix("linear."): value.float() for name, value in state.items() if name.startswith("linear.")})
+    linear.load_state_dict(
+        {name.removeprefix("linear."): value.float() for name, value in state.items() if name.startswith("linear.")}
+    )
     activation = torch.nn.Tanh() if layer.activation.endswith("Tanh") else torch.nn.Identity()
     return torch.nn.Sequential(linear, activation).to(device).eval()
 
@@ -168,7 +176,9 @@ class TextEncoder:
         defaults = folder_defaults(resolved.folder, f"{key}.model")
         pooling = settings.pooling or defaults.pooling
         if pooling is None:
-            raise ModelError(f"config key {key}.pooling: model '{resolved.name}' has no sentence-transformers pooling config; set 'pooling' ({', '.join(POOLINGS)})")
+            raise ModelError(
+                f"config key {key}.pooling: model '{resolved.name}' has no sentence-transformers pooling config; set 'pooling' ({', '.join(POOLINGS)})"
+            )
         if pooling not in POOLINGS:
             raise ModelError(f"config key {key}.pooling: unknown pooling '{pooling}' ({', '.join(POOLINGS)})")
         self.pooling = pooling
@@ -194,7 +204,9 @@ class TextEncoder:
         return int(ids[0])  # SGPT's code takes the first id, as here
 
     def tokenize(self, texts: Sequence[str]) -> list[Features]:
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False, return_token_type_ids=False)
+        encoded = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False, return_token_type_ids=False
+        )
         if self.brackets is None:
             return [Features(ids) for ids in encoded["input_ids"]]
         opening, closing = self.brackets
@@ -209,9 +221,18 @@ class TextEncoder:
             vectors = layer(vectors)
         return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
 
-    def encode_chunks(self, chunks: Iterable[Chunk], budget: TokenBudget, texts_of: Callable[[Chunk], Sequence[str]]) -> Iterator[np.ndarray]:
+    def encode_chunks(
+        self, chunks: Iterable[Chunk], budget: TokenBudget, texts_of: Callable[[Chunk], Sequence[str]]
+    ) -> Iterator[np.ndarray]:
         """Vectors (float32) for each chunk, in order; ``texts_of`` (e.g. a fetch by id) runs in the tokenizing thread."""
-        return pipelined(chunks, lambda chunk: self.tokenize(texts_of(chunk)), self.forward, int(self.tokenizer.pad_token_id), self.device, budget)
+        return pipelined(
+            chunks,
+            lambda chunk: self.tokenize(texts_of(chunk)),
+            self.forward,
+            int(self.tokenizer.pad_token_id),
+            self.device,
+            budget,
+        )
 
     def encode(self, texts: Sequence[str], budget: TokenBudget, chunk_size: int = 4096, what: str = "texts") -> np.ndarray:
         chunks = (texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size))

@@ -27,4 +27,3 @@ def rebuild_hint(output: str | Path) -> str:
 
 class ChecksumError(BeirflowError):
     """A download whose checksum does not match the known one."""
-

@@ -21,6 +21,7 @@ from beirflow.records import FileRecord, ModelRecord, read_record
 
 log = logging.getLogger(__name__)
 
+
 def use_records(paths: Iterable[Path]) -> None:
     """Load models from the folders these records name (a GPU job's models), never from a hub."""
     for path in paths:
@@ -44,7 +45,11 @@ def _hub_lfs_sha256(name: str, commit: str) -> dict[str, str]:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
-    return {entry.path: entry.lfs.sha256 for entry in HfApi().list_repo_tree(name, revision=commit, recursive=True) if isinstance(entry, RepoFile) and entry.lfs is not None}
+    return {
+        entry.path: entry.lfs.sha256
+        for entry in HfApi().list_repo_tree(name, revision=commit, recursive=True)
+        if isinstance(entry, RepoFile) and entry.lfs is not None
+    }
 
 
 def fetch_model(name: str, revision: str | None, key: str, marker: str = "config.json") -> ModelRecord:
@@ -60,13 +65,17 @@ def fetch_model(name: str, revision: str | None, key: str, marker: str = "config
         commit = folder.name  # snapshots/<commit>
         hub_sha256 = _hub_lfs_sha256(name, commit)
     except Exception as error:  # RepositoryNotFound, RevisionNotFound, GatedRepo (401), network: all "cannot be fetched"
-        raise ModelError(f"config key {key}: model '{name}' at revision {revision} cannot be fetched: {type(error).__name__}: {_first_line(error)}") from None
+        raise ModelError(
+            f"config key {key}: model '{name}' at revision {revision} cannot be fetched: {type(error).__name__}: {_first_line(error)}"
+        ) from None
     if not (folder / marker).is_file():
         raise ModelError(f"config key {key}: model '{name}' at revision {revision} has no {marker}")
     files = describe_files(folder, hub_sha256)
     corrupt = [entry.path for entry in files if entry.hub_sha256 is not None and entry.hub_sha256 != entry.sha256]
     if corrupt:
-        raise ModelError(f"config key {key}: model '{name}' at {commit}: {', '.join(corrupt)} differ from the hub's sha256; delete them from the cache ({folder}) and fetch again")
+        raise ModelError(
+            f"config key {key}: model '{name}' at {commit}: {', '.join(corrupt)} differ from the hub's sha256; delete them from the cache ({folder}) and fetch again"
+        )
     return ModelRecord(name, revision, commit, "hub", str(folder), files)
 
 
@@ -86,7 +95,9 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
     endpoint = urlsplit(constants.ENDPOINT)
     try:
-        with socket.create_connection((endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)), timeout=timeout_s):
+        with socket.create_connection(
+            (endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)), timeout=timeout_s
+        ):
             return True
     except OSError:
         return False
@@ -104,7 +115,9 @@ def hub_sizes(models: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str |
     api = HfApi()
     for name, revision in models:
         try:
-            sizes[(name, revision)] = sum(entry.size for entry in api.list_repo_tree(name, revision=revision, recursive=True) if isinstance(entry, RepoFile))
+            sizes[(name, revision)] = sum(
+                entry.size for entry in api.list_repo_tree(name, revision=revision, recursive=True) if isinstance(entry, RepoFile)
+            )
         except Exception:  # unreachable, unknown, gated: not known, never guessed
             sizes[(name, revision)] = None
     return sizes

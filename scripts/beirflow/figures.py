@@ -65,7 +65,14 @@ def _series_lines(axis: Any, report: Report, value: Callable[[SystemInfo], float
     for index, (key, points) in enumerate(sorted(groups.items())):
         points.sort()
         style = "-" if kinds[key] == "rerank" else "--"
-        axis.plot([p[0] for p in points], [p[1] for p in points], style, marker="o" if kinds[key] == "rerank" else "s", label=f"{key} ({'reranker' if kinds[key] == 'rerank' else kinds[key]})", color=f"C{index % 10}")
+        axis.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            style,
+            marker="o" if kinds[key] == "rerank" else "s",
+            label=f"{key} ({'reranker' if kinds[key] == 'rerank' else kinds[key]})",
+            color=f"C{index % 10}",
+        )
         drawn = True
     baseline = next((system for system in report.systems if system.name == report.settings.baseline), None)
     if baseline is not None:
@@ -89,8 +96,12 @@ def size_plot(report: Report) -> bytes:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
     names = ", ".join(row.name for row in report.beir) or "none"
-    axis.set_title(f"BEIR average {display_name(report.settings.primary)} against size ({len(report.beir)} of 18 BEIR datasets)", fontsize=10)
-    if _series_lines(axis, report, lambda system: _average(report, system), f"BEIR average {display_name(report.settings.primary)}"):
+    axis.set_title(
+        f"BEIR average {display_name(report.settings.primary)} against size ({len(report.beir)} of 18 BEIR datasets)", fontsize=10
+    )
+    if _series_lines(
+        axis, report, lambda system: _average(report, system), f"BEIR average {display_name(report.settings.primary)}"
+    ):
         axis.legend(fontsize=8, loc="best")
         figure.text(0.01, -0.02, f"Averaged: {names}", fontsize=7, color="#555", wrap=True)
     else:
@@ -131,7 +142,12 @@ def in_domain_plot(report: Report) -> bytes:
     in_label = f"{settings.in_domain} {display_name(settings.in_domain_metric)}"
     left.set_title(f"In-domain: {in_label}", fontsize=10)
     right.set_title(f"Zero-shot: BEIR average {display_name(settings.primary)}", fontsize=10)
-    if not _series_lines(left, report, lambda system: report.results.means.get((settings.in_domain, system.name, settings.in_domain_metric)), in_label):
+    if not _series_lines(
+        left,
+        report,
+        lambda system: report.results.means.get((settings.in_domain, system.name, settings.in_domain_metric)),
+        in_label,
+    ):
         _empty(left, f"No {settings.in_domain} run of a system with a parameter count.")
     if _series_lines(right, report, lambda system: _average(report, system), f"BEIR average {display_name(settings.primary)}"):
         right.legend(fontsize=8, loc="best")
@@ -158,21 +174,43 @@ def winners_plot(report: Report) -> bytes:
             if value is not None:
                 values[i, j] = value
     gap = values - np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1, keepdims=True)
-    image = axis.imshow(np.where(np.isnan(gap), np.nan, gap), cmap="viridis", vmin=min(-0.1, float(np.nanmin(gap)) if np.isfinite(gap).any() else -0.1), vmax=0, aspect="auto")
+    image = axis.imshow(
+        np.where(np.isnan(gap), np.nan, gap),
+        cmap="viridis",
+        vmin=min(-0.1, float(np.nanmin(gap)) if np.isfinite(gap).any() else -0.1),
+        vmax=0,
+        aspect="auto",
+    )
     for i in range(len(rows)):
         for j in range(len(systems)):
             if not np.isnan(values[i, j]):
                 best = gap[i, j] == 0
-                axis.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7, color="black" if best else "white", fontweight="bold" if best else "normal")
+                axis.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if best else "white",
+                    fontweight="bold" if best else "normal",
+                )
                 if best:
                     axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2))
     axis.set_xticks(range(len(systems)), [system.label for system in systems], rotation=40, ha="right", fontsize=8)
     axis.set_yticks(range(len(rows)), [row.name for row in rows], fontsize=8)
-    axis.set_title(f"{display_name(report.settings.primary)}: best per dataset outlined; colour = distance to the best", fontsize=9)
+    axis.set_title(
+        f"{display_name(report.settings.primary)}: best per dataset outlined; colour = distance to the best", fontsize=9
+    )
     figure.colorbar(image, ax=axis, fraction=0.03, pad=0.02)
     return _png(figure)
 
 
 def all_plots(report: Report) -> dict[str, bytes]:
-    drawers = {"size": size_plot, "size_per_dataset": size_per_dataset_plot, "in_domain_vs_zero_shot": in_domain_plot, "winners": winners_plot}
+    drawers = {
+        "size": size_plot,
+        "size_per_dataset": size_per_dataset_plot,
+        "in_domain_vs_zero_shot": in_domain_plot,
+        "winners": winners_plot,
+    }
     return {name: drawers[name](report) for name in PLOTS}

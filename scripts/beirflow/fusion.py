@@ -42,7 +42,9 @@ def _ranx_run(run: RunDict, name: str) -> Any:
     return Run({query_id: dict(hits) for query_id, hits in run.items()}, name=name)
 
 
-def fuse_runs(runs: Sequence[RunDict], method: str, norm: str | None = "min-max", params: dict[str, Any] | None = None, k: int = 1000) -> RunDict:
+def fuse_runs(
+    runs: Sequence[RunDict], method: str, norm: str | None = "min-max", params: dict[str, Any] | None = None, k: int = 1000
+) -> RunDict:
     """The fused run, each query cut to its best ``k`` (score descending, then document id)."""
     from ranx.fusion import fusion_switch
     from ranx.normalization import norm_switch

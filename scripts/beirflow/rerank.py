@@ -113,7 +113,9 @@ class MonoT5Scorer(PairScorer):
         vocabulary = self.tokenizer.get_vocab()
         missing = [token for token in MONOT5_TOKENS if token not in vocabulary]
         if missing:
-            raise ModelError(f"config key {key}: the tokenizer of '{resolved.name}' has no token {missing[0]!r}; it is not a monoT5 model")
+            raise ModelError(
+                f"config key {key}: the tokenizer of '{resolved.name}' has no token {missing[0]!r}; it is not a monoT5 model"
+            )
         self.false_id, self.true_id = (vocabulary[token] for token in MONOT5_TOKENS)
         self.eos_id = int(self.tokenizer.eos_token_id)
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -144,7 +146,9 @@ class MonoT5Scorer(PairScorer):
         import torch
 
         starts = torch.full((batch["input_ids"].size(0), 1), self.start_id, dtype=torch.long, device=batch["input_ids"].device)
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=starts, use_cache=False).logits
+        logits = self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=starts, use_cache=False
+        ).logits
         pair = logits[:, 0, [self.false_id, self.true_id]].float()
         return torch.log_softmax(pair, dim=-1)[:, 1]
 
@@ -157,10 +161,16 @@ class CrossEncoderScorer(PairScorer):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         adapter_key = key.rsplit(".", 1)[0] + ".adapter"
-        adapter = resolve_model(settings.adapter, settings.adapter_revision, adapter_key, marker="adapter_config.json") if settings.adapter else None
+        adapter = (
+            resolve_model(settings.adapter, settings.adapter_revision, adapter_key, marker="adapter_config.json")
+            if settings.adapter
+            else None
+        )
         # An adapter may carry the head the base checkpoint lacks (RankLLaMA's 'score' on Llama-2).
         supplied = adapter_weights(adapter) if adapter else frozenset()
-        self.model = load_pretrained(AutoModelForSequenceClassification, resolved, key, settings.precision, device, supplied_elsewhere=supplied)
+        self.model = load_pretrained(
+            AutoModelForSequenceClassification, resolved, key, settings.precision, device, supplied_elsewhere=supplied
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token is None:  # Llama has none; the model finds its last token by it
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
@@ -168,7 +178,9 @@ class CrossEncoderScorer(PairScorer):
             self.model = merge_adapter(self.model, adapter, adapter_key).eval()
         labels = int(self.model.config.num_labels)
         if labels not in (1, 2):
-            raise ModelError(f"config key {key}: '{resolved.name}' has {labels} labels; a cross-encoder has one logit or two classes")
+            raise ModelError(
+                f"config key {key}: '{resolved.name}' has {labels} labels; a cross-encoder has one logit or two classes"
+            )
         self.two_classes = labels == 2
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.model.config.pad_token_id = self.pad_id
@@ -182,9 +194,13 @@ class CrossEncoderScorer(PairScorer):
             return []
         queries = [self.query_template.format(query=query) for query, _ in pairs]
         documents = [self.document_template.format(document=document) for _, document in pairs]
-        encoded = self.tokenizer(queries, documents, truncation="longest_first", max_length=self.max_length, return_attention_mask=False)
+        encoded = self.tokenizer(
+            queries, documents, truncation="longest_first", max_length=self.max_length, return_attention_mask=False
+        )
         segments = encoded.get("token_type_ids") if self.uses_segments else None
-        return [Features(ids, segments[index] if segments is not None else None) for index, ids in enumerate(encoded["input_ids"])]
+        return [
+            Features(ids, segments[index] if segments is not None else None) for index, ids in enumerate(encoded["input_ids"])
+        ]
 
     def forward(self, batch: dict[str, Any]) -> Any:
         import torch
@@ -218,7 +234,9 @@ def _pair_chunks(shard: Sequence[Candidates], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
-def score_pairs(scorer: PairScorer, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget, chunk_pairs: int = CHUNK_PAIRS) -> list[np.ndarray]:
+def score_pairs(
+    scorer: PairScorer, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget, chunk_pairs: int = CHUNK_PAIRS
+) -> list[np.ndarray]:
     """Each query's candidate scores, in candidate order; texts are fetched a chunk at a time."""
 
     def prepare(chunk: list[tuple[int, str]]) -> list[Features]:
@@ -248,11 +266,15 @@ class BiEncoderReranker:
         self.encoder = TextEncoder(resolved, encoder_settings, key, settings.precision, device)
         self.settings = settings
 
-    def score(self, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget, chunk_size: int = 4096) -> list[np.ndarray]:
+    def score(
+        self, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget, chunk_size: int = 4096
+    ) -> list[np.ndarray]:
         distinct = list(dict.fromkeys(doc_id for candidates in shard for doc_id in candidates.doc_ids))
         if not distinct:
             return [np.zeros((0,), dtype=np.float32) for _ in shard]
-        queries = self.encoder.encode([self.settings.query_prefix + candidates.query for candidates in shard], budget, what="queries")
+        queries = self.encoder.encode(
+            [self.settings.query_prefix + candidates.query for candidates in shard], budget, what="queries"
+        )
         chunks = (distinct[start : start + chunk_size] for start in range(0, len(distinct), chunk_size))
 
         def texts_of(doc_ids: list[str]) -> list[str]:
@@ -269,10 +291,16 @@ class BiEncoderReranker:
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         row = {doc_id: index for index, doc_id in enumerate(distinct)}
-        return [vectors[[row[doc_id] for doc_id in candidates.doc_ids]] @ queries[position] for position, candidates in enumerate(shard)]
+        return [
+            vectors[[row[doc_id] for doc_id in candidates.doc_ids]] @ queries[position]
+            for position, candidates in enumerate(shard)
+        ]
 
 
-SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScorer]] = {"monot5": MonoT5Scorer, "cross-encoder": CrossEncoderScorer}
+SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScorer]] = {
+    "monot5": MonoT5Scorer,
+    "cross-encoder": CrossEncoderScorer,
+}
 
 
 class Reranker:
@@ -300,7 +328,9 @@ class Reranker:
     def max_length(self) -> int:
         return self.model.encoder.max_length if isinstance(self.model, BiEncoderReranker) else self.model.max_length
 
-    def rerank(self, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget) -> tuple[list[list[tuple[str, float]]], ShardStats]:
+    def rerank(
+        self, shard: Sequence[Candidates], store: DocumentStore, budget: TokenBudget
+    ) -> tuple[list[list[tuple[str, float]]], ShardStats]:
         """Scores for every query's candidates (a query without candidates gets none)."""
         started = time.perf_counter()
         if isinstance(self.model, BiEncoderReranker):
@@ -308,5 +338,8 @@ class Reranker:
         else:
             scores = score_pairs(self.model, shard, store, budget)
         stats = ShardStats(queries=len(shard), pairs=sum(len(c.doc_ids) for c in shard), seconds=time.perf_counter() - started)
-        hits = [list(zip(candidates.doc_ids, (float(value) for value in values), strict=False)) for candidates, values in zip(shard, scores, strict=False)]
+        hits = [
+            list(zip(candidates.doc_ids, (float(value) for value in values), strict=False))
+            for candidates, values in zip(shard, scores, strict=False)
+        ]
         return hits, stats

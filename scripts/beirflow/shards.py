@@ -53,7 +53,10 @@ def write_shards(source: Path, output_dir: Path, per_shard: int, expected_shards
             (temporary / f"{shard_name(0)}.jsonl").write_text("", encoding="utf-8")
             count = 1
         if expected_shards is not None and count != expected_shards:
-            raise DataError(source, f"{records} records make {count} shards of {per_shard}, but the DAG was planned with {expected_shards}; the data changed or the known count is wrong")
+            raise DataError(
+                source,
+                f"{records} records make {count} shards of {per_shard}, but the DAG was planned with {expected_shards}; the data changed or the known count is wrong",
+            )
         manifest = {"source": str(source), "records": records, "per_shard": per_shard, "shards": count}
         (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return count

@@ -56,7 +56,10 @@ def format_score(score: float) -> str:
 
 
 def write_query_hits(handle: IO[str], query_id: str, hits: Iterable[tuple[str, float]], tag: str) -> None:
-    lines = (f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n" for rank, (doc_id, score) in enumerate(ordered_hits(hits), start=1))
+    lines = (
+        f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n"
+        for rank, (doc_id, score) in enumerate(ordered_hits(hits), start=1)
+    )
     handle.writelines(lines)
 
 
