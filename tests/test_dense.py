@@ -15,6 +15,7 @@ from beirflow.encoder import EncoderSettings, TextEncoder
 from beirflow.errors import DataError
 from beirflow.fusion import fuse_runs
 from beirflow.models import ModelError, resolve_model
+from beirflow.trec import ordered_hits
 from conftest import SAMPLE
 
 TEXTS = [
@@ -214,9 +215,7 @@ def _brute_force(
     scores, rows = index.search(queries.vectors.astype(np.float32), len(ids))
     run = {}
     for query_id, score_row, id_row in zip(queries.ids, scores, rows, strict=False):
-        hits = sorted(
-            ((ids[row], float(score)) for row, score in zip(id_row, score_row, strict=False)), key=lambda hit: (-hit[1], hit[0])
-        )
+        hits = ordered_hits((ids[row], float(score)) for row, score in zip(id_row, score_row, strict=False))
         run[query_id] = [hit for hit in hits if not (remove_query and hit[0] == query_id)][:k]
     return run
 

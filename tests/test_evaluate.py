@@ -8,8 +8,8 @@ import pytest
 import pytrec_eval
 
 from beirflow.beir import BeirFiles, prepare_dataset
-from beirflow.evaluate import display_name, evaluate_run, trec_eval_order
-from beirflow.trec import RunDict
+from beirflow.evaluate import display_name, evaluate_run
+from beirflow.trec import RunDict, trec_eval_order
 from conftest import SAMPLE, SHARED_SCIFACT
 
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "precision@10"]

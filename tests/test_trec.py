@@ -63,3 +63,24 @@ def test_merging_document_shards_keeps_the_best_k() -> None:
 def test_overlapping_shards_are_an_error() -> None:
     with pytest.raises(ValueError, match="document 'a' in two shards"):
         merge_runs([{"q": {"a": 1.0}}, {"q": {"a": 1.0}}])
+
+
+def test_the_two_tie_orders_are_opposite_on_ties_and_agree_on_scores() -> None:
+    """Random runs with many ties: run order and trec_eval's order rank by score alike and break
+    every tie in opposite docid directions, each a strict total order."""
+    import itertools
+    import random
+
+    from beirflow.trec import ordered_hits, trec_eval_order
+
+    rng = random.Random(7)
+    for _ in range(200):
+        hits = {f"d{rng.randrange(60):02d}": float(rng.randrange(5)) for _ in range(rng.randrange(1, 40))}
+        ours = [doc_id for doc_id, _ in ordered_hits(hits.items())]
+        theirs = trec_eval_order(hits)
+        assert sorted(ours) == sorted(theirs) == sorted(hits)
+        for order, tie_ascending in ((ours, True), (theirs, False)):
+            for first, second in itertools.pairwise(order):
+                assert hits[first] >= hits[second]
+                if hits[first] == hits[second]:
+                    assert (first < second) == tie_ascending

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beirflow.beir import Qrels
-from beirflow.trec import RunDict
+from beirflow.trec import RunDict, trec_eval_order
 
 _METRIC = re.compile(r"^(ndcg|mrr|recall|precision)@(\d+)$")
 _DISPLAY = {"ndcg": "nDCG", "mrr": "MRR", "recall": "R", "precision": "P"}
@@ -35,11 +35,6 @@ def display_name(metric: str) -> str:
     match = _METRIC.match(check_metric(metric))
     assert match is not None
     return f"{_DISPLAY[match.group(1)]}@{match.group(2)}"
-
-
-def trec_eval_order(hits: dict[str, float]) -> list[str]:
-    """Document ids in the order trec_eval ranks them: score descending, then docid descending."""
-    return [doc_id for doc_id, _ in sorted(hits.items(), key=lambda hit: (hit[1], hit[0]), reverse=True)]
 
 
 def rank_scores(run: RunDict) -> dict[str, dict[str, float]]:

@@ -37,17 +37,25 @@ def iter_rows(path: Path, layout: str) -> Iterator[tuple[int, list[str]]]:
             yield number, fields
 
 
-def _run_order(hit: tuple[str, float]) -> tuple[float, str]:
+def run_order(hit: tuple[str, float]) -> tuple[float, str]:
+    """The sort key of every run beirflow writes: score descending, then docid ascending (Pyserini's).
+    The dense search's vectorised top-k is tested against it."""
     return (-hit[1], hit[0])
 
 
+def trec_eval_order(hits: Mapping[str, float]) -> list[str]:
+    """Document ids as trec_eval ranks them: score descending, then docid *descending*. The opposite
+    tie order to :func:`run_order` on purpose: the evaluation must rank ties as BEIR's evaluator does."""
+    return [doc_id for doc_id, _ in sorted(hits.items(), key=lambda hit: (hit[1], hit[0]), reverse=True)]
+
+
 def ordered_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    return sorted(hits, key=_run_order)
+    return sorted(hits, key=run_order)
 
 
 def best_hits(hits: dict[str, float], k: int) -> list[tuple[str, float]]:
     """The ``k`` best hits in run order (score descending, then docid ascending)."""
-    return heapq.nsmallest(k, hits.items(), key=_run_order)
+    return heapq.nsmallest(k, hits.items(), key=run_order)
 
 
 def format_score(score: float) -> str:
