@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,15 +37,16 @@ class ClusterWorkflow(Workflow):
     """A workdir run with the SLURM profile, the test cluster's 'gpu' partition and short status waits."""
 
     def command(self, *args: str) -> list[str]:
-        return [
-            *super().command(*args),
+        # The profile's options before the caller's, which may end with '--' and targets.
+        return super().command(
             "--profile",
             str(REPO / "profiles" / "slurm"),
             "--slurm-init-seconds-before-status-checks",
             "2",
             "--latency-wait",
             "5",
-        ]
+            *args,
+        )
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", "BEIRFLOW_SLURM_PARTITION": "gpu"}
@@ -169,14 +171,22 @@ def dense_reference(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return workflow
 
 
+def _cluster_fork(reference: Workflow, destination: Path, **changes: object) -> ClusterWorkflow:
+    """A copy of the finished local reference, driven through the SLURM profile: a fault test forces only
+    the job under test on the cluster, its inputs prepared here once."""
+    shutil.copytree(reference.root, destination, symlinks=True)
+    workflow = ClusterWorkflow(destination, _dense_only(**changes))
+    assert workflow.planned_jobs() == {}, "a fork of a finished workdir plans no job"
+    return workflow
+
+
 def test_a_killed_encode_job_is_redone_and_the_leaderboard_equals_the_unfaulted_one(
     slurm: None, dense_reference: Workflow, tmp_path: Path
 ) -> None:
     reference = dense_reference
-    workflow = ClusterWorkflow(tmp_path / "faulted", _dense_only())
-    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    workflow = _cluster_fork(reference, tmp_path / "faulted")
     process = subprocess.Popen(
-        workflow.command("--retries", "0"),
+        workflow.command("--retries", "0", "--forcerun", "encode_documents"),
         cwd=workflow.root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -205,15 +215,15 @@ def test_a_job_out_of_memory_is_retried_with_more(slurm: None, dense_reference: 
     import json
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    workflow = ClusterWorkflow(tmp_path / "oom", _dense_only(resources={"gpus": 0, "mem_mb": 450, "runtime": 20}))
-    workflow.run(DENSE_RUN)
+    workflow = _cluster_fork(dense_reference, tmp_path / "oom", resources={"gpus": 0, "mem_mb": 450, "runtime": 20})
+    workflow.run("--forcerun", "encode_documents", "--", DENSE_RUN)
     assert workflow.path(DENSE_RUN).read_bytes() == dense_reference.path(DENSE_RUN).read_bytes()
     jobs = _sacct("JobIDRaw", "JobID", "State", "ReqMem", since=since)
     # The first attempts ask for 450 MB (the plugin adds 1 MB to array jobs) and are killed; the search fits.
     killed = [job for job in jobs if job["ReqMem"] in ("450M", "451M") and job["State"] != "COMPLETED"]
     assert killed and all(job["State"] in ("FAILED", "OUT_OF_MEMORY") for job in killed), jobs
     assert "exceeded memory limit" in Path("/var/log/beirflow-slurm/slurmd.log").read_text(errors="replace")
-    for record in workflow.path("results/scifact-sample/embeddings").glob("*/**/*.json"):
+    for record in workflow.path("results/scifact-sample/embeddings").glob("*/corpus/*.json"):
         job_id = json.loads(record.read_text())["slurm_job_id"]
         finished = next(job for job in jobs if job["JobIDRaw"] == job_id)
         assert finished["State"] == "COMPLETED" and int(finished["ReqMem"].rstrip("M")) >= 900, finished
@@ -225,10 +235,9 @@ def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
 ) -> None:
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    workflow = ClusterWorkflow(tmp_path / "down", _dense_only())
-    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    workflow = _cluster_fork(dense_reference, tmp_path / "down")
     process = subprocess.Popen(
-        workflow.command(DENSE_RUN),
+        workflow.command("--forcerun", "encode_documents", "--", DENSE_RUN),
         cwd=workflow.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -269,9 +278,8 @@ def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_a
 ) -> None:
     """sacct says 'CANCELLED by 0' after scancel; the plugin alone (2.8.0) waited for such a job forever.
     A job stuck past its time limit (1 minute here) ends TIMEOUT, is seen as failed and retried."""
-    workflow = ClusterWorkflow(tmp_path / "cancelled", _dense_only())
-    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
-    command = workflow.command("--retries", "3", "--set-resources", "encode_queries:runtime=1")
+    workflow = _cluster_fork(dense_reference, tmp_path / "cancelled")
+    command = workflow.command("--retries", "3", "--set-resources", "encode_queries:runtime=1", "--forcerun", "encode_queries")
     process = subprocess.Popen(
         command,
         cwd=workflow.root,
