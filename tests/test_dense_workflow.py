@@ -16,7 +16,7 @@ import pytest
 
 from beirflow.dense import DenseSettings, encoder_key, read_embeddings, search
 from beirflow.trec import read_run
-from conftest import REPO, Workflow, sample_config
+from conftest import REPO, Workflow, fork, sample_config
 
 pytestmark = pytest.mark.workflow
 
@@ -191,10 +191,15 @@ def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: 
 
 
 def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp_path: Path, dense: Workflow) -> None:
-    workflow = Workflow(tmp_path / "killed", dense_config())
-    workflow.run("results/scifact-sample/shards/corpus", "results/scifact-sample/data/queries.jsonl")
+    workflow = fork(dense, tmp_path / "killed")
     log = workflow.path(f"logs/encode_documents/scifact-sample/{KEY}/0000.log")
-    process = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log.unlink()
+    process = subprocess.Popen(
+        workflow.command("--forcerun", f"{EMBEDDINGS}/corpus/0000.npy"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     try:
         while not log.exists():
@@ -206,8 +211,10 @@ def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert not workflow.path(f"{EMBEDDINGS}/corpus/0000.npy").exists()
+    # The same command again. (A plain run would keep the older search run: Snakemake does not rebuild a
+    # missing intermediate whose consumers are complete, and that run is still the unfaulted one.)
     workflow.run("--unlock")
-    workflow.run("--rerun-incomplete")
+    workflow.run("--rerun-incomplete", "--forcerun", f"{EMBEDDINGS}/corpus/0000.npy")
     for relative in (
         f"{EMBEDDINGS}/corpus/0000.npy",
         f"{EMBEDDINGS}/corpus/0000.ids",
