@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,27 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
 SHARED_SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+_VARIANTS = itertools.count()
 CLUSTER = REPO / ".ci" / "slurm-cluster"
 
 # One numba cache for every workflow the tests run: ranx's metrics compile once per session
 # (about 25 s), not once per working directory.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
+
+
+# Under pytest-xdist (make test: -n 2), the worker's name; None in a plain pytest run.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+@contextmanager
+def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """An exclusive lock shared by every xdist worker of this run, and a folder beside it that they share."""
+    import filelock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if XDIST_WORKER is not None else base
+    with filelock.FileLock(str(shared / f"{name}.lock")):
+        yield shared / name
 
 
 def slurm_cluster(command: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +61,7 @@ def start_slurm_cluster() -> tuple[bool, str | None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def slurm_controller(request: pytest.FixtureRequest) -> Iterator[None]:
+def slurm_controller(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """When the SLURM tests are selected, the test cluster runs for the whole session.
 
     Snakemake's SLURM executor plugin runs ``scontrol show config`` at every start, whatever the
@@ -54,11 +72,13 @@ def slurm_controller(request: pytest.FixtureRequest) -> Iterator[None]:
     if not any(item.get_closest_marker("slurm") for item in request.session.items):
         yield
         return
-    started, _ = start_slurm_cluster()
+    with _across_workers(tmp_path_factory, "slurm-cluster"):
+        started, _ = start_slurm_cluster()
     try:
         yield
     finally:
-        if started:
+        # Under pytest-xdist another worker may still be running workflows: the cluster stays up.
+        if started and XDIST_WORKER is None:
             slurm_cluster("down")
 
 
@@ -105,6 +125,13 @@ class Workflow:
         self.root = root
         self.config_path = root / "config.yaml"
         self.write_config(config)
+
+    @classmethod
+    def existing(cls, root: Path) -> Workflow:
+        """A workdir another process made, its config file as it is."""
+        workflow = cls.__new__(cls)
+        workflow.root, workflow.config_path = root, root / "config.yaml"
+        return workflow
 
     def write_config(self, config: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,7 +183,8 @@ class Workflow:
         """The same workdir driven by another config file."""
         variant = Workflow.__new__(Workflow)
         variant.root = self.root
-        variant.config_path = self.root / "variant.yaml"
+        # One file per call: tests on several xdist workers may dry-run variants of one shared workdir.
+        variant.config_path = self.root / f"variant-{os.getpid()}-{next(_VARIANTS)}.yaml"
         variant.write_config(config)
         return variant
 
@@ -182,10 +210,15 @@ def sample_config(**overrides: object) -> dict:
 
 @pytest.fixture(scope="session")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
-    """The embedded default, run once to completion on this machine; tests dry-run against it or compare with it."""
-    workflow = Workflow(tmp_path_factory.mktemp("default"), sample_config())
-    workflow.run()
-    return workflow
+    """The embedded default, run once to completion on this machine (once for all xdist workers);
+    tests dry-run against it or compare with it, and change only forks of it."""
+    with _across_workers(tmp_path_factory, "default") as root:
+        if (root / ".complete").is_file():
+            return Workflow.existing(root)
+        workflow = Workflow(root, sample_config())
+        workflow.run()
+        (root / ".complete").touch()
+        return workflow
 
 
 def fork(workflow: Workflow, destination: Path) -> Workflow:
