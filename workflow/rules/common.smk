@@ -211,8 +211,8 @@ def dataset_split(wildcards):
 
 
 def dataset_source(wildcards):
-    """A BEIR dataset needs its unzipped archive, a merged CQADupStack its merged folder (this
-    workflow's markers of folders in the shared cache), a local folder its three files."""
+    """A BEIR dataset needs its unzipped archive, a merged CQADupStack its merged
+    folder (this workflow's markers of the shared cache), a local folder its files."""
     plan = dataset_plan(wildcards)
     if plan.merged_forums:
         return {"archive": ancient(f"results/data_cache/merged/{plan.name}.ready")}
