@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from beirflow.cost import read_costs
-from conftest import REPO, Workflow, sample_config, slurm_cluster, start_slurm_cluster
+from conftest import REPO, Workflow, fork, sample_config, slurm_cluster, start_slurm_cluster
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -174,7 +173,7 @@ def dense_reference(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
 def _cluster_fork(reference: Workflow, destination: Path, **changes: object) -> ClusterWorkflow:
     """A copy of the finished local reference, driven through the SLURM profile: a fault test forces only
     the job under test on the cluster, its inputs prepared here once."""
-    shutil.copytree(reference.root, destination, symlinks=True)
+    fork(reference, destination)
     workflow = ClusterWorkflow(destination, _dense_only(**changes))
     assert workflow.planned_jobs() == {}, "a fork of a finished workdir plans no job"
     return workflow
