@@ -19,15 +19,17 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
-include: "workflow/rules/bm25.smk"
-include: "workflow/rules/rerank.smk"
-include: "workflow/rules/dense.smk"
-include: "workflow/rules/fusion.smk"
+
+
+# One rule file per family of systems, workflow/rules/<family>.smk, for each family the schema
+# declares (its 'x-family' record), in the schema's order.
+for family in PLAN.families:
+
+    include: f"workflow/rules/{family}.smk"
+
+
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
-
-
-check_plan()
 
 
 rule all:

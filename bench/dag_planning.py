@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,17 +56,30 @@ DIRECTORY_RULES = {"download_beir", "shard_queries", "first_stage"}
 
 
 def beirflow_workdir(root: Path) -> tuple[Path, Path]:
+    """A copy of the workflow whose schema declares the planning-only family (the way a new family is added)."""
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    (root / "scripts").symlink_to(REPO / "scripts")
+    schema_file = root / "workflow" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_file.read_text(encoding="utf-8"))
+    schema["properties"]["sharded"] = {
+        "x-family": {"run_rule": "sharded_merge", "rules": {"sharded_shard": {"shards": "queries", "array": True}}},
+        "type": "object",
+        "default": {},
+        "additionalProperties": {"type": "object"},
+    }
+    schema_file.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
+    shutil.copy(REPO / "bench" / "dag" / "sharded_family.smk", root / "workflow" / "rules" / "sharded.smk")
     snakefile = root / "Snakefile"
-    includes = ["common", "data", "bm25"]
-    lines = [f'include: "{REPO}/workflow/rules/{name}.smk"' for name in includes]
-    lines += [
-        f'include: "{REPO}/bench/dag/sharded_family.smk"',
-        f'include: "{REPO}/workflow/rules/evaluate.smk"',
-        f'include: "{REPO}/workflow/rules/report.smk"',
-    ]
+    includes = ["common", "data", "bm25", "sharded", "evaluate", "report"]
+    lines = [f'include: "workflow/rules/{name}.smk"' for name in includes]
     lines += ["rule all:", "    default_target: True", "    input: rules.leaderboard.output"]
     snakefile.write_text("\n".join(lines) + "\n")
-    config = {"data_dir": "resources/beir", "datasets": dict.fromkeys(DATASETS), "bm25": {}}
+    config = {
+        "data_dir": "resources/beir",
+        "datasets": dict.fromkeys(DATASETS),
+        "bm25": {},
+        "sharded": {system: {} for system in SYSTEMS},
+    }
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     return snakefile, root / "config.yaml"
 

@@ -1,26 +1,18 @@
 """Gather every GPU-rule job's elapsed time and GPU-seconds into cost.csv (rule cost).
 
-Inputs are the jobs' own records, found by their paths: rerank shard sidecars
-(results/{dataset}/rerank/{system}/shards/{shard}.json), encoding records
-(results/{dataset}/embeddings/{encoder}/corpus/{shard}.json, .../queries.json) and dense search
-provenance (results/{dataset}/dense/{system}/provenance.json), each with its benchmark file.
+Which jobs there are, and what each ran for, comes from the plan of the workflow's config (the
+families' record and benchmark paths), built by the same function the workflow builds it with;
+each job's own record says how many GPUs it ran on.
 """
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.cost import JobRecord, job_costs, sacct_usage, to_csv
-
-PATTERNS = (
-    ("rerank_shard", re.compile(r"results/(?P<dataset>[^/]+)/rerank/(?P<system>[^/]+)/shards/(?P<shard>\d{4})\.json$")),
-    ("encode_documents", re.compile(r"results/(?P<dataset>[^/]+)/embeddings/(?P<encoder>[^/]+)/corpus/(?P<shard>\d{4})\.json$")),
-    ("encode_queries", re.compile(r"results/(?P<dataset>[^/]+)/embeddings/(?P<encoder>[^/]+)/queries\.json$")),
-    ("dense_search", re.compile(r"results/(?P<dataset>[^/]+)/dense/(?P<system>[^/]+)/provenance\.json$")),
-)
+from beirflow.plan import RecordedJob, build
 
 
 def benchmark_seconds(path: Path) -> float | None:
@@ -30,34 +22,22 @@ def benchmark_seconds(path: Path) -> float | None:
     return float(dict(zip(header.split("\t"), values.split("\t"), strict=False))["s"])
 
 
-def record_for(path: Path, encoders: dict[str, list[str]]) -> JobRecord:
-    text = path.as_posix()
-    for rule, pattern in PATTERNS:
-        match = pattern.search(text)
-        if match is None:
-            continue
-        fields = match.groupdict()
-        systems = encoders.get(fields["encoder"], [fields["encoder"]]) if "encoder" in fields else [fields["system"]]
-        unit = fields.get("encoder") or fields["system"]
-        job = f"{unit}/{fields['shard']}" if "shard" in fields else (f"{unit}/queries" if rule == "encode_queries" else unit)
-        record = json.loads(path.read_text(encoding="utf-8"))
-        root = text[: match.start()]
-        benchmark = Path(root + f"benchmarks/{rule}/{fields['dataset']}/{job}.tsv")
-        return JobRecord(
-            fields["dataset"],
-            tuple(systems),
-            rule,
-            job,
-            record.get("slurm_job_id"),
-            benchmark_seconds(benchmark),
-            int(record.get("gpus", 0)),
-        )
-    raise ValueError(f"{path}: not the record of a GPU-rule job")
+def job_record(job: RecordedJob) -> JobRecord:
+    record = json.loads(Path(job.record).read_text(encoding="utf-8"))
+    return JobRecord(
+        job.dataset,
+        job.systems,
+        job.rule,
+        job.job,
+        record.get("slurm_job_id"),
+        benchmark_seconds(Path(job.benchmark)),
+        int(record.get("gpus", 0)),
+    )
 
 
 def gather(args: argparse.Namespace) -> None:
-    encoders = {key: systems.split(",") for key, systems in (item.split("=", 1) for item in args.encoder)}
-    records = [record_for(path, encoders) for path in args.records]
+    plan = build(json.loads(args.config), check_models=False)
+    records = [job_record(job) for job in plan.recorded_jobs()]
     costs = job_costs(records, sacct_usage(record.slurm_job_id for record in records if record.slurm_job_id))
     with atomic_write(args.output) as handle:
         handle.write(to_csv(costs))
@@ -65,8 +45,7 @@ def gather(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("records", nargs="*", type=Path, help="the GPU-rule jobs' sidecar and provenance files")
-    parser.add_argument("--encoder", action="append", default=[], help="encoder=system,system: the systems an encoding serves")
+    parser.add_argument("--config", required=True, help="the workflow's config as JSON (validated, defaults filled)")
     parser.add_argument("--output", required=True, type=Path)
     args = parser.parse_args()
     run_stage("cost", "all GPU-rule jobs", lambda: gather(args))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -25,61 +24,61 @@ from typing import Any
 
 import yaml
 
-from beirflow.dense import DenseSettings, encoder_key
 from beirflow.fetch import hub_sizes
 from beirflow.models import is_hub_name
-from beirflow.plan import enabled_systems, plan_datasets, system_datasets
+from beirflow.plan import ConfigError, Plan, build
 from beirflow.records import RECORDS, distinct_models, read_record, record_name
 
 REPO = Path(__file__).resolve().parents[1]
-ARRAY_RULES = {"rerank_shard", "encode_documents"}
 
 
 def planned_jobs(configfile: Path, incremental: bool, directory: Path = REPO) -> dict[str, int]:
+    """Jobs per rule, from the DAG Snakemake itself builds (its JSON form; nothing is run or written)."""
     command = [
         str(Path(sys.executable).with_name("snakemake")),
-        "-n",
+        "--d3dag",
         "-s",
         str(REPO / "Snakefile"),
         "--configfile",
         str(configfile),
         "--cores",
         "1",
-        "--quiet",
-        "rules",
     ]
     if not incremental:
         command.append("--forceall")  # the whole grid, as on a fresh cluster
     result = subprocess.run(command, capture_output=True, text=True, cwd=directory, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"snakemake -n failed:\n{result.stderr[-3000:]}")
-    output = result.stdout + result.stderr
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:", 1)[1]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE) if rule != "total"}
+        raise SystemExit(f"snakemake --d3dag failed:\n{result.stderr[-3000:]}")
+    dag = json.loads(result.stdout)
+    rules = {node["id"]: node["value"]["rule"] for node in dag["nodes"]}
+    inputs: dict[int, list[int]] = {job: [] for job in rules}
+    for edge in dag["edges"]:  # u is an input of v
+        inputs[edge["v"]].append(edge["u"])
+    depth: dict[int, int] = {}
+
+    def job_depth(job: int) -> int:  # the longest chain of inputs below a job
+        if job not in depth:
+            depth[job] = 1 + max((job_depth(source) for source in inputs[job]), default=0)
+        return depth[job]
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * len(rules)))
+    order = sorted(rules, key=lambda job: (job_depth(job), rules[job]))
+    jobs: dict[str, int] = {}
+    for job in order:  # rules in pipeline order: by the shallowest of their jobs
+        jobs[rules[job]] = jobs.get(rules[job], 0) + 1
+    return jobs
 
 
-def local_rules() -> set[str]:
-    names: set[str] = set()
-    for rules_file in (REPO / "workflow" / "rules").glob("*.smk"):
-        for block in re.findall(r"^localrules:\n((?:    \w+,?\n)+)", rules_file.read_text(encoding="utf-8"), flags=re.MULTILINE):
-            names.update(re.findall(r"\w+", block))
-    return names | {"all"}
-
-
-# data.smk defines one such rule per local dataset whose files are missing, as a localrule.
+# data.smk defines one such rule per local dataset whose files are missing, run on the submit host.
 LOCAL_DATASET_RULE = "local_dataset_"
 
 
-def submissions(jobs: dict[str, int], arrays: dict[str, int]) -> dict[str, int]:
-    local = local_rules()
+def submissions(plan: Plan, jobs: dict[str, int]) -> dict[str, int]:
+    """sbatch calls per rule: none for the submit host's rules, one per job array, else one per job."""
+    local = {*plan.local_rules, "all"}
+    arrays = plan.array_submissions()
     return {
-        rule: 0
-        if rule in local or rule.startswith(LOCAL_DATASET_RULE)
-        else arrays.get(rule, count)
-        if rule in ARRAY_RULES
-        else count
+        rule: 0 if rule in local or rule.startswith(LOCAL_DATASET_RULE) else arrays.get(rule, count)
         for rule, count in jobs.items()
     }
 
@@ -92,54 +91,42 @@ def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
         }
 
 
-def encoder_groups(dense: dict[str, Any], runs_on: dict[str, list[str]]) -> dict[str, tuple[list[str], set[str]]]:
-    """Encoder key -> (the dense systems sharing its embeddings, in config order; the datasets any of them runs on)."""
-    groups: dict[str, tuple[list[str], set[str]]] = {}
-    for name, entry in dense.items():
-        names, encoded = groups.setdefault(encoder_key(DenseSettings.from_config(entry).encoder_identity()), ([], set()))
-        names.append(name)
-        encoded.update(runs_on[name])
-    return groups
-
-
-def model_work(config: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """What each model must process over the grid, and the array submissions of the shard rules."""
-    datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
-    families = {family: enabled_systems(config.get(family)) for family in ("bm25", "rerank", "dense", "fusion")}
-    runs_on = system_datasets(families, datasets)  # 'enabled: false' and 'datasets:' as the workflow reads them
+def model_work(plan: Plan) -> list[dict[str, Any]]:
+    """What each model must process over the grid: a reranker's pairs, an encoder's texts."""
     work: list[dict[str, Any]] = []
-    arrays = {"rerank_shard": 0, "encode_documents": 0}
-    for name, entry in families["rerank"].items():
-        pairs = sum(datasets[dataset].query_count() * int(entry.get("depth", 1000)) for dataset in runs_on[name])
+    for name, entry in plan.sections["rerank"].items():
+        pairs = sum(plan.datasets[dataset].query_count() * int(entry["depth"]) for dataset in plan.datasets_of[name])
         work.append(
             {
                 "system": name,
                 "model": entry["model"],
                 "kind": entry["kind"],
-                "precision": entry.get("precision", "bf16"),
+                "precision": entry["precision"],
                 "count": pairs,
                 "unit": "pairs",
-                "gpus": entry.get("resources", {}).get("gpus", 1),
+                "gpus": entry["resources"]["gpus"],
             }
         )
-        arrays["rerank_shard"] += len(runs_on[name])
-    encoders = []
-    for names, encoded in encoder_groups(families["dense"], runs_on).values():
-        entry = families["dense"][names[0]]
-        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
-        encoders.append(
+    for encoder in plan.encoders.values():
+        entry = plan.sections["dense"][encoder.systems[0]]
+        work.append(
             {
-                "system": ", ".join(names),
+                "system": ", ".join(encoder.systems),
                 "model": entry["model"],
                 "kind": "dense",
-                "precision": entry.get("precision", "bf16"),
-                "count": texts,
+                "precision": entry["precision"],
+                "count": encoded_texts(plan, encoder.systems),
                 "unit": "documents",
-                "gpus": entry.get("resources", {}).get("gpus", 1),
+                "gpus": entry["resources"]["gpus"],
             }
         )
-        arrays["encode_documents"] += len(encoded)
-    return work + encoders, arrays
+    return work
+
+
+def encoded_texts(plan: Plan, systems: Iterable[str]) -> int:
+    """Documents and queries an encoder encodes: those of every dataset any of its systems runs on."""
+    encoded = {dataset for system in systems for dataset in plan.datasets_of[system]}
+    return sum(plan.datasets[dataset].document_count() + plan.datasets[dataset].query_count() for dataset in encoded)
 
 
 def gpu_hours(
@@ -152,9 +139,9 @@ def gpu_hours(
     return rows
 
 
-def model_downloads(config: dict[str, Any], records: Path) -> list[tuple[str, str | None, int | None, str]]:
+def model_downloads(plan: Plan, records: Path) -> list[tuple[str, str | None, int | None, str]]:
     """Each distinct model to fetch with the bytes it takes: (name, revision, bytes or None, where the figure is from)."""
-    models = distinct_models({family: enabled_systems(config.get(family)) for family in ("rerank", "dense")})
+    models = distinct_models({name: plan.sections[name] for name, family in plan.families.items() if family.models})
     rows: dict[str, tuple[str, str | None, int | None, str]] = {}
     ask_hub = []
     for name, model in models.items():
@@ -203,16 +190,14 @@ def embedding_dimension(entry: dict[str, Any], records: Path) -> int | None:
     return int(dimension) if dimension else None
 
 
-def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | None, str]]:
+def disk_plan(plan: Plan, records: Path) -> list[tuple[str, int | None, str]]:
     """(stage, bytes or None, basis) for everything the grid writes."""
-    datasets = plan_datasets(config.get("datasets") or {}, config.get("data_dir", "resources/beir"))
-    families = {family: enabled_systems(config.get(family)) for family in ("bm25", "rerank", "dense", "fusion")}
-    runs_on = system_datasets(families, datasets)
+    datasets, families, runs_on = plan.datasets, plan.sections, plan.datasets_of
     rows: list[tuple[str, int | None, str]] = []
-    for names, encoded in encoder_groups(families["dense"], runs_on).values():
-        entry = families["dense"][names[0]]
+    for encoder in plan.encoders.values():
+        entry = families["dense"][encoder.systems[0]]
         dimension = embedding_dimension(entry, records)
-        texts = sum(datasets[dataset].document_count() + datasets[dataset].query_count() for dataset in encoded)
+        texts = encoded_texts(plan, encoder.systems)
         basis = (
             f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)"
             if dimension
@@ -222,7 +207,7 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
     run_lines = 0
     for family, systems in families.items():
         for name, entry in systems.items():
-            hits = int(entry.get("depth", entry.get("hits", 1000)))
+            hits = int(entry["depth"] if family == "rerank" else entry.get("hits", 1000))
             lines = sum(datasets[dataset].query_count() * hits for dataset in runs_on[name])
             run_lines += lines * (2 if family == "rerank" else 1)  # a reranker's shard runs as much again
     rows.append(
@@ -232,7 +217,7 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
             f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)",
         )
     )
-    fields = {entry.get("fields", "flat") for entry in families["bm25"].values()}
+    fields = {entry["fields"] for entry in families["bm25"].values()}
     needs_store = bool(families["rerank"])
     for stage, ratio in PER_CORPUS_BYTE.items():
         if (stage.startswith("bm25_index") and stage.split("(")[1].rstrip(")") not in fields) or (
@@ -255,15 +240,12 @@ def disk_plan(config: dict[str, Any], records: Path) -> list[tuple[str, int | No
     return rows
 
 
-def job_memory(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+def job_memory(plan: Plan) -> list[tuple[str, str, int]]:
     """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry)."""
-    families = {family: enabled_systems(config.get(family)) for family in ("rerank", "dense")}
-    rows = [
-        ("rerank_shard", name, int(entry.get("resources", {}).get("mem_mb", 16000))) for name, entry in families["rerank"].items()
-    ]
+    rows = [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in plan.sections["rerank"].items()]
     rows += [
-        (rule, name, int(entry.get("resources", {}).get("mem_mb", 32000)))
-        for name, entry in families["dense"].items()
+        (rule, name, int(entry["resources"]["mem_mb"]))
+        for name, entry in plan.sections["dense"].items()
         for rule in ("encode_documents", "dense_search")
     ]
     return rows
@@ -285,9 +267,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     config = yaml.safe_load(args.configfile.read_text(encoding="utf-8")) or {}
-    work, arrays = model_work(config)
+    try:
+        # The models are checked where the workflow runs; this plan may be made on another machine.
+        plan = build(config, check_models=False)
+    except ConfigError as error:
+        raise SystemExit(f"{args.configfile}: config key {error}") from None
+    work = model_work(plan)
     jobs = planned_jobs(args.configfile.resolve(), args.incremental, args.directory.resolve())
-    submitted = submissions(jobs, arrays)
+    submitted = submissions(plan, jobs)
     print(f"{'rule':22} {'jobs':>8} {'sbatch':>8}")
     for rule, count in jobs.items():
         print(f"{rule:22} {count:8d} {submitted[rule]:8d}")
@@ -307,7 +294,7 @@ def main() -> None:
             total += hours
             print(f"  {item['system']:28} {hours:10.2f}  ({what})")
     print(f"  {'total':28} {total:10.2f}" + (f"  + {unknown} model(s) unknown" if unknown else ""))
-    downloads = model_downloads(config, args.directory / RECORDS)
+    downloads = model_downloads(plan, args.directory / RECORDS)
     print(f"\nModel downloads (rule fetch_model, on the submit host, once per model and revision): {len(downloads)}")
     for name, revision, size, source in downloads:
         shown = f"{size / 1e9:8.2f} GB" if size is not None else f"{'unknown':>11}"
@@ -317,7 +304,7 @@ def main() -> None:
         f"  {'total':72} {sum(known) / 1e9:8.2f} GB"
         + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else "")
     )
-    disk = disk_plan(config, args.directory / RECORDS)
+    disk = disk_plan(plan, args.directory / RECORDS)
     print("\nDisk the grid writes under results/ (the data and model caches aside):")
     for stage, size, basis in disk:
         print(f"  {stage:72} {f'{size / 1e9:10.1f} GB' if size is not None else 'unknown':>13}  ({basis})")
@@ -327,7 +314,7 @@ def main() -> None:
         + (f"  + {len(disk) - len(written)} stage(s) unknown" if len(written) < len(disk) else "")
     )
     print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
-    for rule, system, mem_mb in job_memory(config):
+    for rule, system, mem_mb in job_memory(plan):
         print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")
 
 

@@ -121,6 +121,8 @@ def tiny_beir(tmp_path: Path) -> Path:
 class Workflow:
     """A beirflow workdir: a config file and Snakemake runs against the repo's Snakefile."""
 
+    snakefile = REPO / "Snakefile"  # a test may point one workdir at a checkout it changed
+
     def __init__(self, root: Path, config: dict) -> None:
         self.root = root
         self.config_path = root / "config.yaml"
@@ -145,7 +147,7 @@ class Workflow:
         return [
             str(SNAKEMAKE),
             "-s",
-            str(REPO / "Snakefile"),
+            str(self.snakefile),
             "--directory",
             str(self.root),
             "--configfile",

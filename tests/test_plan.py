@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
 from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
@@ -148,3 +149,12 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
             {"model": "m", "trunction": "template", **({"kind": "monot5", "first_stage": "b"} if family == "rerank" else {})},
             f"{family}.x",
         )
+
+
+def test_the_slurm_profile_sends_the_rules_the_family_records_mark_array_as_job_arrays() -> None:
+    from beirflow.plan import load_schema, schema_families
+
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.v9+.yaml").read_text(encoding="utf-8"))
+    listed = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
+    marked = {rule.name for family in schema_families(load_schema()).values() for rule in family.rules if rule.array}
+    assert listed == marked == {"rerank_shard", "encode_documents"}

@@ -241,7 +241,29 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
         ),
     ],
 )
-def test_bad_config_stops_before_anything_runs_naming_the_key(make_workflow, change, message: str) -> None:
+def test_bad_config_is_refused_by_the_plan_naming_the_key(change, message: str, tmp_path: Path, monkeypatch) -> None:
+    """In-process, against the plan the workflow builds; two of these also go through Snakemake below."""
+    from beirflow.plan import ConfigError, build
+
+    monkeypatch.chdir(tmp_path)
+    config = sample_config()
+    change(config)
+    with pytest.raises(ConfigError) as raised:
+        build(config)
+    assert message in f"config key {raised.value}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["bm25"]["bm25-flat"].update(k1="high"), "config key bm25.bm25-flat.k1: 'high' is not of type 'number'"),
+        (
+            lambda c: c["rerank"]["minilm-rerank"].update(first_stage="bm25-tuned"),
+            "config key rerank.minilm-rerank.first_stage: 'bm25-tuned' is not a configured system",
+        ),
+    ],
+)
+def test_bad_config_stops_a_dry_run_before_anything_runs_naming_the_key(make_workflow, change, message: str) -> None:
     config = sample_config()
     change(config)
     workflow = make_workflow(config)

@@ -385,3 +385,258 @@ def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
                     f"datasets.{plan.name}.path: {path} not found, and datasets.{plan.name}.{what} is not declared, so the shards cannot be planned: "
                     f"prepare the folder (see the README, 'Datasets you prepare yourself') or declare '{what}'"
                 )
+
+
+# ---- the plan, built once --------------------------------------------------------------
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# Rules outside the families that run on the submit host, never through sbatch: downloads (compute
+# nodes may have no internet), model fetches, and light jobs whose queueing would cost more than they do.
+WORKFLOW_LOCAL_RULES = ("download_beir", "shard_queries", "fetch_model", "evaluate", "cost", "leaderboard", "report")
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    """One rule of a family, as the schema's ``x-family`` record declares it."""
+
+    name: str
+    per: str = "system"  # what one job is for: 'system', or 'encoder' where systems share one
+    local: bool = False  # runs on the submit host
+    array: bool = False  # its shards go to SLURM as one job array per dataset and system (or encoder)
+    shards: str | None = None  # 'queries' or 'documents': one job per shard of that axis
+    record: str | None = None  # the record each job writes, read by the cost table (a path template)
+    benchmark: str | None = None  # Snakemake's benchmark file of each job (a path template)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A config section of systems and the rules that run them (the schema's ``x-family``)."""
+
+    name: str
+    run_rule: str  # writes results/{dataset}/<family>/{system}/run.trec and provenance.json
+    rules: tuple[FamilyRule, ...]
+    models: bool = False  # entries name models: fetched by rule fetch_model, cited by the report
+
+    @property
+    def recorded_rules(self) -> tuple[FamilyRule, ...]:
+        return tuple(rule for rule in self.rules if rule.record)
+
+
+def load_schema(path: Path = SCHEMA) -> dict[str, Any]:
+    import yaml
+
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def schema_families(schema: dict[str, Any]) -> dict[str, Family]:
+    """The families the schema declares, in its order: every top-level section with an ``x-family`` record."""
+    families = {}
+    for name, section in schema["properties"].items():
+        record = section.get("x-family")
+        if record is None:
+            continue
+        rules = tuple(FamilyRule(rule, **fields) for rule, fields in record["rules"].items())
+        families[name] = Family(name, record["run_rule"], rules, bool(record.get("models", False)))
+    return families
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` checked against the schema, with its defaults filled in (as Snakemake's
+    ``validate`` does); an error names the config key."""
+    import copy
+
+    import jsonschema
+    from jsonschema import Draft202012Validator, validators
+
+    validate_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: dict[str, Any], instance: Any, subschema: dict[str, Any]) -> Any:
+        if isinstance(instance, dict):
+            for name, property_schema in properties.items():
+                if "default" in property_schema:
+                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    validator = validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
+    checked = copy.deepcopy(config)
+    try:
+        validator.validate(checked)
+    except jsonschema.ValidationError as error:
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{key}: {error.message}") from None
+    return checked
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One encoder's embeddings, shared by the dense systems with the same encoder identity."""
+
+    key: str
+    identity: dict[str, Any]
+    systems: tuple[str, ...]  # in config order
+
+
+@dataclass(frozen=True)
+class RecordedJob:
+    """A job whose record the cost table reads: what it ran for, and where its record and benchmark are."""
+
+    rule: str
+    dataset: str
+    unit: str  # the system, or the encoder
+    systems: tuple[str, ...]
+    record: str
+    benchmark: str
+
+    @property
+    def job(self) -> str:
+        """Unique within the rule and dataset: '<system>/<shard>', '<encoder>/queries', '<system>', ..."""
+        return self.benchmark.removeprefix(f"benchmarks/{self.rule}/{self.dataset}/").removesuffix(".tsv")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the DAG is built from, from the validated config: read, never changed."""
+
+    config: dict[str, Any]  # validated, defaults filled, disabled systems removed
+    datasets: dict[str, DatasetPlan]
+    families: dict[str, Family]
+    sections: dict[str, dict[str, dict[str, Any]]]  # family -> system -> entry
+    systems: dict[str, str]  # system -> family
+    datasets_of: dict[str, tuple[str, ...]]  # system -> the datasets it runs on
+    encoders: dict[str, Encoder]
+
+    def jobs_config(self) -> dict[str, Any]:
+        """The part of the config that decides which jobs there are: build() of it plans the same jobs,
+        and how a system runs or is shown (batch size, resources, report keys) is left out."""
+        shown_or_operational = set(OPERATIONAL_KEYS) - {"datasets"}
+        return {
+            "data_dir": self.config["data_dir"],
+            "datasets": self.config["datasets"],
+            "shards": self.config["shards"],
+            **{
+                family: {
+                    name: {key: value for key, value in entry.items() if key not in shown_or_operational}
+                    for name, entry in systems.items()
+                }
+                for family, systems in self.sections.items()
+            },
+        }
+
+    def entry(self, system: str) -> dict[str, Any]:
+        return self.sections[self.systems[system]][system]
+
+    def runs_on(self, system: str, dataset: str) -> bool:
+        return dataset in self.datasets_of[system]
+
+    def dataset_systems(self, dataset: str) -> list[str]:
+        return [system for system in self.systems if self.runs_on(system, dataset)]
+
+    def query_shards(self, dataset: str) -> list[str]:
+        per_shard = self.config["shards"]["queries_per_shard"]
+        return shard_ids(shard_count(self.datasets[dataset].query_count(), per_shard))
+
+    def document_shards(self, dataset: str) -> list[str]:
+        per_shard = self.config["shards"]["documents_per_shard"]
+        return shard_ids(shard_count(self.datasets[dataset].document_count(), per_shard))
+
+    def shards(self, axis: str, dataset: str) -> list[str]:
+        return self.query_shards(dataset) if axis == "queries" else self.document_shards(dataset)
+
+    def system_encoder(self, system: str) -> str:
+        return next(key for key, encoder in self.encoders.items() if system in encoder.systems)
+
+    def units(self, rule: FamilyRule, family: str, dataset: str) -> list[tuple[str, tuple[str, ...]]]:
+        """(unit, the systems it serves) of each job of ``rule`` on ``dataset``: systems, or shared encoders."""
+        if rule.per == "encoder":
+            return [
+                (key, encoder.systems)
+                for key, encoder in self.encoders.items()
+                if any(self.runs_on(system, dataset) for system in encoder.systems)
+            ]
+        return [(system, (system,)) for system in self.sections[family] if self.runs_on(system, dataset)]
+
+    def recorded_jobs(self) -> list[RecordedJob]:
+        """Every job that writes a cost record (GPU-rule jobs), in plan order."""
+        jobs = []
+        for dataset in self.datasets:
+            for family in self.families.values():
+                for rule in family.recorded_rules:
+                    assert rule.record is not None and rule.benchmark is not None
+                    shards = self.shards(rule.shards, dataset) if rule.shards else [None]
+                    for unit, systems in self.units(rule, family.name, dataset):
+                        for shard in shards:
+                            fields = {"dataset": dataset, "system": unit, "encoder": unit, "shard": shard}
+                            jobs.append(
+                                RecordedJob(
+                                    rule.name,
+                                    dataset,
+                                    unit,
+                                    systems,
+                                    rule.record.format(**fields),
+                                    rule.benchmark.format(**fields),
+                                )
+                            )
+        return jobs
+
+    @property
+    def local_rules(self) -> tuple[str, ...]:
+        family_rules = [rule.name for family in self.families.values() for rule in family.rules if rule.local]
+        return (*WORKFLOW_LOCAL_RULES, *family_rules)
+
+    @property
+    def array_rules(self) -> tuple[str, ...]:
+        return tuple(rule.name for family in self.families.values() for rule in family.rules if rule.array)
+
+    def array_submissions(self) -> dict[str, int]:
+        """Job arrays per array rule over the grid: one per dataset and system (or encoder)."""
+        counts = dict.fromkeys(self.array_rules, 0)
+        for family in self.families.values():
+            for rule in family.rules:
+                if rule.array:
+                    counts[rule.name] += sum(len(self.units(rule, family.name, dataset)) for dataset in self.datasets)
+        return counts
+
+
+def build(
+    config: dict[str, Any], schema: dict[str, Any] | None = None, import_packages: bool = True, check_models: bool = True
+) -> Plan:
+    """The plan of ``config``: validated against the schema, cross-checked, frozen. Raises ConfigError naming the key.
+
+    ``import_packages`` false leaves ``package:`` models unchecked (under conda the jobs' environments hold
+    them); ``check_models`` false skips the model folder checks altogether (planning on another machine).
+    """
+    from beirflow.dense import DenseSettings, encoder_key
+
+    schema = schema or load_schema()
+    families = schema_families(schema)
+    checked = validate_config(config, schema)
+    # An empty dataset entry (`scifact:`) is null in YAML: the BEIR dataset of that name.
+    checked["datasets"] = {name: entry or {} for name, entry in checked["datasets"].items()}
+    for family in families:
+        checked[family] = enabled_systems(checked.get(family))
+    if checked["evaluation"]["primary"] not in checked["evaluation"]["metrics"]:
+        raise ConfigError(f"evaluation.primary: '{checked['evaluation']['primary']}' is not one of evaluation.metrics")
+    datasets = plan_datasets(checked["datasets"], checked["data_dir"])
+    check_local_datasets(datasets)
+    sections = {family: checked[family] for family in families}
+    systems = plan_systems(sections)
+    if not systems:
+        raise ConfigError("bm25: no systems configured; add at least one under 'bm25'")
+    datasets_of = {name: tuple(chosen) for name, chosen in system_datasets(sections, datasets).items()}
+    rerankers, fusion, dense = (sections.get(family, {}) for family in ("rerank", "fusion", "dense"))
+    check_rerankers(rerankers, systems)
+    check_dense(dense)
+    check_fusion(fusion, systems)
+    check_cycles(rerankers, fusion)
+    if check_models:
+        check_model_locations(sections, import_packages=import_packages)
+    baseline = checked["report"].get("baseline")
+    if baseline is not None and baseline not in systems:
+        raise ConfigError(f"report.baseline: '{baseline}' is not a configured system")
+    grouped: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for name, entry in dense.items():
+        identity = DenseSettings.from_config(entry, f"dense.{name}").encoder_identity()
+        grouped.setdefault(encoder_key(identity), (identity, []))[1].append(name)
+    encoders = {key: Encoder(key, identity, tuple(names)) for key, (identity, names) in grouped.items()}
+    return Plan(checked, datasets, families, sections, systems, datasets_of, encoders)

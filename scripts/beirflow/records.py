@@ -116,10 +116,10 @@ MODEL_KEYS = (("model", "revision", "config.json"), ("adapter", "adapter_revisio
 
 
 def distinct_models(families: dict[str, dict[str, Any]]) -> dict[str, ModelFetch]:
-    """Record name -> the model to fetch, over the enabled rerank and dense systems: one fetch per (model, revision)."""
+    """Record name -> the model to fetch, over the given families' systems: one fetch per (model, revision)."""
     models: dict[str, ModelFetch] = {}
-    for family in ("rerank", "dense"):
-        for system, entry in sorted((families.get(family) or {}).items()):
+    for family, systems in families.items():
+        for system, entry in sorted((systems or {}).items()):
             for model_key, revision_key, marker in MODEL_KEYS:
                 if entry.get(model_key):
                     name, revision = entry[model_key], entry.get(revision_key)

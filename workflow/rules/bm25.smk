@@ -2,9 +2,6 @@
 # dataset and system, multi-threaded (a Pyserini process costs seconds to start).
 
 
-register_family("bm25", config["bm25"])
-
-
 rule bm25_index:
     input:
         unpack(corpus_source),

@@ -18,25 +18,14 @@ SCRIPTS = (
 )
 sys.path.insert(0, str(SCRIPTS))
 
-from beirflow.dense import DenseSettings, encoder_key
 from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
-    check_cycles,
-    check_dense,
-    check_local_datasets,
-    check_model_locations,
-    check_fusion,
-    check_rerankers,
-    enabled_systems,
+    build,
     first_stage_chain,
-    plan_datasets,
-    plan_systems,
+    load_schema,
     result_params,
-    shard_count,
-    shard_ids,
-    system_datasets,
     unpinned_models,
 )
 from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
@@ -77,48 +66,28 @@ envvars:
     "HF_HUB_CACHE",
 
 
-def _validate_config():
-    try:
-        validate(config, "../schemas/config.schema.yaml")
-    except WorkflowError as error:
-        cause = error.__context__  # the jsonschema ValidationError
-        if not hasattr(cause, "absolute_path"):
-            raise
-        key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
-        raise WorkflowError(f"config key {key}: {cause.message}") from None
-    # An empty dataset entry (`scifact:`) is null in YAML: the BEIR dataset of that name.
-    config["datasets"] = {
-        name: entry or {} for name, entry in config["datasets"].items()
-    }
-    # Systems marked 'enabled: false' leave the plan here, before anything reads the sections.
-    for family in ("bm25", "rerank", "dense", "fusion"):
-        config[family] = enabled_systems(config.get(family))
-    if config["evaluation"]["primary"] not in config["evaluation"]["metrics"]:
-        raise WorkflowError(
-            f"config key evaluation.primary: '{config['evaluation']['primary']}' is not one of evaluation.metrics"
-        )
-
-
-_validate_config()
-
+# The plan, built once from the config and the schema beside these rules (its 'x-family' records say
+# which sections are families of systems and which rules run them); everything below only reads it.
 try:
-    DATASETS = plan_datasets(config["datasets"], config["data_dir"])
-    check_local_datasets(DATASETS)
-except (ConfigError, KeyError) as error:
-    raise WorkflowError(f"config: {error}") from None
+    PLAN = build(
+        config,
+        load_schema(SCRIPTS.parent / "workflow" / "schemas" / "config.schema.yaml"),
+        # Under conda the jobs' environments, not Snakemake's, hold the 'package:' models.
+        import_packages=not USES_CONDA,
+    )
+except ConfigError as error:
+    raise WorkflowError(f"config key {error}") from None
+config.update(PLAN.config)  # defaults filled in, disabled systems left out
+workflow.localrules(*PLAN.local_rules)
+DATASETS = PLAN.datasets
+SYSTEMS = PLAN.systems  # system name -> family
 
-# Families of systems (bm25; rerank and dense to come). Each family's rule file registers
-# its config section with register_family() before report.smk gathers every system.
-FAMILIES = {}
-SYSTEMS = {}  # system name -> family
-
-
-def register_family(family, systems):
-    try:
-        SYSTEMS.update(plan_systems({**FAMILIES, family: systems}))
-    except ConfigError as error:
-        raise WorkflowError(f"config: {error}") from None
-    FAMILIES[family] = systems
+_unpinned = unpinned_models(PLAN.sections)
+if _unpinned:
+    logger.warning(
+        f"beirflow: {len(_unpinned)} Hugging Face model(s) at a branch, not a commit ({'; '.join(_unpinned)}): "
+        "results may change when the branch moves; scripts/pin_revisions.py pins them (each job records the commit it loaded)"
+    )
 
 
 DATA_DIR = config["data_dir"]
@@ -141,24 +110,11 @@ wildcard_constraints:
 
 
 def metrics_files():
-    if not SYSTEMS:
-        raise WorkflowError(
-            "config: no systems configured; add at least one under 'bm25'"
-        )
     return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
 
 
-# system name -> the datasets it runs on, filled once every family has registered
-SYSTEM_DATASETS = {}
-
-
 def runs_on(system, dataset):
-    if not SYSTEM_DATASETS:
-        try:
-            SYSTEM_DATASETS.update(system_datasets(FAMILIES, DATASETS))
-        except ConfigError as error:
-            raise WorkflowError(f"config key {error}") from None
-    return dataset in SYSTEM_DATASETS[system]
+    return PLAN.runs_on(system, dataset)
 
 
 def result_files():
@@ -175,7 +131,7 @@ def result_files():
 
 
 def dataset_systems(wildcards):
-    return [system for system in SYSTEMS if runs_on(system, wildcards.dataset)]
+    return PLAN.dataset_systems(wildcards.dataset)
 
 
 def dataset_run_files(wildcards):
@@ -268,18 +224,12 @@ def corpus_file(wildcards):
 
 def query_shards(dataset):
     """Shard ids of a dataset's queries, for the rules of query-sharded families."""
-    count = shard_count(
-        DATASETS[dataset].query_count(), config["shards"]["queries_per_shard"]
-    )
-    return shard_ids(count)
+    return PLAN.query_shards(dataset)
 
 
 def document_shards(dataset):
     """Shard ids of a dataset's corpus, for the rules of document-sharded families."""
-    count = shard_count(
-        DATASETS[dataset].document_count(), config["shards"]["documents_per_shard"]
-    )
-    return shard_ids(count)
+    return PLAN.document_shards(dataset)
 
 
 def query_shard_count(wildcards):
@@ -304,7 +254,7 @@ def archive_md5(wildcards):
 
 
 def system_entry(system):
-    return FAMILIES[SYSTEMS[system]][system]
+    return PLAN.entry(system)
 
 
 def system_config(wildcards):
@@ -319,25 +269,6 @@ def run_file(dataset, system):
 
 def provenance_file(dataset, system):
     return f"results/{dataset}/{SYSTEMS[system]}/{system}/provenance.json"
-
-
-def check_plan():
-    """Checks across families, once every rule file has registered its systems."""
-    try:
-        check_rerankers(config.get("rerank", {}), SYSTEMS)
-        check_dense(config.get("dense", {}))
-        check_fusion(config.get("fusion", {}), SYSTEMS)
-        check_cycles(config.get("rerank", {}), config.get("fusion", {}))
-        # Under conda the jobs' environments, not Snakemake's, hold the 'package:' models.
-        check_model_locations(FAMILIES, import_packages=not USES_CONDA)
-    except ConfigError as error:
-        raise WorkflowError(f"config key {error}") from None
-    unpinned = unpinned_models(FAMILIES)
-    if unpinned:
-        logger.warning(
-            f"beirflow: {len(unpinned)} Hugging Face model(s) at a branch, not a commit ({'; '.join(unpinned)}): "
-            "results may change when the branch moves; scripts/pin_revisions.py pins them (each job records the commit it loaded)"
-        )
 
 
 def leaderboard_labels():
@@ -387,38 +318,29 @@ def rerank_shard_files(extension):
 # ---- dense retrieval --------------------------------------------------------------------
 
 
-def _plan_encoders(dense):
-    """encoder key -> (its identity, the dense systems that use it)."""
-    encoders = {}
-    for system, entry in dense.items():
-        identity = DenseSettings.from_config(entry).encoder_identity()
-        encoders.setdefault(encoder_key(identity), (identity, []))[1].append(system)
-    return encoders
-
-
-ENCODERS = _plan_encoders(config.get("dense", {}))
+ENCODERS = PLAN.encoders
 
 
 def system_encoder(system):
-    return encoder_key(
-        DenseSettings.from_config(system_entry(system)).encoder_identity()
-    )
+    return PLAN.system_encoder(system)
 
 
 def encoder_params(wildcards):
-    return json.dumps(ENCODERS[wildcards.encoder][0], sort_keys=True)
+    return json.dumps(ENCODERS[wildcards.encoder].identity, sort_keys=True)
 
 
 def encoder_config_key(wildcards):
     """The key an encoding job's errors name: the first, by name, of the systems sharing the encoder."""
-    return f"dense.{min(ENCODERS[wildcards.encoder][1])}"
+    return f"dense.{min(ENCODERS[wildcards.encoder].systems)}"
 
 
 def encoder_resource(name, default):
     """The largest need among the systems sharing the encoder, grown with each retry where it is a limit."""
 
     def resource(wildcards, attempt):
-        entries = [config["dense"][system] for system in ENCODERS[wildcards.encoder][1]]
+        entries = [
+            config["dense"][system] for system in ENCODERS[wildcards.encoder].systems
+        ]
         value = max(entry.get("resources", {}).get(name, default) for entry in entries)
         return value * attempt if name in ("mem_mb", "runtime") else value
 
@@ -429,7 +351,7 @@ def encoder_batch_size(wildcards):
     """The largest batch size among the systems sharing the encoder ('auto' where none sets one)."""
     sizes = [
         config["dense"][system].get("batch_size", "auto")
-        for system in ENCODERS[wildcards.encoder][1]
+        for system in ENCODERS[wildcards.encoder].systems
     ]
     numbers = [size for size in sizes if isinstance(size, int)]
     return str(max(numbers)) if numbers else "auto"
@@ -456,9 +378,8 @@ def dense_search_inputs(wildcards):
 # ---- models -----------------------------------------------------------------------------
 
 
-MODELS = distinct_models(
-    {family: config.get(family, {}) for family in ("rerank", "dense")}
-)
+MODEL_FAMILIES = [name for name, family in PLAN.families.items() if family.models]
+MODELS = distinct_models({family: PLAN.sections[family] for family in MODEL_FAMILIES})
 
 
 def system_model_records(system):
@@ -473,7 +394,7 @@ def system_model_records(system):
 def model_records(wildcards):
     """The fetch records a GPU job loads its models from (ancient: fetching again reruns nothing)."""
     if hasattr(wildcards, "encoder"):
-        identity = ENCODERS[wildcards.encoder][0]
+        identity = ENCODERS[wildcards.encoder].identity
         paths = [record_path(identity["model"], identity["revision"])]
     else:
         paths = system_model_records(wildcards.system)
@@ -495,35 +416,7 @@ def fusion_inputs(wildcards):
 
 def gpu_job_records():
     """The record every GPU-rule job writes (sidecar or provenance), for the cost table."""
-    records = []
-    for dataset in DATASETS:
-        for system in [name for name in config["rerank"] if runs_on(name, dataset)]:
-            records += expand(
-                "results/{dataset}/rerank/{system}/shards/{shard}.json",
-                dataset=dataset,
-                system=system,
-                shard=query_shards(dataset),
-            )
-        for encoder, (_, systems) in ENCODERS.items():
-            if not any(runs_on(system, dataset) for system in systems):
-                continue
-            records += expand(
-                "results/{dataset}/embeddings/{encoder}/corpus/{shard}.json",
-                dataset=dataset,
-                encoder=encoder,
-                shard=document_shards(dataset),
-            )
-            records.append(f"results/{dataset}/embeddings/{encoder}/queries.json")
-        for system in [name for name in config["dense"] if runs_on(name, dataset)]:
-            records.append(f"results/{dataset}/dense/{system}/provenance.json")
-    return records
-
-
-def cost_options():
-    """Which systems each encoder serves (the GPUs a job used are in its own record)."""
-    return " ".join(
-        f"--encoder {key}={','.join(systems)}" for key, (_, systems) in ENCODERS.items()
-    )
+    return [job.record for job in PLAN.recorded_jobs()]
 
 
 # ---- resources -------------------------------------------------------------------------
@@ -596,10 +489,6 @@ def report_datasets():
 def report_settings():
     chosen = config["report"]
     baseline = chosen.get("baseline") or next(iter(config["bm25"]), None)
-    if baseline is not None and baseline not in SYSTEMS:
-        raise WorkflowError(
-            f"config key report.baseline: '{baseline}' is not a configured system"
-        )
     settings = {
         "primary": config["evaluation"]["primary"],
         "baseline": baseline,
@@ -632,5 +521,5 @@ def model_provenance_files():
         provenance_file(dataset, system)
         for dataset in DATASETS
         for system in SYSTEMS
-        if SYSTEMS[system] in ("rerank", "dense") and runs_on(system, dataset)
+        if SYSTEMS[system] in MODEL_FAMILIES and runs_on(system, dataset)
     ]

@@ -1,11 +1,6 @@
 # Data stage: BEIR zips into the data cache, validated split files, deterministic shards.
 
 
-localrules:
-    download_beir,
-    shard_queries,
-
-
 # The shared data cache holds data and locks only; each workflow's marker of a fetched archive is
 # in its own results/: Snakemake deletes a job's outputs before running it, and a marker in the
 # shared cache would vanish under another workflow that had just written it.

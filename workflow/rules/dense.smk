@@ -4,9 +4,6 @@
 # system's name, so systems that share an encoder share its embeddings.
 
 
-register_family("dense", config["dense"])
-
-
 rule encode_documents:
     input:
         shards="results/{dataset}/shards/corpus",

@@ -3,10 +3,6 @@
 # seconds, evaluating a run milliseconds.
 
 
-localrules:
-    evaluate,
-
-
 rule evaluate:
     input:
         runs=dataset_run_files,

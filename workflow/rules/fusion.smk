@@ -2,13 +2,6 @@
 # of CPU work, so it runs where Snakemake runs.
 
 
-register_family("fusion", config["fusion"])
-
-
-localrules:
-    fuse,
-
-
 rule fuse:
     input:
         fusion_inputs,

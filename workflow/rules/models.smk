@@ -4,10 +4,6 @@
 # and a model that cannot be had fails its fetch job before any GPU job of it is submitted.
 
 
-localrules:
-    fetch_model,
-
-
 rule fetch_model:
     output:
         "results/models/{model}.json",

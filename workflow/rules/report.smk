@@ -1,11 +1,6 @@
 # Report: every metrics file into one leaderboard (CSV, Markdown, HTML).
 
 
-localrules:
-    cost,
-    leaderboard,
-
-
 rule cost:
     input:
         gpu_job_records(),
@@ -16,9 +11,11 @@ rule cost:
     conda:
         "../../envs/base.yaml"
     params:
-        systems=cost_options(),
+        # Which jobs there are, and what each ran for, from the plan (a record's path is never parsed);
+        # batch sizes, resources and report keys are left out, so changing them reruns nothing.
+        jobs=json.dumps(PLAN.jobs_config(), sort_keys=True),
     shell:
-        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/gather_cost.py" --output {output:q} {params.systems} -- {input:q} > {log:q} 2>&1'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/gather_cost.py" --config {params.jobs:q} --output {output:q} > {log:q} 2>&1'
 
 
 rule leaderboard:
@@ -42,10 +39,6 @@ rule leaderboard:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --datasets {params.datasets:q} --cqadupstack {params.cqadupstack}"
         " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"
-
-
-localrules:
-    report,
 
 
 rule report:

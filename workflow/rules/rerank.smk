@@ -2,14 +2,6 @@
 # by every reranker of that first stage and depth), one GPU job per query shard, one merge.
 
 
-register_family("rerank", config["rerank"])
-
-
-localrules:
-    rerank_candidates,
-    rerank_merge,
-
-
 rule document_store:
     input:
         unpack(corpus_source),
