@@ -158,3 +158,32 @@ def test_the_slurm_profile_sends_the_rules_the_family_records_mark_array_as_job_
     listed = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
     marked = {rule.name for family in schema_families(load_schema()).values() for rule in family.rules if rule.array}
     assert listed == marked == {"rerank_shard", "encode_documents"}
+
+
+def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_write_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from beirflow.plan import build
+    from conftest import sample_config
+
+    monkeypatch.chdir(tmp_path)
+    config = sample_config()
+    plan = build(config)
+    assert build(plan.jobs_config()).recorded_jobs() == plan.recorded_jobs()
+    unchanged = []
+    for change in (
+        lambda c: c["bm25"].update({"bm25-k12": {"k1": 1.2}}),
+        lambda c: c["bm25"]["bm25-flat"].update(k1=1.5),
+        lambda c: c["rerank"]["minilm-rerank"].update(batch_size=8, resources={"mem_mb": 9000}),
+        lambda c: c["fusion"]["bm25+minilm"].update(method="combsum"),
+    ):
+        changed = copy.deepcopy(config)
+        change(changed)
+        unchanged.append(build(changed).jobs_config() == plan.jobs_config())
+    assert unchanged == [True, True, True, True]
+    renamed = copy.deepcopy(config)
+    renamed["rerank"]["minilm-rerank"]["datasets"] = ["scifact-sample"]
+    renamed["dense"]["minilm"]["max_length"] = 128  # another encoder: other embeddings, other records
+    assert build(renamed).jobs_config() != plan.jobs_config()

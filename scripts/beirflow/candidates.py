@@ -15,8 +15,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_path
 from beirflow.beir import iter_jsonl
 from beirflow.errors import DataError, rebuild_hint
-from beirflow.plan import shard_ids
-from beirflow.shards import MANIFEST, shard_path
+from beirflow.shards import MANIFEST, shard_ids, shard_path
 from beirflow.trec import best_hits, read_run
 
 

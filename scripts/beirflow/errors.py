@@ -9,6 +9,10 @@ class BeirflowError(Exception):
     """Base class for the errors beirflow raises on bad input."""
 
 
+class ConfigError(BeirflowError, ValueError):
+    """A config that names something that does not exist, or breaks the schema: the message names the key."""
+
+
 class DataError(BeirflowError, ValueError):
     """Bad input data: the message names the file and, where there is one, the line."""
 

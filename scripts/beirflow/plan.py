@@ -7,7 +7,6 @@ This runs every time Snakemake parses the workflow, so it reads no corpus for BE
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -17,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
+from beirflow.errors import ConfigError
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 from beirflow.settings import OPERATIONAL_KEYS
+from beirflow.shards import shard_count, shard_ids, shard_name
 
-MAX_SHARDS = 10_000  # shard ids are four digits
+__all__ = ["ConfigError", "shard_count", "shard_ids", "shard_name"]  # re-exported: planning's names
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,6 @@ def _count_judged_queries(path: str) -> int:
     return len(queries)
 
 
-class ConfigError(ValueError):
-    """A config that is valid under the schema but names something that does not exist."""
-
-
 def plan_datasets(datasets: dict[str, Any], data_dir: str | os.PathLike[str]) -> dict[str, DatasetPlan]:
     """Resolve the config's ``datasets`` section: BEIR names, CQADupStack's forums and local folders."""
     catalogue = beir_datasets()
@@ -178,25 +175,6 @@ def _add(plans: dict[str, DatasetPlan], plan: DatasetPlan) -> None:
     if plan.name in plans:
         raise ConfigError(f"datasets: '{plan.name}' is named twice")
     plans[plan.name] = plan
-
-
-def shard_count(items: int, per_shard: int) -> int:
-    if per_shard < 1:
-        raise ValueError("shard size must be at least 1")
-    count = max(1, math.ceil(items / per_shard))
-    if count > MAX_SHARDS:
-        raise ConfigError(
-            f"{items} items in shards of {per_shard} make {count} shards; at most {MAX_SHARDS}: raise the shard size"
-        )
-    return count
-
-
-def shard_ids(count: int) -> list[str]:
-    return [shard_name(index) for index in range(count)]
-
-
-def shard_name(index: int) -> str:
-    return f"{index:04d}"
 
 
 def plan_systems(families: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -468,6 +446,10 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> dict[str,
     return checked
 
 
+# Keys that place a system in the plan: where it runs and what it reads (a fusion's runs, a reranker's first stage).
+PLACING_KEYS = ("datasets", "runs", "first_stage")
+
+
 @dataclass(frozen=True)
 class Encoder:
     """One encoder's embeddings, shared by the dense systems with the same encoder identity."""
@@ -507,18 +489,33 @@ class Plan:
     encoders: dict[str, Encoder]
 
     def jobs_config(self) -> dict[str, Any]:
-        """The part of the config that decides which jobs there are: build() of it plans the same jobs,
-        and how a system runs or is shown (batch size, resources, report keys) is left out."""
+        """The part of the config that decides which jobs write cost records: build() of it plans the same
+        ones. It holds the systems of the families that write records, with their result keys, and the
+        systems those read from (first stages, fused runs), with only what places them (datasets, inputs).
+        A system added elsewhere, a BM25 parameter, a batch size, resources or report keys change nothing here."""
         shown_or_operational = set(OPERATIONAL_KEYS) - {"datasets"}
+        recording = {name for name, family in self.families.items() if family.recorded_rules}
+        needed = [system for system, family in self.systems.items() if family in recording]
+        for system in needed:  # grows while read: the systems each needed one reads from
+            entry = self.entry(system)
+            for upstream in [entry.get("first_stage"), *entry.get("runs", [])]:
+                if upstream and upstream not in needed:
+                    needed.append(upstream)
+        # A config with no such system is still a valid plan: it keeps one system, placed like the first.
+        needed = needed or [next(iter(self.systems))]
+
+        def kept(system: str) -> dict[str, Any]:
+            entry = self.entry(system)
+            if self.systems[system] in recording:
+                return {key: value for key, value in entry.items() if key not in shown_or_operational}
+            return {key: value for key, value in entry.items() if key in PLACING_KEYS}
+
         return {
             "data_dir": self.config["data_dir"],
             "datasets": self.config["datasets"],
             "shards": self.config["shards"],
             **{
-                family: {
-                    name: {key: value for key, value in entry.items() if key not in shown_or_operational}
-                    for name, entry in systems.items()
-                }
+                family: {system: kept(system) for system in systems if system in needed}
                 for family, systems in self.sections.items()
             },
         }

@@ -8,15 +8,35 @@ apart from line endings. Query shards feed the rerank jobs, document shards the 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from beirflow.atomic import atomic_path
 from beirflow.beir import iter_jsonl
-from beirflow.errors import DataError
-from beirflow.plan import shard_name
+from beirflow.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
+MAX_SHARDS = 10_000  # shard ids are four digits
+
+
+def shard_count(items: int, per_shard: int) -> int:
+    if per_shard < 1:
+        raise ValueError("shard size must be at least 1")
+    count = max(1, math.ceil(items / per_shard))
+    if count > MAX_SHARDS:
+        raise ConfigError(
+            f"{items} items in shards of {per_shard} make {count} shards; at most {MAX_SHARDS}: raise the shard size"
+        )
+    return count
+
+
+def shard_ids(count: int) -> list[str]:
+    return [shard_name(index) for index in range(count)]
+
+
+def shard_name(index: int) -> str:
+    return f"{index:04d}"
 
 
 def _chunks(lines: Iterable[str], per_shard: int) -> Iterator[list[str]]:

@@ -13,7 +13,7 @@ rule cost:
     params:
         # Which jobs there are, and what each ran for, from the plan (a record's path is never parsed);
         # batch sizes, resources and report keys are left out, so changing them reruns nothing.
-        jobs=json.dumps(PLAN.jobs_config(), sort_keys=True),
+        jobs=lambda wildcards: json.dumps(PLAN.jobs_config(), sort_keys=True),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/gather_cost.py" --config {params.jobs:q} --output {output:q} > {log:q} 2>&1'
 
