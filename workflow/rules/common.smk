@@ -9,7 +9,6 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import validate
 
 # Relative to this file, not the top Snakefile: other Snakefiles may include the rules.
 SCRIPTS = (
