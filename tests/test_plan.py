@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from beirflow.plan import ConfigError, plan_datasets, plan_systems, shard_count, shard_ids
+from beirflow.plan import ConfigError, plan_datasets, plan_systems
 from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
+from beirflow.shards import shard_count, shard_ids
 from conftest import REPO, SAMPLE
 
 

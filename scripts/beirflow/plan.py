@@ -1,4 +1,9 @@
-"""Turn the validated config into what the DAG is built from: datasets, systems and shard counts.
+"""The plan: what the DAG is built from, made once from the config by ``build``.
+
+``build(config)`` validates the config against the schema (defaults filled in), reads the families
+the schema declares (``x-family``), resolves datasets, systems and shared encoders, runs every
+cross-check, and returns a frozen ``Plan`` that ``common.smk``, ``plan_grid.py``, the cost job and
+the tests read. Errors name the config key.
 
 This runs every time Snakemake parses the workflow, so it reads no corpus for BEIR names
 (their counts are known) and counts lines of local files at most once per process.
@@ -19,9 +24,7 @@ from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
 from beirflow.errors import ConfigError
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 from beirflow.settings import OPERATIONAL_KEYS
-from beirflow.shards import shard_count, shard_ids, shard_name
-
-__all__ = ["ConfigError", "shard_count", "shard_ids", "shard_name"]  # re-exported: planning's names
+from beirflow.shards import shard_count, shard_ids
 
 
 @dataclass(frozen=True)
