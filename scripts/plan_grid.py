@@ -141,7 +141,7 @@ def gpu_hours(
 
 def model_downloads(plan: Plan, records: Path) -> list[tuple[str, str | None, int | None, str]]:
     """Each distinct model to fetch with the bytes it takes: (name, revision, bytes or None, where the figure is from)."""
-    models = distinct_models({name: plan.sections[name] for name, family in plan.families.items() if family.models})
+    models = distinct_models(plan.model_sections)
     rows: dict[str, tuple[str, str | None, int | None, str]] = {}
     ask_hub = []
     for name, model in models.items():

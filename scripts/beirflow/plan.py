@@ -22,6 +22,7 @@ from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
 from beirflow.errors import ConfigError
+from beirflow.records import MODEL_KEYS
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 from beirflow.settings import OPERATIONAL_KEYS
 from beirflow.shards import shard_count, shard_ids
@@ -340,12 +341,12 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def check_model_locations(families: dict[str, dict[str, Any]], import_packages: bool = True) -> None:
-    """Every rerank and dense model (and adapter) that is a folder or a package is where the config says."""
+    """Every model (and adapter) of the given families that is a folder or a package is where the config says."""
     from beirflow.models import location_problem
 
-    for family in ("rerank", "dense"):
-        for name, entry in families.get(family, {}).items():
-            for model_key, marker in (("model", "config.json"), ("adapter", "adapter_config.json")):
+    for family, systems in families.items():
+        for name, entry in systems.items():
+            for model_key, _, marker in MODEL_KEYS:
                 model = entry.get(model_key)
                 problem = model and location_problem(model, marker, import_packages)
                 if problem:
@@ -523,6 +524,11 @@ class Plan:
             },
         }
 
+    @property
+    def model_sections(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The systems of the families whose entries name models (fetched by rule fetch_model)."""
+        return model_sections(self.families, self.sections)
+
     def entry(self, system: str) -> dict[str, Any]:
         return self.sections[self.systems[system]][system]
 
@@ -598,6 +604,12 @@ class Plan:
         return counts
 
 
+def model_sections(
+    families: dict[str, Family], sections: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: sections[name] for name, family in families.items() if family.models}
+
+
 def build(
     config: dict[str, Any], schema: dict[str, Any] | None = None, import_packages: bool = True, check_models: bool = True
 ) -> Plan:
@@ -630,7 +642,7 @@ def build(
     check_fusion(fusion, systems)
     check_cycles(rerankers, fusion)
     if check_models:
-        check_model_locations(sections, import_packages=import_packages)
+        check_model_locations(model_sections(families, sections), import_packages=import_packages)
     baseline = checked["report"].get("baseline")
     if baseline is not None and baseline not in systems:
         raise ConfigError(f"report.baseline: '{baseline}' is not a configured system")

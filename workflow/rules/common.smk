@@ -377,8 +377,10 @@ def dense_search_inputs(wildcards):
 # ---- models -----------------------------------------------------------------------------
 
 
-MODEL_FAMILIES = [name for name, family in PLAN.families.items() if family.models]
-MODELS = distinct_models({family: PLAN.sections[family] for family in MODEL_FAMILIES})
+MODEL_SECTIONS = (
+    PLAN.model_sections
+)  # family -> systems, for the families whose entries name models
+MODELS = distinct_models(MODEL_SECTIONS)
 
 
 def system_model_records(system):
@@ -520,5 +522,5 @@ def model_provenance_files():
         provenance_file(dataset, system)
         for dataset in DATASETS
         for system in SYSTEMS
-        if SYSTEMS[system] in MODEL_FAMILIES and runs_on(system, dataset)
+        if SYSTEMS[system] in MODEL_SECTIONS and runs_on(system, dataset)
     ]
