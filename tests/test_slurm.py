@@ -269,13 +269,24 @@ def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
     assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
 
 
-def _stop_job(job_id: str) -> None:
-    """SIGSTOP every process of the job: a job stuck (on a hung file system, say) that SLURM still counts as running."""
-    listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=True).stdout.splitlines()
-    for line in listed[1:]:  # PID JOBID STEPID LOCALID GLOBALID
-        pid = line.split()[0]
-        if pid.isdigit():
+def _stop_job(job_id: str, timeout_s: float = 60) -> None:
+    """SIGSTOP every process of the job: a job stuck (on a hung file system, say) that SLURM still counts as running.
+
+    squeue says RUNNING before slurmd has started the batch step, when ``scontrol listpids`` still fails; and a
+    process forked between listing and stopping escapes one pass, so the job is listed and stopped until a pass
+    finds nothing left running."""
+    deadline = time.monotonic() + timeout_s
+    stopped: set[str] = set()
+    while time.monotonic() < deadline:
+        listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=False)
+        pids = {line.split()[0] for line in listed.stdout.splitlines()[1:] if line.split() and line.split()[0].isdigit()}
+        if listed.returncode == 0 and pids and pids <= stopped:
+            return
+        for pid in sorted(pids - stopped):  # PID JOBID STEPID LOCALID GLOBALID
             subprocess.run(["kill", "-STOP", pid], capture_output=True, check=False)
+            stopped.add(pid)
+        time.sleep(0.5)
+    raise AssertionError(f"the processes of job {job_id} could not be listed and stopped within {timeout_s} s")
 
 
 def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_and_retried(
