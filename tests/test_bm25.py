@@ -68,3 +68,28 @@ def test_query_max_chars_cuts_the_query_before_bm25_only(indexes) -> None:
     whole_hits = {doc for doc, _ in next(iter(search(indexes["flat"], long_query, whole)))[1]}
     assert cut_hits == {"q2", "d4"} and {"d1", "d2"} <= whole_hits
     assert cut.query_text("x" * 2000) == "x" * 8 and whole.query_text("x" * 2000) == "x" * 2000
+
+
+@pytest.mark.parametrize("fields", ["flat", "multifield"])
+def test_search_returns_the_hits_pyserinis_lucene_searcher_returns(fields: str, tmp_path: Path) -> None:
+    """beirflow calls Anserini's searcher without importing Pyserini's wrapper (which imports torch): same calls,
+    so the same documents and scores, on the real SciFact sample."""
+    import json
+
+    from pyserini.search.lucene import LuceneSearcher
+
+    from conftest import SAMPLE
+
+    queries = {row["_id"]: row["text"] for row in map(json.loads, (SAMPLE / "queries.jsonl").read_text().splitlines())}
+    index = tmp_path / fields
+    build_index(SAMPLE / "corpus.jsonl", index, fields, threads=1)
+    params = Bm25Params(fields=fields, remove_query=False, hits=100)
+    ours = dict(search(index, queries, params, batch_size=7))
+
+    searcher = LuceneSearcher(str(index))
+    searcher.set_bm25(params.k1, params.b)
+    theirs = searcher.batch_search(list(queries.values()), list(queries), 100, 1, fields=params.search_fields())
+    assert len(ours) == len(queries) > 40
+    for query_id in queries:
+        assert ours[query_id] == [(hit.docid.strip(), float(hit.score)) for hit in theirs[query_id]], query_id
+        assert len(ours[query_id]) > 10

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from beirflow.beir import Document
 from beirflow.jvm import start_jvm
@@ -132,22 +133,51 @@ def search(
     ``query_max_chars`` each query is cut before it is searched, as the paper did (its
     rerankers read the whole query from the prepared queries).
     """
-    start_jvm()
-    from pyserini.search.lucene import LuceneSearcher
-
-    searcher = LuceneSearcher(str(index_dir))
-    searcher.set_bm25(params.k1, params.b)
+    searcher = _anserini_searcher(index_dir, params)
     fields = params.search_fields()
     query_ids = list(queries)
     progress = Progress("searching", len(query_ids), "queries")
     for start in range(0, len(query_ids), batch_size):
         batch = query_ids[start : start + batch_size]
-        results = searcher.batch_search(
-            [params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields=fields
-        )
+        results = _batch_search(searcher, [params.query_text(queries[q]) for q in batch], batch, params.hits, threads, fields)
         for query_id in batch:
             hits = [(hit.docid.strip(), float(hit.score)) for hit in results.get(query_id, [])]
             if params.remove_query:
                 hits = [hit for hit in hits if hit[0] != query_id]
             yield query_id, hits
         progress.advance(len(batch))
+
+
+# Pyserini's LuceneSearcher is a thin wrapper of Anserini's SimpleSearcher, but importing it imports
+# pyserini.encode (torch and transformers): 10 s of every search job for nothing. The two functions below
+# make the calls LuceneSearcher.__init__, set_bm25 and batch_search make (Pyserini 1.6.0); a test checks
+# that the hits equal LuceneSearcher's.
+def _anserini_searcher(index_dir: Path, params: Bm25Params) -> Any:
+    start_jvm()
+    from jnius import autoclass
+
+    searcher = autoclass("io.anserini.search.SimpleSearcher")(str(index_dir))
+    searcher.set_bm25(float(params.k1), float(params.b))
+    return searcher
+
+
+def _batch_search(
+    searcher: Any, texts: list[str], query_ids: list[str], hits: int, threads: int, fields: dict[str, float]
+) -> dict[str, Any]:
+    from jnius import autoclass
+
+    java_texts, java_ids, java_fields = (
+        autoclass(name)() for name in ("java.util.ArrayList", "java.util.ArrayList", "java.util.HashMap")
+    )
+    for text in texts:
+        java_texts.add(text)
+    for query_id in query_ids:
+        java_ids.add(query_id)
+    java_float = autoclass("java.lang.Float")
+    for field, boost in fields.items():
+        java_fields.put(field, java_float(boost))
+    if fields:
+        results = searcher.batch_search_fields(java_texts, java_ids, int(hits), int(threads), java_fields)
+    else:
+        results = searcher.batch_search(java_texts, java_ids, int(hits), int(threads))
+    return {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}

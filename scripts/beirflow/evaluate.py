@@ -66,6 +66,28 @@ class Evaluation:
         }
 
 
+def _ranx_lists(qrels: dict[str, dict[str, int]], ranked: dict[str, dict[str, float]]) -> tuple[Any, Any]:
+    """ranx's own input form: per query, an array of (document number, relevance or score) rows, the
+    qrels best first (ranx's ideal DCG reads them in that order), the run in rank order.
+
+    ``ranx.Qrels``/``ranx.Run`` would build numba typed dicts first, whose code numba cannot cache: that
+    compiling cost every evaluation job 10 to 30 s of CPU. Documents are numbered, not hashed as ranx
+    does, so two ids can never collide."""
+    import numpy as np
+    from numba.typed import List
+
+    numbers: dict[str, int] = {}
+
+    def rows(hits: list[tuple[str, float]]) -> Any:
+        table = np.array([(numbers.setdefault(doc_id, len(numbers)), value) for doc_id, value in hits], dtype=np.float64)
+        return table.reshape(len(hits), 2)
+
+    query_ids = list(ranked)
+    typed_qrels = List([rows(sorted(qrels[query_id].items(), key=lambda judged: -judged[1])) for query_id in query_ids])
+    typed_run = List([rows(sorted(ranked[query_id].items(), key=lambda hit: -hit[1])) for query_id in query_ids])
+    return typed_qrels, typed_run
+
+
 def evaluate_run(qrels: Qrels, run: RunDict, metrics: Sequence[str]) -> Evaluation:
     """Score ``run`` against ``qrels``; see the module docstring for the conventions."""
     import ranx  # imported here: ranx compiles with numba on first use, which planning never needs
@@ -78,11 +100,13 @@ def evaluate_run(qrels: Qrels, run: RunDict, metrics: Sequence[str]) -> Evaluati
 
     per_query: dict[str, dict[str, float]] = {metric: dict.fromkeys(judged, 0.0) for metric in metrics}
     if ranked:
-        ranx_qrels = ranx.Qrels.from_dict({query_id: binary_safe[query_id] for query_id in ranked})
-        ranx_run = ranx.Run.from_dict(ranked)
-        ranx.evaluate(ranx_qrels, ranx_run, list(metrics), save_results_in_run=True)
+        typed_qrels, typed_run = _ranx_lists(binary_safe, ranked)
+        # Asked for one metric's per-query values, ranx 0.3.21 looks its result up under the metric's short
+        # name ('mrr' for 'mrr@10') and fails; asked for two, it returns them all by full name.
+        requested = list(metrics) * (2 if len(metrics) == 1 else 1)
+        scores = ranx.evaluate(typed_qrels, typed_run, requested, return_mean=False)
         for metric in metrics:
-            for query_id, value in ranx_run.scores[metric].items():
+            for query_id, value in zip(ranked, scores[metric], strict=True):
                 per_query[metric][query_id] = float(value)
 
     means = {metric: (sum(values.values()) / len(values) if values else 0.0) for metric, values in per_query.items()}
