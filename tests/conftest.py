@@ -26,6 +26,9 @@ CLUSTER = REPO / ".ci" / "slurm-cluster"
 # One numba cache for every workflow the tests run: ranx's metrics compile once per session
 # (about 25 s), not once per working directory.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
+# Two xdist workers share 2 cores: torch's OpenMP threads in this process wait without spinning, as the
+# workflow's jobs do (workflow/rules/common.smk says why).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # Under pytest-xdist (make test: -n 2), the worker's name; None in a plain pytest run.
