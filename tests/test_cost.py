@@ -36,14 +36,17 @@ def test_accounting_wins_and_gpu_seconds_are_gpus_times_elapsed(tmp_path) -> Non
 )
 def test_sacct_usage_reads_elapsed_and_allocated_gpus() -> None:
     probe = subprocess.run(
-        ["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", "JobIDRaw,ElapsedRaw,AllocTRES"],
+        ["sacct", "-X", "-P", "-n", "-S", "now-1days", "-o", "JobIDRaw,ElapsedRaw,AllocTRES,State"],
         capture_output=True,
         text=True,
         check=False,
     )
-    if probe.returncode != 0 or not probe.stdout.strip():
-        pytest.skip(f"sacct answers nothing here: {probe.stderr.strip()[:200]}")
-    job_id, elapsed, tres = probe.stdout.splitlines()[-1].split("|")
+    # A finished job: a running one's elapsed time grows between this call and the one under test
+    # (the SLURM tests may be running on another xdist worker).
+    ended = [row.split("|") for row in probe.stdout.splitlines() if row.split("|")[-1] not in ("RUNNING", "PENDING", "REQUEUED")]
+    if probe.returncode != 0 or not ended:
+        pytest.skip(f"sacct lists no finished job here: {probe.stderr.strip()[:200]}")
+    job_id, elapsed, tres, _ = ended[-1]
     usage = sacct_usage([job_id, "999999999"])
     assert usage[job_id][0] == float(elapsed)
     assert usage[job_id][1] == (int(tres.split("gres/gpu=")[1].split(",")[0]) if "gres/gpu=" in tres else 0)
