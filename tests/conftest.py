@@ -35,6 +35,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLURM tests first. They spend most of their 15 minutes waiting on the cluster, one after
+    another; started first (make test: -n 2 --dist loadscope --no-loadscope-reorder), one worker waits
+    on the cluster while the other runs the rest, instead of both idling at the end on that chain."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+
+
 @contextmanager
 def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
     """An exclusive lock shared by every xdist worker of this run, and a folder beside it that they share."""
