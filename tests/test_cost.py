@@ -43,7 +43,8 @@ def test_sacct_usage_reads_elapsed_and_allocated_gpus() -> None:
     )
     # A finished job: a running one's elapsed time grows between this call and the one under test
     # (the SLURM tests may be running on another xdist worker).
-    ended = [row.split("|") for row in probe.stdout.splitlines() if row.split("|")[-1] not in ("RUNNING", "PENDING", "REQUEUED")]
+    rows = [line.split("|") for line in probe.stdout.splitlines()]
+    ended = [row for row in rows if row[-1] not in ("RUNNING", "PENDING", "REQUEUED")]
     if probe.returncode != 0 or not ended:
         pytest.skip(f"sacct lists no finished job here: {probe.stderr.strip()[:200]}")
     job_id, elapsed, tres, _ = ended[-1]

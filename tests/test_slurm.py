@@ -292,10 +292,11 @@ def _stop_job(job_id: str, timeout_s: float = 60) -> None:
     stopped: set[str] = set()
     while time.monotonic() < deadline:
         listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=False)
-        pids = {line.split()[0] for line in listed.stdout.splitlines()[1:] if line.split() and line.split()[0].isdigit()}
+        first_columns = (line.split()[:1] for line in listed.stdout.splitlines()[1:])  # PID JOBID STEPID LOCALID GLOBALID
+        pids = {column[0] for column in first_columns if column and column[0].isdigit()}
         if listed.returncode == 0 and pids and pids <= stopped:
             return
-        for pid in sorted(pids - stopped):  # PID JOBID STEPID LOCALID GLOBALID
+        for pid in sorted(pids - stopped):
             subprocess.run(["kill", "-STOP", pid], capture_output=True, check=False)
             stopped.add(pid)
         time.sleep(0.5)

@@ -382,9 +382,8 @@ def dense_search_inputs(wildcards):
 # ---- models -----------------------------------------------------------------------------
 
 
-MODEL_SECTIONS = (
-    PLAN.model_sections
-)  # family -> systems, for the families whose entries name models
+# family -> systems, for the families whose entries name models
+MODEL_SECTIONS = PLAN.model_sections
 MODELS = distinct_models(MODEL_SECTIONS)
 
 
