@@ -26,8 +26,9 @@ import yaml
 
 from beirflow.fetch import hub_sizes
 from beirflow.models import is_hub_name
+from beirflow.paths import MODEL_RECORDS
 from beirflow.plan import ConfigError, Plan, build
-from beirflow.records import RECORDS, distinct_models, read_record, record_name
+from beirflow.records import distinct_models, read_record, record_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -294,7 +295,7 @@ def main() -> None:
             total += hours
             print(f"  {item['system']:28} {hours:10.2f}  ({what})")
     print(f"  {'total':28} {total:10.2f}" + (f"  + {unknown} model(s) unknown" if unknown else ""))
-    downloads = model_downloads(plan, args.directory / RECORDS)
+    downloads = model_downloads(plan, args.directory / MODEL_RECORDS)
     print(f"\nModel downloads (rule fetch_model, on the submit host, once per model and revision): {len(downloads)}")
     for name, revision, size, source in downloads:
         shown = f"{size / 1e9:8.2f} GB" if size is not None else f"{'unknown':>11}"
@@ -304,7 +305,7 @@ def main() -> None:
         f"  {'total':72} {sum(known) / 1e9:8.2f} GB"
         + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else "")
     )
-    disk = disk_plan(plan, args.directory / RECORDS)
+    disk = disk_plan(plan, args.directory / MODEL_RECORDS)
     print("\nDisk the grid writes under results/ (the data and model caches aside):")
     for stage, size, basis in disk:
         print(f"  {stage:72} {f'{size / 1e9:10.1f} GB' if size is not None else 'unknown':>13}  ({basis})")

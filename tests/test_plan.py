@@ -188,3 +188,28 @@ def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_writ
     renamed["rerank"]["minilm-rerank"]["datasets"] = ["scifact-sample"]
     renamed["dense"]["minilm"]["max_length"] = 128  # another encoder: other embeddings, other records
     assert build(renamed).jobs_config() != plan.jobs_config()
+
+
+def test_the_family_records_in_the_schema_are_the_paths_the_rules_write() -> None:
+    """The cost table reads each job's record where the schema's family record says; the rules write
+    it where beirflow.paths says. The two must be one path."""
+    from beirflow import paths
+    from beirflow.plan import load_schema, schema_families
+
+    families = schema_families(load_schema())
+    records = {rule.name: (rule.record, rule.benchmark) for family in families.values() for rule in family.rules if rule.record}
+    assert records == {
+        "rerank_shard": (
+            paths.rerank_shard(extension="json"),
+            paths.benchmark("rerank_shard", "{dataset}", "{system}", "{shard}"),
+        ),
+        "encode_documents": (
+            paths.corpus_embeddings(extension="json"),
+            paths.benchmark("encode_documents", "{dataset}", "{encoder}", "{shard}"),
+        ),
+        "encode_queries": (
+            paths.query_embeddings(extension="json"),
+            paths.benchmark("encode_queries", "{dataset}", "{encoder}", "queries"),
+        ),
+        "dense_search": (paths.provenance("dense"), paths.benchmark("dense_search", "{dataset}", "{system}")),
+    }

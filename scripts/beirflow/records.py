@@ -17,15 +17,13 @@ from typing import Any
 
 from beirflow.atomic import atomic_write
 from beirflow.errors import BeirflowError
+from beirflow.paths import model_record
 
 PACKAGE_PREFIX = "package:"
 
 
 class RecordError(BeirflowError):
     """A fetch record that cannot be read."""
-
-
-RECORDS = "results/models"  # the records, one per (model, revision), relative to the workdir
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ def record_name(model: str, revision: str | None) -> str:
 
 
 def record_path(model: str, revision: str | None) -> str:
-    return f"{RECORDS}/{record_name(model, revision)}.json"
+    return model_record(record_name(model, revision))
 
 
 def read_record(path: Path) -> ModelRecord:

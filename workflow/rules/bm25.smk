@@ -6,9 +6,9 @@ rule bm25_index:
     input:
         unpack(corpus_source),
     output:
-        directory("results/{dataset}/bm25/index-{fields}"),
+        directory(paths.bm25_index()),
     log:
-        "logs/bm25_index/{dataset}/{fields}.log",
+        paths.log("bm25_index", "{dataset}", "{fields}"),
     conda:
         "../../envs/bm25.yaml"
     threads: config["threads"]["bm25_index"]
@@ -26,12 +26,12 @@ rule bm25_index:
 rule bm25_search:
     input:
         index=bm25_index_dir,
-        queries="results/{dataset}/data/queries.jsonl",
+        queries=paths.queries(),
     output:
-        run="results/{dataset}/bm25/{system}/run.trec",
-        provenance="results/{dataset}/bm25/{system}/provenance.json",
+        run=paths.run("bm25"),
+        provenance=paths.provenance("bm25"),
     log:
-        "logs/bm25_search/{dataset}/{system}.log",
+        paths.log("bm25_search", "{dataset}", "{system}"),
     conda:
         "../../envs/bm25.yaml"
     threads: config["threads"]["bm25_search"]

@@ -18,6 +18,7 @@ SCRIPTS = (
 sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
+from beirflow import paths
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -114,7 +115,7 @@ wildcard_constraints:
 
 
 def metrics_files():
-    return [f"results/{dataset}/metrics.json" for dataset in DATASETS]
+    return [paths.metrics(dataset) for dataset in DATASETS]
 
 
 def runs_on(system, dataset):
@@ -175,7 +176,7 @@ def dataset_source(wildcards):
     folder (this workflow's markers of the shared cache), a local folder its files."""
     plan = dataset_plan(wildcards)
     if plan.merged_forums:
-        return {"archive": ancient(f"results/data_cache/merged/{plan.name}.ready")}
+        return {"archive": ancient(paths.merged_ready(plan.name))}
     if plan.is_local:
         files = plan.files
         return {
@@ -184,7 +185,7 @@ def dataset_source(wildcards):
             "qrels": str(files.qrels),
         }
     # ancient: a fresh download of the same archive must not rerun everything after it.
-    return {"archive": ancient(f"results/data_cache/{plan.archive}.ready")}
+    return {"archive": ancient(paths.archive_ready(plan.archive))}
 
 
 class MissingLocalDataset:
@@ -218,7 +219,7 @@ def corpus_source(wildcards):
     source = dataset_source(wildcards)
     source.pop("queries", None)
     source.pop("qrels", None)
-    source["report"] = f"results/{wildcards.dataset}/data/report.json"
+    source["report"] = paths.data_report(wildcards.dataset)
     return source
 
 
@@ -268,11 +269,11 @@ def system_config(wildcards):
 
 
 def run_file(dataset, system):
-    return f"results/{dataset}/{SYSTEMS[system]}/{system}/run.trec"
+    return paths.run(SYSTEMS[system], dataset, system)
 
 
 def provenance_file(dataset, system):
-    return f"results/{dataset}/{SYSTEMS[system]}/{system}/provenance.json"
+    return paths.provenance(SYSTEMS[system], dataset, system)
 
 
 def leaderboard_labels():
@@ -291,7 +292,7 @@ def leaderboard_labels():
 
 def bm25_index_dir(wildcards):
     fields = config["bm25"][wildcards.system]["fields"]
-    return f"results/{wildcards.dataset}/bm25/index-{fields}"
+    return paths.bm25_index(wildcards.dataset, fields)
 
 
 # ---- rerankers -------------------------------------------------------------------------
@@ -299,7 +300,7 @@ def bm25_index_dir(wildcards):
 
 def rerank_candidates_dir(wildcards):
     entry = config["rerank"][wildcards.system]
-    return f"results/{wildcards.dataset}/candidates/{entry['first_stage']}/top{entry['depth']}"
+    return paths.candidates(wildcards.dataset, entry["first_stage"], entry["depth"])
 
 
 def first_stage_run(wildcards):
@@ -308,13 +309,10 @@ def first_stage_run(wildcards):
 
 def rerank_shard_files(extension):
     def files(wildcards):
-        return expand(
-            "results/{dataset}/rerank/{system}/shards/{shard}.{extension}",
-            dataset=wildcards.dataset,
-            system=wildcards.system,
-            shard=query_shards(wildcards.dataset),
-            extension=extension,
-        )
+        return [
+            paths.rerank_shard(wildcards.dataset, wildcards.system, shard, extension)
+            for shard in query_shards(wildcards.dataset)
+        ]
 
     return files
 
@@ -362,20 +360,26 @@ def encoder_batch_size(wildcards):
 
 
 def dense_documents_dir(wildcards):
-    return f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}/corpus"
+    return f"{paths.embeddings(wildcards.dataset, system_encoder(wildcards.system))}/corpus"
 
 
 def dense_search_inputs(wildcards):
-    folder = (
-        f"results/{wildcards.dataset}/embeddings/{system_encoder(wildcards.system)}"
-    )
-    shards = document_shards(wildcards.dataset)
+    dataset, encoder = wildcards.dataset, system_encoder(wildcards.system)
+    shards = document_shards(dataset)
     return {
-        "queries": f"{folder}/queries.npy",
-        "query_ids": f"{folder}/queries.ids",
-        "vectors": expand("{folder}/corpus/{shard}.npy", folder=folder, shard=shards),
-        "ids": expand("{folder}/corpus/{shard}.ids", folder=folder, shard=shards),
-        "stats": expand("{folder}/corpus/{shard}.json", folder=folder, shard=shards),
+        "queries": paths.query_embeddings(dataset, encoder, "npy"),
+        "query_ids": paths.query_embeddings(dataset, encoder, "ids"),
+        **{
+            name: [
+                paths.corpus_embeddings(dataset, encoder, shard, extension)
+                for shard in shards
+            ]
+            for name, extension in (
+                ("vectors", "npy"),
+                ("ids", "ids"),
+                ("stats", "json"),
+            )
+        },
     }
 
 

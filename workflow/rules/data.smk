@@ -6,9 +6,9 @@
 # shared cache would vanish under another workflow that had just written it.
 rule download_beir:
     output:
-        "results/data_cache/{archive}.ready",
+        paths.archive_ready(),
     log:
-        "logs/download_beir/{archive}.log",
+        paths.log("download_beir", "{archive}"),
     retries: 3
     conda:
         "../../envs/base.yaml"
@@ -25,11 +25,11 @@ rule prepare_dataset:
     input:
         unpack(dataset_source),
     output:
-        queries="results/{dataset}/data/queries.jsonl",
-        qrels="results/{dataset}/data/qrels.tsv",
-        report="results/{dataset}/data/report.json",
+        queries=paths.queries(),
+        qrels=paths.qrels(),
+        report=paths.data_report(),
     log:
-        "logs/prepare_dataset/{dataset}.log",
+        paths.log("prepare_dataset", "{dataset}"),
     conda:
         "../../envs/base.yaml"
     resources:
@@ -47,11 +47,11 @@ rule prepare_dataset:
 
 rule shard_queries:
     input:
-        "results/{dataset}/data/queries.jsonl",
+        paths.queries(),
     output:
-        directory("results/{dataset}/shards/queries"),
+        directory(paths.shards("queries")),
     log:
-        "logs/shard_queries/{dataset}.log",
+        paths.log("shard_queries", "{dataset}"),
     conda:
         "../../envs/base.yaml"
     params:
@@ -66,9 +66,9 @@ rule shard_corpus:
     input:
         unpack(corpus_source),
     output:
-        directory("results/{dataset}/shards/corpus"),
+        directory(paths.shards("corpus")),
     log:
-        "logs/shard_corpus/{dataset}.log",
+        paths.log("shard_corpus", "{dataset}"),
     conda:
         "../../envs/base.yaml"
     resources:
@@ -87,11 +87,11 @@ rule shard_corpus:
 # download, the rule's output is this workflow's marker, never the folder another workflow may read.
 rule merge_cqadupstack:
     input:
-        ancient("results/data_cache/cqadupstack.ready"),
+        ancient(paths.archive_ready("cqadupstack")),
     output:
-        "results/data_cache/merged/{dataset}.ready",
+        paths.merged_ready(),
     log:
-        "logs/merge_cqadupstack/{dataset}.log",
+        paths.log("merge_cqadupstack", "{dataset}"),
     conda:
         "../../envs/base.yaml"
     resources:

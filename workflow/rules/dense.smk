@@ -6,16 +6,16 @@
 
 rule encode_documents:
     input:
-        shards="results/{dataset}/shards/corpus",
+        shards=paths.shards("corpus"),
         models=model_records,
     output:
-        vectors="results/{dataset}/embeddings/{encoder}/corpus/{shard}.npy",
-        ids="results/{dataset}/embeddings/{encoder}/corpus/{shard}.ids",
-        stats="results/{dataset}/embeddings/{encoder}/corpus/{shard}.json",
+        vectors=paths.corpus_embeddings(extension="npy"),
+        ids=paths.corpus_embeddings(extension="ids"),
+        stats=paths.corpus_embeddings(extension="json"),
     log:
-        "logs/encode_documents/{dataset}/{encoder}/{shard}.log",
+        paths.log("encode_documents", "{dataset}", "{encoder}", "{shard}"),
     benchmark:
-        "benchmarks/encode_documents/{dataset}/{encoder}/{shard}.tsv"
+        paths.benchmark("encode_documents", "{dataset}", "{encoder}", "{shard}")
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]
@@ -38,16 +38,16 @@ rule encode_documents:
 
 rule encode_queries:
     input:
-        queries="results/{dataset}/data/queries.jsonl",
+        queries=paths.queries(),
         models=model_records,
     output:
-        vectors="results/{dataset}/embeddings/{encoder}/queries.npy",
-        ids="results/{dataset}/embeddings/{encoder}/queries.ids",
-        stats="results/{dataset}/embeddings/{encoder}/queries.json",
+        vectors=paths.query_embeddings(extension="npy"),
+        ids=paths.query_embeddings(extension="ids"),
+        stats=paths.query_embeddings(extension="json"),
     log:
-        "logs/encode_queries/{dataset}/{encoder}.log",
+        paths.log("encode_queries", "{dataset}", "{encoder}"),
     benchmark:
-        "benchmarks/encode_queries/{dataset}/{encoder}/queries.tsv"
+        paths.benchmark("encode_queries", "{dataset}", "{encoder}", "queries")
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]
@@ -73,12 +73,12 @@ rule dense_search:
         unpack(dense_search_inputs),
         models=model_records,
     output:
-        run="results/{dataset}/dense/{system}/run.trec",
-        provenance="results/{dataset}/dense/{system}/provenance.json",
+        run=paths.run("dense"),
+        provenance=paths.provenance("dense"),
     log:
-        "logs/dense_search/{dataset}/{system}.log",
+        paths.log("dense_search", "{dataset}", "{system}"),
     benchmark:
-        "benchmarks/dense_search/{dataset}/{system}.tsv"
+        paths.benchmark("dense_search", "{dataset}", "{system}")
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["dense"]

@@ -6,11 +6,11 @@
 rule evaluate:
     input:
         runs=dataset_run_files,
-        qrels="results/{dataset}/data/qrels.tsv",
+        qrels=paths.qrels(),
     output:
-        "results/{dataset}/metrics.json",
+        paths.metrics(),
     log:
-        "logs/evaluate/{dataset}.log",
+        paths.log("evaluate", "{dataset}"),
     conda:
         "../../envs/eval.yaml"
     params:

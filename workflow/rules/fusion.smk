@@ -6,10 +6,10 @@ rule fuse:
     input:
         fusion_inputs,
     output:
-        run="results/{dataset}/fusion/{system}/run.trec",
-        provenance="results/{dataset}/fusion/{system}/provenance.json",
+        run=paths.run("fusion"),
+        provenance=paths.provenance("fusion"),
     log:
-        "logs/fuse/{dataset}/{system}.log",
+        paths.log("fuse", "{dataset}", "{system}"),
     conda:
         "../../envs/eval.yaml"
     params:

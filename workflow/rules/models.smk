@@ -6,9 +6,9 @@
 
 rule fetch_model:
     output:
-        "results/models/{model}.json",
+        paths.model_record(),
     log:
-        "logs/fetch_model/{model}.log",
+        paths.log("fetch_model", "{model}"),
     retries: 1
     conda:
         "../../envs/gpu.yaml"

@@ -5,9 +5,9 @@ rule cost:
     input:
         gpu_job_records(),
     output:
-        "results/leaderboard/cost.csv",
+        paths.cost(),
     log:
-        "logs/cost/cost.log",
+        paths.log("cost", "cost"),
     conda:
         "../../envs/base.yaml"
     params:
@@ -21,13 +21,13 @@ rule cost:
 rule leaderboard:
     input:
         metrics=metrics_files(),
-        cost="results/leaderboard/cost.csv",
+        cost=paths.cost(),
     output:
-        csv="results/leaderboard/leaderboard.csv",
-        markdown="results/leaderboard/leaderboard.md",
-        html="results/leaderboard/leaderboard.html",
+        csv=paths.leaderboard("csv"),
+        markdown=paths.leaderboard("md"),
+        html=paths.leaderboard("html"),
     log:
-        "logs/leaderboard/leaderboard.log",
+        paths.log("leaderboard", "leaderboard"),
     conda:
         "../../envs/eval.yaml"
     params:
@@ -47,23 +47,24 @@ rule report:
         provenance=model_provenance_files(),
         published=published_files(),
     output:
-        html="results/report/report.html",
-        markdown="results/report/report.md",
-        published="results/report/published_vs_reproduced.csv",
-        significance="results/report/significance.csv",
-        summary="results/report/report.json",
-        plots=expand("results/report/plots/{plot}.png", plot=PLOTS),
+        html=paths.report("report.html"),
+        markdown=paths.report("report.md"),
+        published=paths.report("published_vs_reproduced.csv"),
+        significance=paths.report("significance.csv"),
+        summary=paths.report("report.json"),
+        plots=[paths.plot(plot) for plot in PLOTS],
     log:
-        "logs/report/report.log",
+        paths.log("report", "report"),
     conda:
         "../../envs/eval.yaml"
     params:
         systems=report_systems(),
         datasets=report_datasets(),
         settings=report_settings(),
+        plots_dir=lambda wildcards, output: os.path.dirname(output.plots[0]),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_report.py" --systems {params.systems:q} --datasets {params.datasets:q}'
         " --settings {params.settings:q} --published {input.published:q} --provenance {input.provenance:q}"
         " --html {output.html:q} --markdown {output.markdown:q} --published-csv {output.published:q}"
-        " --significance-csv {output.significance:q} --json {output.summary:q} --plots-dir results/report/plots"
+        " --significance-csv {output.significance:q} --json {output.summary:q} --plots-dir {params.plots_dir:q}"
         " {input.metrics:q} > {log:q} 2>&1"

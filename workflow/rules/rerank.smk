@@ -6,9 +6,9 @@ rule document_store:
     input:
         unpack(corpus_source),
     output:
-        "results/{dataset}/data/documents.sqlite",
+        paths.document_store(),
     log:
-        "logs/document_store/{dataset}.log",
+        paths.log("document_store", "{dataset}"),
     conda:
         "../../envs/base.yaml"
     resources:
@@ -24,11 +24,11 @@ rule document_store:
 rule rerank_candidates:
     input:
         run=first_stage_run,
-        queries="results/{dataset}/shards/queries",
+        queries=paths.shards("queries"),
     output:
-        directory("results/{dataset}/candidates/{first_stage}/top{depth}"),
+        directory(paths.candidates()),
     log:
-        "logs/rerank_candidates/{dataset}/{first_stage}/top{depth}.log",
+        paths.log("rerank_candidates", "{dataset}", "{first_stage}", "top{depth}"),
     conda:
         "../../envs/base.yaml"
     shell:
@@ -39,15 +39,15 @@ rule rerank_candidates:
 rule rerank_shard:
     input:
         candidates=rerank_candidates_dir,
-        documents="results/{dataset}/data/documents.sqlite",
+        documents=paths.document_store(),
         models=model_records,
     output:
-        run="results/{dataset}/rerank/{system}/shards/{shard}.trec",
-        stats="results/{dataset}/rerank/{system}/shards/{shard}.json",
+        run=paths.rerank_shard(extension="trec"),
+        stats=paths.rerank_shard(extension="json"),
     log:
-        "logs/rerank_shard/{dataset}/{system}/{shard}.log",
+        paths.log("rerank_shard", "{dataset}", "{system}", "{shard}"),
     benchmark:
-        "benchmarks/rerank_shard/{dataset}/{system}/{shard}.tsv"
+        paths.benchmark("rerank_shard", "{dataset}", "{system}", "{shard}")
     conda:
         "../../envs/gpu.yaml"
     threads: config["threads"]["rerank"]
@@ -71,10 +71,10 @@ rule rerank_merge:
         stats=rerank_shard_files("json"),
         models=model_records,
     output:
-        run="results/{dataset}/rerank/{system}/run.trec",
-        provenance="results/{dataset}/rerank/{system}/provenance.json",
+        run=paths.run("rerank"),
+        provenance=paths.provenance("rerank"),
     log:
-        "logs/rerank_merge/{dataset}/{system}.log",
+        paths.log("rerank_merge", "{dataset}", "{system}"),
     conda:
         "../../envs/base.yaml"
     params:
