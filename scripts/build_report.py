@@ -8,7 +8,8 @@ from typing import Any
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.figures import all_plots
-from beirflow.report import ReportSettings, SystemInfo, build_report, load_results, read_published
+from beirflow.published import read_published
+from beirflow.report import build_report
 from beirflow.report_pages import (
     PUBLISHED_HEADER,
     SIGNIFICANCE_HEADER,
@@ -18,6 +19,7 @@ from beirflow.report_pages import (
     to_html,
     to_markdown,
 )
+from beirflow.results import ReportSettings, SystemInfo, load_results
 
 
 def measured_parameters(paths: list[Path]) -> dict[str, float]:

@@ -13,20 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beirflow import paths
 from beirflow.errors import DataError
 from beirflow.figures import all_plots
+from beirflow.published import Published, read_published
 from beirflow.registry import CQADUPSTACK_FORUMS
-from beirflow.report import (
-    Published,
-    ReportSettings,
-    SystemInfo,
-    build_report,
-    holm,
-    load_results,
-    paired_tests,
-    read_published,
-)
+from beirflow.report import build_report
 from beirflow.report_pages import cqadupstack_note, to_html, to_markdown
+from beirflow.results import ReportSettings, SystemInfo, load_results
+from beirflow.significance import holm, paired_tests
 
 SYSTEMS = [
     SystemInfo("bm25", "bm25", "BM25"),
@@ -92,7 +87,7 @@ def _beir_average(results, system: str) -> float:
 
 def test_beir_average_takes_beir_datasets_only_and_cqadupstack_once(report, results) -> None:
     assert [row.name for row in report.beir] == ["scifact", "nfcorpus", "fiqa", "cqadupstack"]  # not msmarco, not my-corpus
-    from beirflow.report import beir_average
+    from beirflow.results import beir_average
 
     for system in SYSTEMS:
         assert beir_average(results, report.beir, system.name, "ndcg@10").value == pytest.approx(
@@ -179,8 +174,8 @@ def test_paired_tests_equal_ranx_compare_on_real_runs(done) -> None:
     from beirflow.evaluate import rank_scores
     from beirflow.trec import read_run
 
-    metrics = json.loads(done.path("results/scifact-sample/metrics.json").read_text())
-    qrels = read_qrels_trec(done.path("results/scifact-sample/data/qrels.tsv"))
+    metrics = json.loads(done.path(paths.metrics("scifact-sample")).read_text())
+    qrels = read_qrels_trec(done.path(paths.qrels("scifact-sample")))
     runs = [
         ranx.Run.from_dict(rank_scores(read_run(done.path(metrics["systems"][name]["run"]))), name=name)
         for name in ("bm25-flat", "bm25+minilm")
@@ -383,7 +378,7 @@ def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> No
     import csv
 
     page = tmp_path / "report.html"
-    shutil.copy(done.path("results/report/report.html"), page)
+    shutil.copy(done.path(paths.report("report.html")), page)
     dom, layout, pixels = render_in_chromium(page)
     assert_plots_drawn(layout, pixels, ["size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"])
     rows = table_rows(dom, "leaderboard")
@@ -396,14 +391,14 @@ def test_the_embedded_default_shows_the_whole_report(done, tmp_path: Path) -> No
         "bm25+minilm",
     ]
     assert [row[0] for row in rows[1:]] == ["scifact-sample", "BEIR average (1 of 18: scifact-sample)"]
-    with open(done.path("results/report/significance.csv"), encoding="utf-8") as handle:
+    with open(done.path(paths.report("significance.csv")), encoding="utf-8") as handle:
         tests = {row["system"]: row for row in csv.DictReader(handle) if row["relation"] == "baseline"}
     assert set(tests) == {"bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"}
     for cell, system in zip(rows[1][2:], ["bm25-multifield", "minilm-rerank", "minilm", "bm25+minilm"], strict=False):
         assert cell.endswith("†") == (tests[system]["significant"] == "yes"), (system, cell)
     assert len(re.findall(r'<li data-finding="\w+">', dom)) == 3
     for name in ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners"):
-        assert done.path(f"results/report/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert done.path(paths.plot(name)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -> None:
@@ -426,7 +421,7 @@ def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -
         settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
         report = build_report(load_results(records, beir_names), SYSTEMS, [], settings)
         table = build_table(load_entries(files), "ndcg@10", beir_names=beir_names, cqadupstack=choice)
-        from beirflow.report import beir_average
+        from beirflow.results import beir_average
 
         assert table.averaged == tuple(row.name for row in report.beir)
         assert "my-corpus" not in table.averaged and "msmarco" not in table.averaged

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from beirflow.evaluate import display_name
-from beirflow.report import Report, Row, SystemInfo, beir_average, row_value
+from beirflow.report import Report
+from beirflow.results import Row, SystemInfo, beir_average, row_value
 
 PLOTS = ("size", "size_per_dataset", "in_domain_vs_zero_shot", "winners")
 

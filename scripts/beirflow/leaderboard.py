@@ -16,10 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beirflow.cells import score_cells
 from beirflow.cost import JobCost, gpu_hours
 from beirflow.evaluate import display_name
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, CQADUPSTACK_FORUMS, is_cqadupstack_forum, leaderboard_group
-from beirflow.report import ReportSettings, beir_average, beir_rows, results_from_means, table_rows
+from beirflow.results import ReportSettings, beir_average, beir_rows, results_from_means, table_rows
 
 IN_DOMAIN = {"msmarco"}
 CSV_COLUMNS = ("dataset", "system", "metric", "value", "queries", "run_sha256")
@@ -105,9 +106,12 @@ class Table:
     def label(self, system: str) -> str:
         return self.labels.get(system, system)
 
-    def best(self, dataset: str) -> float | None:
-        row = [self.values[(dataset, system)] for system in self.systems if (dataset, system) in self.values]
-        return max(row) if row else None
+    def row(self, dataset: str) -> list[float | None]:
+        return [self.values.get((dataset, system)) for system in self.systems]
+
+    @property
+    def average_row(self) -> list[float | None]:
+        return [self.averages[system] for system in self.systems]
 
 
 def build_table(
@@ -117,7 +121,7 @@ def build_table(
     beir_names: dict[str, str | None] | None = None,
     cqadupstack: str = "forums",
 ) -> Table:
-    """The table; its BEIR average is the report's (:func:`beirflow.report.beir_average`), over the
+    """The table; its BEIR average is the report's (:func:`beirflow.results.beir_average`), over the
     same rows: BEIR's zero-shot datasets, each once (``beir_names``: dataset -> the BEIR dataset it
     is, from the config; ``cqadupstack``: which form the average takes where both are there)."""
     chosen = [entry for entry in with_group_averages(entries) if entry.metric == metric]
@@ -144,13 +148,6 @@ def to_csv(entries: Sequence[Entry]) -> str:
     return buffer.getvalue()
 
 
-def _cell(value: float | None, best: float | None, bold: tuple[str, str]) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:.4f}"
-    return f"{bold[0]}{text}{bold[1]}" if best is not None and round(value, 4) == round(best, 4) else text
-
-
 def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], list[list[str]], str]:
     """GPU-hours per dataset (rows) and GPU system (columns), and the total line."""
     per_system, total = gpu_hours(costs)
@@ -174,12 +171,8 @@ def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * len(table.systems)) + "|")
     for dataset in table.datasets:
-        best = table.best(dataset)
-        cells = [_cell(table.values.get((dataset, system)), best, ("**", "**")) for system in table.systems]
-        lines.append("| " + " | ".join([dataset, *cells]) + " |")
-    best_average = max((value for value in table.averages.values() if value is not None), default=None)
-    cells = [_cell(table.averages[system], best_average, ("**", "**")) for system in table.systems]
-    lines.append("| " + " | ".join([table.average_label, *cells]) + " |")
+        lines.append("| " + " | ".join([dataset, *score_cells(table.row(dataset), ("**", "**"))]) + " |")
+    lines.append("| " + " | ".join([table.average_label, *score_cells(table.average_row, ("**", "**"))]) + " |")
     if costs is not None:
         header, rows, note = cost_section(costs, table)
         lines += ["", note, "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -241,18 +234,12 @@ def _cost_html(costs: Sequence[JobCost] | None, table: Table) -> str:
 
 
 def to_html(table: Table, title: str = "beirflow leaderboard", costs: Sequence[JobCost] | None = None) -> str:
-    best_average = max((value for value in table.averages.values() if value is not None), default=None)
     head = "".join(f'<th title="{html.escape(system)}">{html.escape(table.label(system))}</th>' for system in table.systems)
     body = []
     for dataset in table.datasets:
-        best = table.best(dataset)
-        cells = "".join(
-            f"<td>{_cell(table.values.get((dataset, system)), best, ('<b>', '</b>'))}</td>" for system in table.systems
-        )
+        cells = "".join(f"<td>{cell}</td>" for cell in score_cells(table.row(dataset), ("<b>", "</b>")))
         body.append(f'<tr><th scope="row">{html.escape(dataset)}</th>{cells}</tr>')
-    average_cells = "".join(
-        f"<td>{_cell(table.averages[system], best_average, ('<b>', '</b>'))}</td>" for system in table.systems
-    )
+    average_cells = "".join(f"<td>{cell}</td>" for cell in score_cells(table.average_row, ("<b>", "</b>")))
     metric = html.escape(display_name(table.metric))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

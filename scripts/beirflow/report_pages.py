@@ -8,9 +8,13 @@ import html
 import io
 from collections.abc import Sequence
 
+from beirflow.cells import score_cells
 from beirflow.evaluate import display_name
+from beirflow.published import Check
 from beirflow.registry import BEIR_ZERO_SHOT
-from beirflow.report import Check, Comparison, Report, Row, beir_average, is_forum_row, row_value
+from beirflow.report import Report
+from beirflow.results import Row, beir_average, is_forum_row, row_value
+from beirflow.significance import Comparison
 
 MARK_BASELINE, MARK_SMALLER = "†", "‡"
 FINDING_TITLES = {
@@ -63,19 +67,11 @@ def main_table(report: Report) -> tuple[list[str], list[list[str]], list[bool]]:
     body, is_average = [], []
     for row in report.rows:
         values = [row_value(report.results, row, system.name, metric) for system in report.systems]
-        best = max((value for value in values if value is not None), default=None)
-        cells = [row.name]
-        for system, value in zip(report.systems, values, strict=False):
-            text = "–" if value is None else f"{value:.4f}{_markers(report, row, system.name)}"
-            cells.append(f"**{text}**" if value is not None and best is not None and round(value, 4) == round(best, 4) else text)
-        body.append(cells)
+        marks = [_markers(report, row, system.name) for system in report.systems]
+        body.append([row.name, *score_cells(values, ("**", "**"), marks)])
         is_average.append(False)
     averages = [beir_average(report.results, report.beir, system.name, metric).value for system in report.systems]
-    best = max((value for value in averages if value is not None), default=None)
-    cells = [average_label(report)]
-    for value in averages:
-        text = "–" if value is None else f"{value:.4f}"
-        cells.append(f"**{text}**" if value is not None and best is not None and round(value, 4) == round(best, 4) else text)
+    cells = [average_label(report), *score_cells(averages, ("**", "**"))]
     body.append(cells)
     is_average.append(True)
     return header, body, is_average
