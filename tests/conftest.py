@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from cluster import NodeTurns
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
@@ -36,9 +40,9 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SLURM tests first. They spend most of their 15 minutes waiting on the cluster, one after
-    another; started first (make test: -n 2 --dist loadscope --no-loadscope-reorder), one worker waits
-    on the cluster while the other runs the rest, instead of both idling at the end on that chain."""
+    """The SLURM tests first. Their two modules spend most of their 10 minutes waiting on the cluster;
+    started first (make test: -n 3 --dist loadscope --no-loadscope-reorder), two workers wait on the
+    cluster side by side while the third runs the rest, instead of idling at the end on that chain."""
     items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
 
 
@@ -90,6 +94,29 @@ def slurm_controller(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
         # Under pytest-xdist another worker may still be running workflows: the cluster stays up.
         if started and XDIST_WORKER is None:
             slurm_cluster("down")
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[None]:
+    """The test cluster for a SLURM test module (the session fixture above starts it): started here if it
+    is not running (and stopped again), else skipped with the reason."""
+    started, why_not = start_slurm_cluster()
+    if why_not:
+        pytest.skip(why_not)
+    try:
+        yield
+    finally:
+        if started:
+            slurm_cluster("down")
+
+
+@pytest.fixture(scope="session")
+def node_turns(tmp_path_factory: pytest.TempPathFactory) -> NodeTurns:
+    """Turns on the test cluster's one node, shared by every xdist worker of this run."""
+    from cluster import NodeTurns
+
+    base = tmp_path_factory.getbasetemp()
+    return NodeTurns(base.parent if XDIST_WORKER is not None else base)
 
 
 @pytest.fixture
@@ -233,6 +260,23 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
         return workflow
 
 
+@pytest.fixture(scope="session")
+def dense_reference(done: Workflow, tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    """The SLURM fault tests' workflow (BM25 and MiniLM dense over 2 document shards), unfaulted and on
+    this machine, run once for every xdist worker: a fork of the default with the corpus in 2 shards
+    (only the sharding, the encoding and what follows run again). Each fault test forks it."""
+    from cluster import dense_only_config
+
+    with _across_workers(tmp_path_factory, "dense-reference") as root:
+        if (root / ".complete").is_file():
+            return Workflow.existing(root)
+        fork(done, root)
+        workflow = Workflow(root, dense_only_config())
+        workflow.run()
+        (root / ".complete").touch()
+        return workflow
+
+
 def fork(workflow: Workflow, destination: Path) -> Workflow:
     """A copy of a finished workdir (mtimes and Snakemake's records kept), driven by its own copy of
     the config: tests that change results work on a fork, never on a shared run."""
@@ -247,20 +291,20 @@ def forked(done: Workflow, tmp_path: Path) -> Workflow:
 
 @pytest.fixture(scope="session")
 def tiny_monot5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import build_tiny_monot5
+    from model_builders import build_tiny_monot5
 
     return build_tiny_monot5(tmp_path_factory.mktemp("models") / "tiny-monot5")
 
 
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import build_tiny_cross_encoder
+    from model_builders import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder", num_labels=1)
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Path:
-    from tiny_models import minilm_folder
+    from model_builders import minilm_folder
 
     return minilm_folder()

@@ -35,14 +35,14 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_gtr(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import build_tiny_gtr
+    from model_builders import build_tiny_gtr
 
     return build_tiny_gtr(tmp_path_factory.mktemp("models") / "tiny-gtr")
 
 
 @pytest.fixture(scope="module")
 def tiny_sgpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import build_tiny_sgpt
+    from model_builders import build_tiny_sgpt
 
     return build_tiny_sgpt(tmp_path_factory.mktemp("models") / "tiny-sgpt")
 
@@ -70,7 +70,7 @@ def test_bge_and_e5_layouts_with_their_prefixes_equal_sentence_transformers(
     (mean, normalised, 'query: '), as tiny models; the prefix goes in as sentence-transformers' prompt."""
     from sentence_transformers import SentenceTransformer
 
-    from tiny_models import build_tiny_bert_encoder
+    from model_builders import build_tiny_bert_encoder
 
     folder = build_tiny_bert_encoder(tmp_path / pooling, pooling)
     encoder = _encoder(folder)

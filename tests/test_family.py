@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from beirflow import paths
 from conftest import REPO, Workflow, fork
 
 pytestmark = pytest.mark.workflow
@@ -192,19 +193,19 @@ def test_a_toy_family_runs_into_the_cost_table_the_leaderboard_and_the_report(
     assert rows["reverse_merge"][:2] == ["1", "0"], grid.stdout  # on the submit host
 
     variant.run()
-    bm25 = _read_run(workflow.path("results/scifact-sample/bm25/bm25-flat/run.trec"))
-    reversed_run = _read_run(workflow.path("results/scifact-sample/reverse/reversed-bm25/run.trec"))
+    bm25 = _read_run(workflow.path(paths.run("bm25", "scifact-sample", "bm25-flat")))
+    reversed_run = _read_run(workflow.path(paths.run("reverse", "scifact-sample", "reversed-bm25")))
     for query_id, hits in bm25.items():
         top = [doc for doc, _ in sorted(hits.items(), key=lambda hit: (-hit[1], hit[0]))[:5]]
         assert [doc for doc, _ in sorted(reversed_run[query_id].items(), key=lambda hit: -hit[1])] == top[::-1]
 
-    with open(workflow.path("results/leaderboard/cost.csv"), encoding="utf-8") as handle:
+    with open(workflow.path(paths.cost()), encoding="utf-8") as handle:
         cost = [row for row in csv.DictReader(handle) if row["rule"] == "reverse_shard"]
     assert len(cost) == 3 and all(row["system"] == "reversed-bm25" for row in cost), cost
-    assert "reversed-bm25" in workflow.path("results/leaderboard/leaderboard.md").read_text(encoding="utf-8")
-    summary = json.loads(workflow.path("results/report/report.json").read_text(encoding="utf-8"))
+    assert "reversed-bm25" in workflow.path(paths.leaderboard("md")).read_text(encoding="utf-8")
+    summary = json.loads(workflow.path(paths.report("report.json")).read_text(encoding="utf-8"))
     assert "reversed-bm25" in json.dumps(summary)
-    assert "reversed-bm25" in workflow.path("results/report/report.html").read_text(encoding="utf-8")
+    assert "reversed-bm25" in workflow.path(paths.report("report.html")).read_text(encoding="utf-8")
 
 
 def _read_run(path: Path) -> dict[str, dict[str, float]]:

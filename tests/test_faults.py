@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import yaml
 
+from beirflow import paths
 from beirflow.atomic import OutputCheckError, atomic_path, atomic_write
 from beirflow.dense import read_embeddings
 from beirflow.errors import DataError
@@ -33,7 +34,7 @@ from beirflow.models import ModelError
 from beirflow.rerank import Reranker, RerankSettings
 from conftest import REPO, SAMPLE, Workflow, sample_config
 
-LEADERBOARD = "results/leaderboard/leaderboard.csv"
+LEADERBOARD = paths.leaderboard("csv")
 DATASET = "results/scifact-sample"
 
 
@@ -76,7 +77,7 @@ def test_an_adapter_may_supply_the_head_its_base_checkpoint_lacks(tmp_path: Path
     """RankLLaMA's way: Llama-2 has no 'score' head, the LoRA adapter carries it (modules_to_save)."""
     from safetensors.torch import load_file, save_file
 
-    from tiny_models import build_tiny_rankllama
+    from model_builders import build_tiny_rankllama
 
     base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
     headless = shutil.copytree(base, tmp_path / "headless")
@@ -419,7 +420,7 @@ def test_two_workflows_on_one_data_dir_force_its_download_twenty_times_without_a
     shutil.copytree(SAMPLE, cache / "scifact")  # any folder: the job finds it in place and writes the marker
     config = sample_config(datasets={"scifact": None}, data_dir=str(cache))
     workflows = [Workflow(tmp_path / f"work-{index}", config) for index in range(2)]
-    marker = "results/data_cache/scifact.ready"
+    marker = paths.archive_ready("scifact")
     for round_ in range(20):
         processes = [
             subprocess.Popen(

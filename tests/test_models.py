@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from beirflow import paths
 from beirflow.digest import file_digest
 from beirflow.records import read_record, record_path
 from conftest import REPO, Workflow, sample_config
@@ -97,10 +98,10 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
     assert record.commit == hub.repositories["org/tiny-ce"].commit and record.folder.startswith(str(tmp_path / "cache"))
     weights = next(entry for entry in record.files if entry.path == "model.safetensors")
     assert weights.sha256 == weights.hub_sha256 == file_digest(Path(record.folder) / "model.safetensors")
-    provenance = json.loads(workflow.path("results/scifact-sample/rerank/ce/provenance.json").read_text())
+    provenance = json.loads(workflow.path(paths.provenance("rerank", "scifact-sample", "ce")).read_text())
     assert provenance["models"] == [record.to_dict()]  # the run cites the record: commit and every file's sha256
     assert (
-        json.loads(workflow.path("results/scifact-sample/dense/d/provenance.json").read_text())["models"][0]["name"]
+        json.loads(workflow.path(paths.provenance("dense", "scifact-sample", "d")).read_text())["models"][0]["name"]
         == "org/minilm"
     )
 
@@ -133,7 +134,7 @@ def test_a_model_that_cannot_be_fetched_fails_its_fetch_naming_it_and_no_gpu_job
     log = workflow.path(f"logs/fetch_model/{Path(record_path(model, revision)).stem}.log").read_text()
     assert f"config key rerank.ce.model: model '{model}' at revision {revision} cannot be fetched: {error}" in log, log[-2000:]
     assert not workflow.path("logs/rerank_shard").exists()  # no GPU job of it was started
-    assert workflow.path("results/scifact-sample/bm25/bm25-flat/run.trec").is_file()  # the rest of the grid went on
+    assert workflow.path(paths.run("bm25", "scifact-sample", "bm25-flat")).is_file()  # the rest of the grid went on
 
 
 def test_a_download_killed_mid_file_leaves_no_record_and_the_next_fetch_completes(hub: LocalHub, tmp_path: Path) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from beirflow import paths
 from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.models import resolve_model
 from beirflow.rerank import MonoT5Scorer, RerankSettings
 from beirflow.trec import read_run
 from conftest import SAMPLE, Workflow
+from model_builders import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 from pygaggle_monot5 import PygaggleMonoT5
-from tiny_models import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 
 pytestmark = pytest.mark.skipif(
     not T5_VOCAB.is_file(), reason="../shared/models/t5-vocab/spiece.model is not beside the checkout"
@@ -75,9 +76,9 @@ def test_through_the_workflow_scores_equal_pygaggles_rescore_on_short_and_long_d
         fusion={},
     )
     workflow = Workflow(tmp_path / "work", config)
-    workflow.run("results/scifact-sample/rerank/monot5-t5-vocab/run.trec")
-    run = read_run(workflow.path("results/scifact-sample/rerank/monot5-t5-vocab/run.trec"))
-    queries = read_prepared_queries(workflow.path("results/scifact-sample/data/queries.jsonl"))
+    workflow.run(paths.run("rerank", "scifact-sample", "monot5-t5-vocab"))
+    run = read_run(workflow.path(paths.run("rerank", "scifact-sample", "monot5-t5-vocab")))
+    queries = read_prepared_queries(workflow.path(paths.queries("scifact-sample")))
     documents = _documents()
     reference = PygaggleMonoT5(monot5)
     worst, long_pairs = 0.0, 0

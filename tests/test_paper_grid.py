@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+from beirflow import paths
 from conftest import REPO, SAMPLE, Workflow, sample_config
 
 PAPER = REPO / "config" / "paper.yaml"
@@ -53,7 +54,7 @@ def test_a_missing_local_dataset_fails_with_how_to_prepare_it(tmp_path) -> None:
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "datasets.bioasq:" in output and "BioASQ is not downloadable" in output and "Datasets you prepare yourself" in output
-    assert workflow.path("results/scifact-sample/metrics.json").is_file()  # the rest went on
+    assert workflow.path(paths.metrics("scifact-sample")).is_file()  # the rest went on
 
 
 def test_a_declared_count_that_is_wrong_stops_validation_naming_the_key(tmp_path) -> None:
@@ -61,11 +62,11 @@ def test_a_declared_count_that_is_wrong_stops_validation_naming_the_key(tmp_path
         datasets={"mine": {"path": str(SAMPLE), "documents": 601, "queries": 50}}, rerank={}, dense={}, fusion={}
     )
     workflow = Workflow(tmp_path / "declared", config)
-    result = workflow.run("results/mine/data/report.json", check=False)
+    result = workflow.run(paths.data_report("mine"), check=False)
     assert result.returncode != 0
     log = workflow.path("logs/prepare_dataset/mine.log").read_text()
     assert "config key datasets.mine.documents declares 601, the files hold 600" in log
-    assert not workflow.path("results/mine/data/report.json").exists()
+    assert not workflow.path(paths.data_report("mine")).exists()
 
 
 def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_rate() -> None:
@@ -74,12 +75,9 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
     shape, built on the meta device, has the parameter count the report plots the model at."""
     import sys
 
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, T5EncoderModel, T5ForConditionalGeneration
+    from model_builders import ARCHITECTURES, build_shape
 
-    sys.path.insert(0, str(REPO / "bench"))
     sys.path.insert(0, str(REPO / "scripts"))
-    from gpu_throughput import ARCHITECTURES
     from plan_grid import read_throughputs
 
     rates = read_throughputs(REPO / "bench" / "throughput.csv")
@@ -88,18 +86,8 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
         for name, entry in config[family].items():
             kind = entry.get("kind", "dense")
             assert (entry["model"], kind, "h100", entry.get("precision", "bf16")) in rates, f"{family}.{name}: no H100 rate"
-            shape = dict(ARCHITECTURES[entry["model"]])
-            shape.pop("tokenizer")
-            model_config = AutoConfig.for_model(**shape, num_labels=1)
-            with torch.device("meta"):
-                if kind == "monot5":
-                    model = T5ForConditionalGeneration(model_config)
-                elif model_config.model_type == "t5":
-                    model = T5EncoderModel(model_config)
-                elif kind == "cross-encoder":
-                    model = AutoModelForSequenceClassification.from_config(model_config)
-                else:
-                    model = AutoModel.from_config(model_config)
+            assert entry["model"] in ARCHITECTURES, f"{family}.{name}: no shape for {entry['model']}"
+            model = build_shape(entry["model"], kind)  # as a job loads it (beirflow.models.loader_for), on the meta device
             parameters = sum(parameter.numel() for parameter in model.parameters())
             assert abs(parameters / entry["report"]["parameters"] - 1) < 0.08, f"{family}.{name}: {parameters:,} parameters"
 

@@ -178,7 +178,7 @@ def test_cross_encoder_with_two_classes_scores_the_positive_one(
 ) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tiny_models import build_tiny_cross_encoder
+    from model_builders import build_tiny_cross_encoder
 
     folder = build_tiny_cross_encoder(tmp_path / "two", num_labels=2)
     hits = _rerank(RerankSettings(kind="cross-encoder", model=str(folder), first_stage="x", precision="fp32"), store, shard[:2])
@@ -221,7 +221,7 @@ def test_rankllama_layout_merges_its_lora_adapter_and_scores_the_last_token(
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tiny_models import build_tiny_rankllama
+    from model_builders import build_tiny_rankllama
 
     base, adapter = build_tiny_rankllama(tmp_path / "rankllama")
     settings = RerankSettings(
@@ -357,3 +357,26 @@ def test_an_unreachable_hub_model_names_the_config_key(monkeypatch: pytest.Monke
 def test_a_t5_without_true_and_false_tokens_is_not_a_monot5(minilm: Path) -> None:
     with pytest.raises(ModelError, match=r"config key rerank.test.model"):
         Reranker(RerankSettings(kind="monot5", model=str(minilm), first_stage="x"), "rerank.test", "cpu")
+
+
+@pytest.mark.parametrize("kind", ["monot5", "cross-encoder", "bi-encoder"])
+def test_a_benchmark_injects_random_weights_of_the_same_shape_through_load_weights(
+    kind: str, tiny_monot5: Path, tiny_cross_encoder: Path, minilm: Path, store: DocumentStore, shard: list[Candidates]
+) -> None:
+    """The seam bench/gpu_throughput.py times the paper's models through: the same Reranker, loader and
+    tokenizer, only the weights random (no monkeypatching); what a job loads is untouched."""
+    from model_builders import random_weights
+
+    folder = {"monot5": tiny_monot5, "cross-encoder": tiny_cross_encoder, "bi-encoder": minilm}[kind]
+    settings = RerankSettings(kind=kind, model=str(folder), first_stage="x", precision="fp32")
+    saved = Reranker(settings, "rerank.test", "cpu")
+    torch.manual_seed(12345)  # not the seed the tiny models were built with
+    random = Reranker(settings, "rerank.test", "cpu", load_weights=random_weights)
+    saved_module = saved.model.encoder.model if kind == "bi-encoder" else saved.model.model  # type: ignore[union-attr]
+    random_module = random.model.encoder.model if kind == "bi-encoder" else random.model.model  # type: ignore[union-attr]
+    assert type(random_module) is type(saved_module) and random.parameters == saved.parameters
+    assert not all(torch.equal(a, b) for a, b in zip(random_module.parameters(), saved_module.parameters(), strict=True))
+    budget = TokenBudget.for_batch_size("auto", "cpu", random.max_length)
+    hits, _ = random.rerank(shard[:2], store, budget)
+    assert [len(query) for query in hits] == [len(candidates.doc_ids) for candidates in shard[:2]]
+    assert _rerank(settings, store, shard[:2]) == saved.rerank(shard[:2], store, budget)[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beirflow import paths
 from beirflow.batching import TokenBudget
 from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
@@ -57,24 +58,26 @@ def cascade(done: Workflow, tmp_path_factory: pytest.TempPathFactory, tiny_cross
 
 def test_the_cascade_reranks_in_four_shards_and_heads_its_column(cascade: Workflow) -> None:
     for system in ("tiny-ce", "tiny-t5"):
-        shards = sorted(path.name for path in cascade.path(f"results/scifact-sample/rerank/{system}/shards").glob("*.trec"))
+        shards = sorted(
+            path.name for path in (cascade.path(paths.system_folder("rerank", "scifact-sample", system)) / "shards").glob("*.trec")
+        )
         assert shards == ["0000.trec", "0001.trec", "0002.trec", "0003.trec"]
-    cross = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
-    final = read_run(cascade.path("results/scifact-sample/rerank/tiny-t5/run.trec"))
+    cross = read_run(cascade.path(paths.run("rerank", "scifact-sample", "tiny-ce")))
+    final = read_run(cascade.path(paths.run("rerank", "scifact-sample", "tiny-t5")))
     assert len(cross) == len(final) == 50
     for query_id, hits in final.items():
         best = sorted(cross[query_id].items(), key=lambda hit: (-hit[1], hit[0]))[:10]
         assert set(hits) == {doc_id for doc_id, _ in best}
-    markdown = cascade.path("results/leaderboard/leaderboard.md").read_text()
+    markdown = cascade.path(paths.leaderboard("md")).read_text()
     assert "| bm25-flat » tiny-ce » tiny-t5 |" in markdown
 
 
 def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, tiny_cross_encoder: Path) -> None:
     """The 4 shard jobs' merged run against the same model over all 50 queries at once."""
-    bm25 = read_run(cascade.path("results/scifact-sample/bm25/bm25-flat/run.trec"))
+    bm25 = read_run(cascade.path(paths.run("bm25", "scifact-sample", "bm25-flat")))
     queries = {
         line.split('"_id": "')[1].split('"')[0]: line
-        for line in cascade.path("results/scifact-sample/data/queries.jsonl").read_text().splitlines()
+        for line in cascade.path(paths.queries("scifact-sample")).read_text().splitlines()
     }
     import json
 
@@ -86,9 +89,9 @@ def test_sharded_reranking_equals_one_pass_over_all_queries(cascade: Workflow, t
         "cpu",
     )
     hits, _ = reranker.rerank(
-        shard, DocumentStore(cascade.path("results/scifact-sample/data/documents.sqlite")), TokenBudget(1 << 20, 4096)
+        shard, DocumentStore(cascade.path(paths.document_store("scifact-sample"))), TokenBudget(1 << 20, 4096)
     )
-    merged = read_run(cascade.path("results/scifact-sample/rerank/tiny-ce/run.trec"))
+    merged = read_run(cascade.path(paths.run("rerank", "scifact-sample", "tiny-ce")))
     for candidates, scored in zip(shard, hits, strict=False):
         ours = merged[candidates.query_id]
         assert set(ours) == set(candidates.doc_ids)
@@ -99,7 +102,7 @@ def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkill
     workflow = fork(cascade, tmp_path / "killed")
     log = workflow.path("logs/rerank_shard/scifact-sample/tiny-ce/0000.log")
     log.unlink()
-    shard = "results/scifact-sample/rerank/tiny-ce/shards/0000.trec"
+    shard = paths.rerank_shard("scifact-sample", "tiny-ce", "0000", "trec")
     process = subprocess.Popen(
         workflow.command("--forcerun", shard), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -112,15 +115,12 @@ def test_a_killed_rerank_job_leaves_nothing_done_and_the_rerun_equals_the_unkill
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    shard_dir = workflow.path("results/scifact-sample/rerank/tiny-ce/shards")
+    shard_dir = workflow.path(paths.system_folder("rerank", "scifact-sample", "tiny-ce")) / "shards"
     assert not (shard_dir / "0000.trec").exists() and not (shard_dir / "0000.json").exists()
     # The same command again. (A plain run would keep the older merged run: Snakemake does not rebuild a
     # missing intermediate whose consumers are complete, and that run is still the unfaulted one.)
     workflow.run("--unlock")
     workflow.run("--rerun-incomplete", "--forcerun", shard)
-    for relative in (shard, "results/scifact-sample/rerank/tiny-ce/run.trec", "results/scifact-sample/rerank/tiny-t5/run.trec"):
+    for relative in (shard, paths.run("rerank", "scifact-sample", "tiny-ce"), paths.run("rerank", "scifact-sample", "tiny-t5")):
         assert workflow.path(relative).read_bytes() == cascade.path(relative).read_bytes(), relative
-    assert (
-        workflow.path("results/leaderboard/leaderboard.csv").read_text()
-        == cascade.path("results/leaderboard/leaderboard.csv").read_text()
-    )
+    assert workflow.path(paths.leaderboard("csv")).read_text() == cascade.path(paths.leaderboard("csv")).read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from beirflow import paths
 from conftest import REPO, Workflow, sample_config
 
 PUBLISHED = REPO / "published"
@@ -40,14 +41,14 @@ def test_scifact_reproduces_pyserini_and_mteb_and_the_report_says_so(shared_scif
     workflow.run()
     bm25, mteb = published("pyserini-bm25.csv", "scifact"), published("mteb.csv", "scifact")
     assert len(bm25) == 6 and len(mteb) == 3
-    evaluated = json.loads(workflow.path("results/scifact/metrics.json").read_text())["systems"]
+    evaluated = json.loads(workflow.path(paths.metrics("scifact")).read_text())["systems"]
     for system in ("bm25-flat", "bm25-multifield"):
         metrics = evaluated[system]
         assert metrics["judged_queries"] == 300 and metrics["queries_without_hits"] == 0
         for metric in ("ndcg@10", "recall@100", "recall@1000"):
             assert round(metrics["metrics"][metric], 4) == bm25[(system, metric)], (system, metric)
     assert abs(evaluated["minilm"]["metrics"]["ndcg@10"] - mteb[("all-minilm-l6-v2", "ndcg@10")]) <= 0.0005
-    report = json.loads(workflow.path("results/report/report.json").read_text())
+    report = json.loads(workflow.path(paths.report("report.json")).read_text())
     filled = {(row["system"], row["metric"]): row["status"] for row in report["published"] if row["dataset"] == "scifact"}
     assert filled == {**dict.fromkeys(bm25, "match"), **{("minilm", metric): "match" for _, metric in mteb}}
     assert report["beir_average_over"] == ["scifact"]

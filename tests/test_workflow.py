@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from beirflow import paths
 from conftest import REPO, SAMPLE, Workflow, sample_config
 
 pytestmark = pytest.mark.workflow
 
 
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
-    board = done.path("results/leaderboard")
+    board = done.path(paths.LEADERBOARD)
     markdown = (board / "leaderboard.md").read_text()
     assert "| dataset | bm25-flat | bm25-multifield | bm25-flat » minilm-rerank | minilm | bm25+minilm |" in markdown
     assert "| scifact-sample |" in markdown
@@ -34,12 +35,12 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
     assert all(cost.source == "benchmark" and cost.elapsed_s > 0 and cost.gpus == 0 and cost.gpu_seconds == 0 for cost in costs)
     assert "all GPU jobs together: 0.000 GPU-hours" in markdown and 'id="gpu-hours"' in (board / "leaderboard.html").read_text()
 
-    sidecar = json.loads(done.path("results/scifact-sample/bm25/bm25-flat/provenance.json").read_text())
+    sidecar = json.loads(done.path(paths.provenance("bm25", "scifact-sample", "bm25-flat")).read_text())
     assert sidecar["config"] == {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
     assert {"pyserini", "beirflow", "python"} <= set(sidecar["packages"])
     assert sidecar["host"] and sidecar["wall_time_s"] > 0 and sidecar["queries"] == 50
 
-    report = json.loads(done.path("results/scifact-sample/data/report.json").read_text())
+    report = json.loads(done.path(paths.data_report("scifact-sample")).read_text())
     assert (report["documents"], report["judged_queries"]) == (600, 50)
     for log in (
         "logs/prepare_dataset/scifact-sample.log",
@@ -52,7 +53,7 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
 
 
 def test_runs_are_valid_trec_with_up_to_1000_hits(done: Workflow) -> None:
-    lines = done.path("results/scifact-sample/bm25/bm25-flat/run.trec").read_text().splitlines()
+    lines = done.path(paths.run("bm25", "scifact-sample", "bm25-flat")).read_text().splitlines()
     queries = {line.split()[0] for line in lines}
     assert len(queries) == 50
     assert all(len(line.split()) == 6 and line.split()[5] == "bm25-flat" for line in lines)
@@ -123,13 +124,13 @@ def test_a_cascade_reranks_a_rerankers_run(done: Workflow) -> None:
     assert done.planned_with(config) == RERANK_AGAIN | {"rerank_candidates": 1}
     result = done.variant(config).run("--dry-run", "--printshellcmds")
     assert (
-        "results/scifact-sample/rerank/minilm-rerank/run.trec"
+        paths.run("rerank", "scifact-sample", "minilm-rerank")
         in result.stdout.split("rule rerank_candidates:", 1)[1].split("rule ", 1)[0]
     )
 
 
 def test_reranker_provenance_and_shard_runs(done: Workflow) -> None:
-    folder = done.path("results/scifact-sample/rerank/minilm-rerank")
+    folder = done.path(paths.system_folder("rerank", "scifact-sample", "minilm-rerank"))
     sidecar = json.loads((folder / "provenance.json").read_text())
     assert sidecar["config"] == {
         "kind": "bi-encoder",
@@ -142,7 +143,7 @@ def test_reranker_provenance_and_shard_runs(done: Workflow) -> None:
     assert sidecar["pairs"] == sum(1 for _ in (folder / "run.trec").open()) and sidecar["queries"] == 50
     assert sidecar["pairs_per_second"] > 0 and sidecar["device"].startswith("cpu") and sidecar["precision"] == "fp32"
     bm25 = {}
-    for line in done.path("results/scifact-sample/bm25/bm25-flat/run.trec").read_text().splitlines():
+    for line in done.path(paths.run("bm25", "scifact-sample", "bm25-flat")).read_text().splitlines():
         query_id, _, doc_id, rank, _, _ = line.split()
         if int(rank) <= 100:
             bm25.setdefault(query_id, set()).add(doc_id)
@@ -286,7 +287,7 @@ def test_failed_job_names_dataset_rule_and_log(make_workflow, tmp_path: Path) ->
     assert "logs/prepare_dataset/broken.log" in output
     log = workflow.path("logs/prepare_dataset/broken.log").read_text()
     assert f"prepare_dataset failed for dataset=broken: {broken / 'corpus.jsonl'}:7: malformed JSON" in log
-    assert not workflow.path("results/broken/data/queries.jsonl").exists()
+    assert not workflow.path(paths.queries("broken")).exists()
 
 
 def test_missing_qrels_file_is_named_before_anything_runs(make_workflow, tmp_path: Path) -> None:
@@ -332,7 +333,7 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(for
     # build of that index, which removes it.)
     workflow.run("--rerun-incomplete", "--forcerun", "bm25_index")
     assert workflow.planned_jobs() == {}
-    leaderboard = "results/leaderboard/leaderboard.csv"
+    leaderboard = paths.leaderboard("csv")
     assert workflow.path(leaderboard).read_bytes() == done.path(leaderboard).read_bytes()
     assert _temporaries(workflow.root) == []
 
@@ -372,7 +373,7 @@ def test_shard_rules_split_the_prepared_data_deterministically(forked: Workflow)
     from beirflow.beir import iter_jsonl
     from beirflow.shards import join_shards
 
-    queries, corpus = "results/scifact-sample/shards/queries", "results/scifact-sample/shards/corpus"
+    queries, corpus = paths.shards("queries", "scifact-sample"), paths.shards("corpus", "scifact-sample")
     config = copy.deepcopy(forked.config)
     config["shards"] = {"queries_per_shard": 16, "documents_per_shard": 250}
     forked.variant(config).run(queries, corpus)
@@ -385,7 +386,7 @@ def test_shard_rules_split_the_prepared_data_deterministically(forked: Workflow)
     assert len(list(forked.path(corpus).glob("*.jsonl"))) == 3
     assert list(join_shards(forked.path(corpus))) == [record for _, record in iter_jsonl(SAMPLE / "corpus.jsonl")]
     assert list(join_shards(forked.path(queries))) == [
-        record for _, record in iter_jsonl(forked.path("results/scifact-sample/data/queries.jsonl"))
+        record for _, record in iter_jsonl(forked.path(paths.queries("scifact-sample")))
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from beirflow.batching import Features, TokenBudget, pipelined
-from beirflow.models import ModelError, ResolvedModel, input_device, load_pretrained
+from beirflow.models import LoadWeights, ModelError, ResolvedModel, input_device, load_pretrained, loader_for
 from beirflow.progress import Progress
 
 POOLINGS = ("mean", "cls", "last", "weighted-mean")
@@ -170,8 +170,17 @@ def pool(hidden: Any, mask: Any, pooling: str) -> Any:
 class TextEncoder:
     """Encode texts into vectors, sorted by length, in pipelined batches."""
 
-    def __init__(self, resolved: ResolvedModel, settings: EncoderSettings, key: str, precision: str, device: str) -> None:
-        from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        settings: EncoderSettings,
+        key: str,
+        precision: str,
+        device: str,
+        load_weights: LoadWeights = load_pretrained,
+    ) -> None:
+        """``load_weights``: how the model gets its weights (a benchmark passes random weights of the same shape)."""
+        from transformers import AutoConfig, AutoTokenizer
 
         defaults = folder_defaults(resolved.folder, f"{key}.model")
         pooling = settings.pooling or defaults.pooling
@@ -185,9 +194,9 @@ class TextEncoder:
         self.normalize = defaults.normalize if settings.normalize is None else settings.normalize
         self.max_length = settings.max_length or defaults.max_length or DEFAULT_MAX_LENGTH
         config = AutoConfig.from_pretrained(str(resolved.folder))
-        loader = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel
+        loader = loader_for("dense", config.model_type)
         # Pooling reads the last hidden states: a BERT pooler the checkpoint lacks is never run.
-        self.model = load_pretrained(loader, resolved, f"{key}.model", precision, device, unused=("pooler.",))
+        self.model = load_weights(loader, resolved, f"{key}.model", precision, device, unused=("pooler.",))
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token_id is None:  # decoder models (SGPT) often have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token

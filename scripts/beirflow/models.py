@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -201,6 +202,23 @@ def device_name(device: str) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+# The model types whose encoder is loaded without its decoder (GTR and other sentence-T5 models).
+T5_MODEL_TYPES = ("t5", "mt5", "umt5")
+
+
+def loader_for(kind: str, model_type: str = "") -> Any:
+    """The transformers class that holds a model of ``kind`` (a reranker kind, or 'dense') whose config.json
+    says ``model_type`` (only an encoder's choice reads it): the one choice that the scorers, the encoder,
+    the benchmarks and the tests share."""
+    import transformers
+
+    if kind == "monot5":
+        return transformers.T5ForConditionalGeneration
+    if kind == "cross-encoder":
+        return transformers.AutoModelForSequenceClassification
+    return transformers.T5EncoderModel if model_type in T5_MODEL_TYPES else transformers.AutoModel
+
+
 def load_pretrained(
     loader: Any,
     resolved: ResolvedModel,
@@ -289,3 +307,8 @@ def check_loaded_weights(
 def input_device(model: Any) -> torch.device:
     """Where inputs go: the device of the first weights (the embedding under a device map)."""
     return next(model.parameters()).device
+
+
+# How a scorer or an encoder gets its weights: ``load_pretrained`` in every job; a benchmark passes a
+# loader of random weights of the same shape (``tests/model_builders.random_weights``).
+LoadWeights = Callable[..., Any]

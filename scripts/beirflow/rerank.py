@@ -38,11 +38,13 @@ from beirflow.candidates import Candidates
 from beirflow.docstore import DocumentStore
 from beirflow.encoder import EncoderSettings, TextEncoder
 from beirflow.models import (
+    LoadWeights,
     ModelError,
     ResolvedModel,
     adapter_weights,
     input_device,
     load_pretrained,
+    loader_for,
     merge_adapter,
     resolve_model,
 )
@@ -103,12 +105,19 @@ class PairScorer:
 
 
 class MonoT5Scorer(PairScorer):
-    def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
-        from transformers import AutoTokenizer, T5ForConditionalGeneration
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        settings: RerankSettings,
+        key: str,
+        device: str,
+        load_weights: LoadWeights = load_pretrained,
+    ) -> None:
+        from transformers import AutoTokenizer
 
         if settings.truncation not in ("document", "template"):
             raise ModelError(f"config key {key}: truncation must be 'document' or 'template', not '{settings.truncation}'")
-        self.model = load_pretrained(T5ForConditionalGeneration, resolved, key, settings.precision, device)
+        self.model = load_weights(loader_for("monot5"), resolved, key, settings.precision, device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         vocabulary = self.tokenizer.get_vocab()
         missing = [token for token in MONOT5_TOKENS if token not in vocabulary]
@@ -157,8 +166,15 @@ class CrossEncoderScorer(PairScorer):
     """Encoder cross-encoders (BERT, MiniLM, ELECTRA) and decoder ones (RankLLaMA: Llama-2 with a
     LoRA adapter, scored at its last token), both as ``AutoModelForSequenceClassification``."""
 
-    def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        settings: RerankSettings,
+        key: str,
+        device: str,
+        load_weights: LoadWeights = load_pretrained,
+    ) -> None:
+        from transformers import AutoTokenizer
 
         adapter_key = key.rsplit(".", 1)[0] + ".adapter"
         adapter = (
@@ -168,8 +184,8 @@ class CrossEncoderScorer(PairScorer):
         )
         # An adapter may carry the head the base checkpoint lacks (RankLLaMA's 'score' on Llama-2).
         supplied = adapter_weights(adapter) if adapter else frozenset()
-        self.model = load_pretrained(
-            AutoModelForSequenceClassification, resolved, key, settings.precision, device, supplied_elsewhere=supplied
+        self.model = load_weights(
+            loader_for("cross-encoder"), resolved, key, settings.precision, device, supplied_elsewhere=supplied
         )
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder))
         if self.tokenizer.pad_token is None:  # Llama has none; the model finds its last token by it
@@ -259,11 +275,18 @@ def score_pairs(
 class BiEncoderReranker:
     """Embeds the shard's queries and its distinct candidate documents once, then scores pairs."""
 
-    def __init__(self, resolved: ResolvedModel, settings: RerankSettings, key: str, device: str) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        settings: RerankSettings,
+        key: str,
+        device: str,
+        load_weights: LoadWeights = load_pretrained,
+    ) -> None:
         if settings.similarity not in ("cosine", "dot"):
             raise ModelError(f"config key {key}.similarity: similarity must be 'cosine' or 'dot', not '{settings.similarity}'")
         encoder_settings = EncoderSettings(settings.pooling, settings.normalize, settings.max_length)
-        self.encoder = TextEncoder(resolved, encoder_settings, key, settings.precision, device)
+        self.encoder = TextEncoder(resolved, encoder_settings, key, settings.precision, device, load_weights)
         self.settings = settings
 
     def score(
@@ -297,7 +320,7 @@ class BiEncoderReranker:
         ]
 
 
-SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScorer]] = {
+SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str, LoadWeights], PairScorer]] = {
     "monot5": MonoT5Scorer,
     "cross-encoder": CrossEncoderScorer,
 }
@@ -306,7 +329,8 @@ SCORERS: dict[str, Callable[[ResolvedModel, RerankSettings, str, str], PairScore
 class Reranker:
     """A configured reranker, loaded once per job."""
 
-    def __init__(self, settings: RerankSettings, key: str, device: str) -> None:
+    def __init__(self, settings: RerankSettings, key: str, device: str, load_weights: LoadWeights = load_pretrained) -> None:
+        """``load_weights``: how the model gets its weights (a benchmark passes random weights of the same shape)."""
         if settings.kind not in KINDS:
             raise ModelError(f"config key {key}.kind: unknown kind '{settings.kind}' ({', '.join(KINDS)})")
         self.settings = settings
@@ -314,9 +338,10 @@ class Reranker:
         self.device = device
         self.model: BiEncoderReranker | PairScorer
         if settings.kind == "bi-encoder":
-            self.model = BiEncoderReranker(self.resolved, settings, key, device)  # the encoder names '<key>.model' itself
+            # the encoder names '<key>.model' itself
+            self.model = BiEncoderReranker(self.resolved, settings, key, device, load_weights)
         else:
-            self.model = SCORERS[settings.kind](self.resolved, settings, f"{key}.model", device)
+            self.model = SCORERS[settings.kind](self.resolved, settings, f"{key}.model", device, load_weights)
 
     @property
     def parameters(self) -> int:

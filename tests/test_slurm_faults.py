@@ -1,0 +1,128 @@
+"""Faults on the real single-node SLURM cluster (.ci/slurm-cluster): a job killed, cancelled with scancel,
+stopped past its time limit, and the node set DOWN mid-job (out of memory is in test_slurm.py, which
+runs beside this module; tests/cluster.py says how they share the node). Each test works on a copy of
+one finished local run (conftest's ``dense_reference``) and forces only the faulted rule's jobs on the
+cluster; their outputs must equal the unfaulted run's byte for byte."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster import NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
+from conftest import Workflow
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+
+def test_a_killed_encode_job_leaves_no_shard_that_looks_done_and_the_rerun_equals_the_unfaulted_one(
+    slurm: None, node_turns: NodeTurns, dense_reference: Workflow, tmp_path: Path
+) -> None:
+    workflow = cluster_fork(dense_reference, tmp_path / "faulted")
+    shards = encoder_outputs(dense_reference, "corpus")
+    assert len(shards) == 2
+    with node_turns.shared():
+        process = workflow.start("--retries", "0", "--forcerun", "encode_documents", "--", *shards, output=False)
+        try:
+            job_id = running_job("encode_documents", process, workflow.root)
+            time.sleep(2)  # inside the job: loading the model or encoding
+            subprocess.run(["scancel", "--signal=KILL", "--full", job_id], check=True)
+            process.wait(timeout=600)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode != 0  # without retries the killed job fails the run
+        state = next(row["State"] for row in sacct("JobIDRaw", "State", workdir=workflow.root) if row["JobIDRaw"] == job_id)
+        assert state in ("CANCELLED", "FAILED") or state.startswith("CANCELLED"), state
+        for half in workflow.path("results").rglob(".*.tmp-*"):
+            final = half.with_name(half.name[1:].rsplit(".tmp-", 1)[0])
+            assert not final.exists(), f"{final} exists though its job was killed while writing it"
+        workflow.run("--", *shards)
+    same_outputs(workflow, dense_reference, shards)
+    # What the killed job would have fed is planned again: the search and everything after it.
+    assert "dense_search" in workflow.planned_jobs()
+
+
+def _stop_job(job_id: str, timeout_s: float = 60) -> None:
+    """SIGSTOP every process of the job: a job stuck (on a hung file system, say) that SLURM still counts as running.
+
+    squeue says RUNNING before slurmd has started the batch step, when ``scontrol listpids`` still fails; and a
+    process forked between listing and stopping escapes one pass, so the job is listed and stopped until a pass
+    finds nothing left running."""
+    deadline = time.monotonic() + timeout_s
+    stopped: set[str] = set()
+    while time.monotonic() < deadline:
+        listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=False)
+        first_columns = (line.split()[:1] for line in listed.stdout.splitlines()[1:])  # PID JOBID STEPID LOCALID GLOBALID
+        pids = {column[0] for column in first_columns if column and column[0].isdigit()}
+        if listed.returncode == 0 and pids and pids <= stopped:
+            return
+        for pid in sorted(pids - stopped):
+            subprocess.run(["kill", "-STOP", pid], capture_output=True, check=False)
+            stopped.add(pid)
+        time.sleep(0.5)
+    raise AssertionError(f"the processes of job {job_id} could not be listed and stopped within {timeout_s} s")
+
+
+def test_jobs_cancelled_with_scancel_or_by_their_time_limit_are_seen_as_failed_and_retried(
+    slurm: None, node_turns: NodeTurns, dense_reference: Workflow, tmp_path: Path
+) -> None:
+    """sacct says 'CANCELLED by 0' after scancel; the plugin alone (2.8.0) waited for such a job forever.
+    A job stuck past its time limit (1 minute here) ends TIMEOUT, is seen as failed and retried."""
+    workflow = cluster_fork(dense_reference, tmp_path / "cancelled")
+    queries = encoder_outputs(dense_reference, "queries")
+    ended: list[str] = []
+    with node_turns.shared():
+        process = workflow.start(
+            "--retries", "3", "--set-resources", "encode_queries:runtime=1", "--forcerun", "encode_queries", "--", *queries
+        )  # fmt: skip
+        try:
+            # encode_queries, not an array task: 'scancel <id>' of a job array's first task id would cancel the array.
+            for scancel in (["scancel"], ["scancel", "--full"]):  # what a user or an admin does to a stuck job
+                ended.append(running_job("encode_queries", process, workflow.root, besides=tuple(ended)))
+                subprocess.run([*scancel, ended[-1]], check=True)
+            ended.append(running_job("encode_queries", process, workflow.root, besides=tuple(ended)))
+            _stop_job(ended[-1])
+            output, _ = process.communicate(timeout=480)  # hangs (and fails here) where an ended job goes unseen
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, output[-5000:]
+    states = {row["JobIDRaw"]: row["State"] for row in sacct("JobIDRaw", "State", workdir=workflow.root)}
+    assert [states[job_id] for job_id in ended] == ["CANCELLED by 0", "CANCELLED by 0", "TIMEOUT"], (ended, states)
+    assert output.count("SLURM status is: 'CANCELLED'") == 2, output[-5000:]
+    assert output.count("SLURM status is: 'TIMEOUT'") == 1, output[-5000:]
+    same_outputs(workflow, dense_reference, queries)
+
+
+def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
+    slurm: None, node_turns: NodeTurns, dense_reference: Workflow, tmp_path: Path
+) -> None:
+    """Last in this module, and alone on the node: a node going DOWN fails every job on it, other tests' too."""
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
+    workflow = cluster_fork(dense_reference, tmp_path / "down")
+    shards = encoder_outputs(dense_reference, "corpus")
+    with node_turns.alone():
+        since = time.strftime("%Y-%m-%dT%H:%M:%S")
+        process = workflow.start("--forcerun", "encode_documents", "--", *shards)
+        try:
+            running_job("encode_documents", process, workflow.root)
+            time.sleep(2)
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=beirflow-fault-test"], check=True)
+            time.sleep(5)
+            # RESUME is refused once the node is back on its own (ReturnToService=2); either way it must be up.
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
+            state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, check=False).stdout.strip()
+            assert "down" not in state and "drain" not in state, state
+            output, _ = process.communicate(timeout=900)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
+    assert process.returncode == 0, output[-5000:]
+    same_outputs(workflow, dense_reference, shards)
+    runs = sacct("JobIDRaw", "State", workdir=workflow.root, since=since, duplicates=True)
+    assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
