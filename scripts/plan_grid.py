@@ -18,7 +18,8 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,10 +192,18 @@ def embedding_dimension(entry: dict[str, Any], records: Path) -> int | None:
     return int(dimension) if dimension else None
 
 
-def disk_plan(plan: Plan, records: Path) -> list[tuple[str, int | None, str]]:
-    """(stage, bytes or None, basis) for everything the grid writes."""
+@dataclass(frozen=True)
+class DiskRow:
+    stage: str
+    size: int | None  # bytes, None where unknown
+    basis: str
+    deleted_after_search: bool = False  # embeddings of an encoder whose systems all say keep_embeddings: false
+
+
+def disk_plan(plan: Plan, records: Path) -> list[DiskRow]:
+    """What the grid writes, stage by stage, with the basis of each figure."""
     datasets, families, runs_on = plan.datasets, plan.sections, plan.datasets_of
-    rows: list[tuple[str, int | None, str]] = []
+    rows: list[DiskRow] = []
     for encoder in plan.encoders.values():
         entry = families["dense"][encoder.systems[0]]
         dimension = embedding_dimension(entry, records)
@@ -204,7 +213,10 @@ def disk_plan(plan: Plan, records: Path) -> list[tuple[str, int | None, str]]:
             if dimension
             else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
         )
-        rows.append((f"embeddings {entry['model']}", texts * dimension * 2 if dimension else None, basis))
+        if not encoder.keeps_embeddings:
+            basis += "; deleted once searched (keep_embeddings: false)"
+        size = texts * dimension * 2 if dimension else None
+        rows.append(DiskRow(f"embeddings {entry['model']}", size, basis, not encoder.keeps_embeddings))
     run_lines = 0
     for family, systems in families.items():
         for name, entry in systems.items():
@@ -212,7 +224,7 @@ def disk_plan(plan: Plan, records: Path) -> list[tuple[str, int | None, str]]:
             lines = sum(datasets[dataset].query_count() * hits for dataset in runs_on[name])
             run_lines += lines * (2 if family == "rerank" else 1)  # a reranker's shard runs as much again
     rows.append(
-        (
+        DiskRow(
             "run files (merged and shard runs)",
             run_lines * RUN_LINE_BYTES,
             f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)",
@@ -229,16 +241,48 @@ def disk_plan(plan: Plan, records: Path) -> list[tuple[str, int | None, str]]:
         present = [path for path in corpora if path.is_file()]
         if len(present) == len(corpora):
             size = sum(path.stat().st_size for path in present)
-            rows.append((stage, int(size * ratio), f"{size / 1e9:.2f} GB of corpus files x {ratio} (measured on the sample)"))
+            rows.append(
+                DiskRow(stage, int(size * ratio), f"{size / 1e9:.2f} GB of corpus files x {ratio} (measured on the sample)")
+            )
         else:
             rows.append(
-                (
+                DiskRow(
                     stage,
                     None,
                     f"unknown: {len(corpora) - len(present)} of {len(corpora)} corpora not downloaded yet (x {ratio} of their bytes, measured on the sample)",
                 )
             )
     return rows
+
+
+def disk_totals(disk: Sequence[DiskRow]) -> dict[str, int]:
+    """Bytes written in all; kept at the end (embeddings with keep_embeddings: false deleted once
+    searched); and kept at the end were every dense system to set it false, or none."""
+    known = [row for row in disk if row.size is not None]
+    embeddings = sum(row.size or 0 for row in known if row.stage.startswith("embeddings "))
+    written = sum(row.size or 0 for row in known)
+    deleted = sum(row.size or 0 for row in known if row.deleted_after_search)
+    return {
+        "written": written,
+        "kept": written - deleted,
+        "kept, every embedding kept": written,
+        "kept, every embedding deleted once searched": written - embeddings,
+    }
+
+
+def print_disk(disk: Sequence[DiskRow]) -> None:
+    print("\nDisk the grid writes under results/ (the data and model caches aside):")
+    for row in disk:
+        shown = f"{row.size / 1e9:10.1f} GB" if row.size is not None else "unknown"
+        print(f"  {row.stage:72} {shown:>13}  ({row.basis})")
+    unknown = sum(row.size is None for row in disk)
+    totals = disk_totals(disk)
+    print(f"  {'total written':72} {totals['written'] / 1e9:10.1f} GB" + (f"  + {unknown} stage(s) unknown" if unknown else ""))
+    print(f"  {'kept at the end (as configured)':72} {totals['kept'] / 1e9:10.1f} GB")
+    print(f"  {'kept at the end, with every embedding kept':72} {totals['kept, every embedding kept'] / 1e9:10.1f} GB")
+    print(
+        f"  {'kept at the end, with keep_embeddings: false everywhere':72} {totals['kept, every embedding deleted once searched'] / 1e9:10.1f} GB"
+    )
 
 
 def job_memory(plan: Plan) -> list[tuple[str, str, int]]:
@@ -305,15 +349,7 @@ def main() -> None:
         f"  {'total':72} {sum(known) / 1e9:8.2f} GB"
         + (f"  + {len(downloads) - len(known)} unknown" if len(known) < len(downloads) else "")
     )
-    disk = disk_plan(plan, args.directory / MODEL_RECORDS)
-    print("\nDisk the grid writes under results/ (the data and model caches aside):")
-    for stage, size, basis in disk:
-        print(f"  {stage:72} {f'{size / 1e9:10.1f} GB' if size is not None else 'unknown':>13}  ({basis})")
-    written = [size for _, size, _ in disk if size is not None]
-    print(
-        f"  {'total':72} {sum(written) / 1e9:10.1f} GB"
-        + (f"  + {len(disk) - len(written)} stage(s) unknown" if len(written) < len(disk) else "")
-    )
+    print_disk(disk_plan(plan, args.directory / MODEL_RECORDS))
     print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
     for rule, system, mem_mb in job_memory(plan):
         print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")

@@ -223,3 +223,35 @@ def test_a_killed_encode_job_is_redone_and_the_rerun_equals_the_unkilled_run(tmp
         paths.leaderboard("csv"),
     ):
         assert workflow.path(relative).read_bytes() == dense.path(relative).read_bytes(), relative
+
+
+def test_keep_embeddings_false_deletes_the_vectors_after_the_search_and_a_rerun_of_the_search_encodes_again(
+    dense: Workflow, tmp_path: Path
+) -> None:
+    """The per-system key that trades disk for a re-encode: on a copy of the finished run, it plans only the
+    deletion; the run, the ids and the records stay; a plain rerun plans nothing; a search that must run
+    again (another 'hits') has the corpus encoded first, then deleted again."""
+    import json
+
+    workflow = fork(dense, tmp_path / "dropped")
+    config = copy.deepcopy(dense.config)
+    config["dense"]["minilm"]["keep_embeddings"] = False
+    workflow.write_config(config)
+    assert workflow.planned_jobs() == {"drop_embeddings": 1, "all": 1}
+    vectors = sorted(workflow.path(f"{EMBEDDINGS}/corpus").glob("*.npy"))
+    sizes = sum(path.stat().st_size for path in vectors)
+    run_before = workflow.path(paths.run("dense", "scifact-sample", "minilm")).read_bytes()
+    workflow.run()
+    assert len(vectors) == 3 and not any(path.exists() for path in vectors)
+    assert len(list(workflow.path(f"{EMBEDDINGS}/corpus").glob("*.ids"))) == 3
+    assert len(list(workflow.path(f"{EMBEDDINGS}/corpus").glob("*.json"))) == 3  # the cost table's records
+    marker = json.loads(workflow.path(paths.dropped_embeddings("scifact-sample", KEY)).read_text())
+    assert marker["bytes_freed"] == sizes and len(marker["deleted"]) == 3
+    assert workflow.path(paths.run("dense", "scifact-sample", "minilm")).read_bytes() == run_before
+    assert workflow.path(paths.leaderboard("csv")).read_bytes() == dense.path(paths.leaderboard("csv")).read_bytes()
+    assert workflow.planned_jobs() == {}
+    deeper = copy.deepcopy(config)
+    deeper["dense"]["minilm"]["hits"] = 50
+    planned = workflow.variant(deeper).planned_jobs()
+    assert planned.get("encode_documents") == 3 and planned.get("drop_embeddings") == 1, planned
+    assert "encode_queries" not in planned  # the query vectors are kept

@@ -111,3 +111,35 @@ def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_
     flat = next(line for line in disk.splitlines() if line.split()[:2] == ["bm25_index", "(flat)"])
     assert f"{corpus * 1.40 / 1e9:.1f} GB" in flat and f"{corpus / 1e9:.2f} GB of corpus files x 1.4" in flat
     assert "rerank_shard       minilm-rerank" in disk.split("Memory each GPU-rule job", 1)[1]
+
+
+def test_the_disk_plan_counts_embeddings_deleted_once_searched_as_written_not_kept(tmp_path: Path) -> None:
+    """The sample with a second dense system on another encoder: deleting one encoder's embeddings frees
+    exactly their bytes; an encoder is deleted only when every system sharing it says so."""
+    from beirflow.plan import build
+    from conftest import sample_config
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from plan_grid import disk_plan, disk_totals
+
+    def plan(minilm: bool, cls: bool, shared: bool = True) -> tuple[dict[str, int], dict[str, int]]:
+        config = sample_config()
+        config["dense"]["minilm"].update(dimension=384, keep_embeddings=minilm)
+        config["dense"]["minilm-cls"] = {**config["dense"]["minilm"], "pooling": "cls", "keep_embeddings": cls}
+        config["dense"]["minilm-shallow"] = {**config["dense"]["minilm"], "hits": 10, "keep_embeddings": shared}
+        rows = disk_plan(build(config, check_models=False), tmp_path)
+        embeddings = {
+            row.basis.split(";")[0] + str(index): row.size or 0
+            for index, row in enumerate(rows)
+            if row.stage.startswith("embeddings")
+        }
+        return disk_totals(rows), embeddings
+
+    each = (600 + 50) * 384 * 2  # documents and judged queries, 384 dimensions, float16
+    kept, embeddings = plan(True, True)
+    assert sorted(embeddings.values()) == [each, each]  # two encoders: mean pooling (two systems), cls
+    assert kept["kept"] == kept["written"] == kept["kept, every embedding kept"]
+    assert kept["kept, every embedding deleted once searched"] == kept["written"] - 2 * each
+    assert plan(True, False)[0]["kept"] == kept["written"] - each
+    assert plan(False, False, shared=True)[0]["kept"] == kept["written"] - each  # minilm-shallow shares the encoder and keeps it
+    assert plan(False, False, shared=False)[0]["kept"] == kept["written"] - 2 * each

@@ -59,7 +59,8 @@ def cascade(done: Workflow, tmp_path_factory: pytest.TempPathFactory, tiny_cross
 def test_the_cascade_reranks_in_four_shards_and_heads_its_column(cascade: Workflow) -> None:
     for system in ("tiny-ce", "tiny-t5"):
         shards = sorted(
-            path.name for path in (cascade.path(paths.system_folder("rerank", "scifact-sample", system)) / "shards").glob("*.trec")
+            path.name
+            for path in (cascade.path(paths.system_folder("rerank", "scifact-sample", system)) / "shards").glob("*.trec")
         )
         assert shards == ["0000.trec", "0001.trec", "0002.trec", "0003.trec"]
     cross = read_run(cascade.path(paths.run("rerank", "scifact-sample", "tiny-ce")))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from beirflow.evaluate import display_name
@@ -51,28 +53,55 @@ def _sized(report: Report) -> list[SystemInfo]:
     return [system for system in report.systems if system.parameters]
 
 
+# Twenty colours told apart at a glance: matplotlib's tab10, then the dark half of tab20b/tab20c.
+COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    label: str
+    colour: str
+    marker: str
+    line: str
+
+
+def series_styles(report: Report) -> dict[str, SeriesStyle]:
+    """One style per series (a system without one is its own), the same in every plot of the report:
+    colours by the series' place in name order, circles and solid lines for rerankers, squares and
+    dashes for the others; past twenty series the colours repeat with other markers."""
+    families: dict[str, str] = {}
+    for system in _sized(report):
+        families.setdefault(system.series or system.label, system.family)
+    styles = {}
+    for index, (key, family) in enumerate(sorted(families.items())):
+        markers = ("o", "v", "<") if family == "rerank" else ("s", "^", ">")
+        styles[key] = SeriesStyle(
+            f"{key} ({'reranker' if family == 'rerank' else family})",
+            COLOURS[index % len(COLOURS)],
+            markers[index // len(COLOURS) % len(markers)],
+            "-" if family == "rerank" else "--",
+        )
+    return styles
+
+
 def _series_lines(axis: Any, report: Report, value: Callable[[SystemInfo], float | None], ylabel: str) -> bool:
     """One line per series (markers for systems alone), BM25 baseline dotted. False: nothing to draw."""
     drawn = False
     groups: dict[str, list[tuple[float, float]]] = {}
-    kinds: dict[str, str] = {}
+    styles = series_styles(report)
     for system in _sized(report):
         y = value(system)
         if y is None:
             continue
-        key = system.series or system.label
-        groups.setdefault(key, []).append((float(system.parameters or 0), y))
-        kinds[key] = system.family
-    for index, (key, points) in enumerate(sorted(groups.items())):
+        groups.setdefault(system.series or system.label, []).append((float(system.parameters or 0), y))
+    for key, points in sorted(groups.items()):
         points.sort()
-        style = "-" if kinds[key] == "rerank" else "--"
+        style = styles[key]
         axis.plot(
-            [p[0] for p in points],
-            [p[1] for p in points],
-            style,
-            marker="o" if kinds[key] == "rerank" else "s",
-            label=f"{key} ({'reranker' if kinds[key] == 'rerank' else kinds[key]})",
-            color=f"C{index % 10}",
+            [p[0] for p in points], [p[1] for p in points], style.line, marker=style.marker, label=style.label, color=style.colour
         )
         drawn = True
     baseline = next((system for system in report.systems if system.name == report.settings.baseline), None)
@@ -103,8 +132,10 @@ def size_plot(report: Report) -> bytes:
     if _series_lines(
         axis, report, lambda system: _average(report, system), f"BEIR average {display_name(report.settings.primary)}"
     ):
-        axis.legend(fontsize=8, loc="best")
-        figure.text(0.01, -0.02, f"Averaged: {names}", fontsize=7, color="#555", wrap=True)
+        axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        # Below the axis label, wrapped: with 18 datasets one line would run off the figure.
+        note = textwrap.fill(f"Averaged: {names}", 130)
+        axis.annotate(note, xy=(0, -0.2), xycoords="axes fraction", va="top", fontsize=7, color="#555")
     else:
         _empty(axis, "No system with a parameter count has results on every BEIR dataset run.")
     return _png(figure)
@@ -128,11 +159,15 @@ def size_per_dataset_plot(report: Report) -> bytes:
 
         if not _series_lines(axis, report, value, display_name(report.settings.primary)):
             _empty(axis, "no sized system here")
-    if rows:
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        if handles:
-            figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    # One legend for every panel, with each series drawn anywhere (a panel may lack some).
+    shown: dict[str, Any] = {}
+    for axis in axes.flat:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            shown.setdefault(label, handle)
     figure.tight_layout()
+    if shown:
+        figure.legend(list(shown.values()), list(shown), loc="upper center", ncol=min(4, len(shown)), fontsize=8,
+                      bbox_to_anchor=(0.5, 0.0))  # fmt: skip
     return _png(figure)
 
 
@@ -151,7 +186,7 @@ def in_domain_plot(report: Report) -> bytes:
     ):
         _empty(left, f"No {settings.in_domain} run of a system with a parameter count.")
     if _series_lines(right, report, lambda system: _average(report, system), f"BEIR average {display_name(settings.primary)}"):
-        right.legend(fontsize=8, loc="best")
+        right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     else:
         _empty(right, "No system with a parameter count has results on every BEIR dataset run.")
     figure.tight_layout()
@@ -162,7 +197,7 @@ def winners_plot(report: Report) -> bytes:
     plt = _pyplot()
     rows: Sequence[Row] = report.rows
     systems = report.systems
-    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * max(1, len(systems)), 1.0 + 0.38 * max(1, len(rows))))
+    figure, axis = plt.subplots(figsize=(2.0 + 0.62 * max(1, len(systems)), 1.4 + 0.3 * max(1, len(rows))))
     if not rows or not systems:
         _empty(axis, "No results.")
         return _png(figure)
@@ -186,6 +221,8 @@ def winners_plot(report: Report) -> bytes:
         for j in range(len(systems)):
             if not np.isnan(values[i, j]):
                 best = gap[i, j] == 0
+                red, green, blue, _ = image.cmap(image.norm(gap[i, j]))
+                light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # dark text on the light end of viridis
                 axis.text(
                     j,
                     i,
@@ -193,7 +230,7 @@ def winners_plot(report: Report) -> bytes:
                     ha="center",
                     va="center",
                     fontsize=7,
-                    color="black" if best else "white",
+                    color="black" if light else "white",
                     fontweight="bold" if best else "normal",
                 )
                 if best:

@@ -102,6 +102,11 @@ def query_embeddings(dataset: str = DATASET, encoder: str = "{encoder}", extensi
     return f"{embeddings(dataset, encoder)}/queries.{extension}"
 
 
+def dropped_embeddings(dataset: str = DATASET, encoder: str = "{encoder}") -> str:
+    """The marker of an encoder's corpus vectors deleted after its searches (``keep_embeddings: false``)."""
+    return f"{embeddings(dataset, encoder)}/dropped.json"
+
+
 # ---- runs and their evaluation
 
 

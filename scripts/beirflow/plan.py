@@ -461,6 +461,7 @@ class Encoder:
     key: str
     identity: dict[str, Any]
     systems: tuple[str, ...]  # in config order
+    keeps_embeddings: bool = True  # False when every system sharing it says keep_embeddings: false
 
 
 @dataclass(frozen=True)
@@ -531,6 +532,39 @@ class Plan:
 
     def entry(self, system: str) -> dict[str, Any]:
         return self.sections[self.systems[system]][system]
+
+    def report_systems(self) -> list[dict[str, Any]]:
+        """What the report knows of each system (labels, series, sizes): report keys only."""
+        systems = []
+        for system, family in self.systems.items():
+            entry = self.entry(system)
+            shown = entry.get("report", {})
+            systems.append(
+                {
+                    "name": system,
+                    "family": family,
+                    "label": shown.get("label", system),
+                    "series": shown.get("series"),
+                    "parameters": shown.get("parameters"),
+                    "published_as": shown.get("published_as"),
+                    "first_stage": entry.get("first_stage"),
+                }
+            )
+        return systems
+
+    def report_datasets(self) -> dict[str, str | None]:
+        """Each dataset's BEIR name (None for one that is not BEIR's)."""
+        return {name: dataset.beir_name for name, dataset in self.datasets.items()}
+
+    def report_settings(self) -> dict[str, Any]:
+        """The report's settings (beirflow.results.ReportSettings' fields); the baseline defaults to the first BM25 system."""
+        chosen = self.config["report"]
+        keys = ("tolerance", "max_p", "permutations", "in_domain", "in_domain_metric", "cqadupstack")
+        return {
+            "primary": self.config["evaluation"]["primary"],
+            "baseline": chosen.get("baseline") or next(iter(self.config["bm25"]), None),
+            **{key: chosen[key] for key in keys},
+        }
 
     def runs_on(self, system: str, dataset: str) -> bool:
         return dataset in self.datasets_of[system]
@@ -650,5 +684,8 @@ def build(
     for name, entry in dense.items():
         identity = DenseSettings.from_config(entry, f"dense.{name}").encoder_identity()
         grouped.setdefault(encoder_key(identity), (identity, []))[1].append(name)
-    encoders = {key: Encoder(key, identity, tuple(names)) for key, (identity, names) in grouped.items()}
+    encoders = {
+        key: Encoder(key, identity, tuple(names), any(dense[name].get("keep_embeddings", True) for name in names))
+        for key, (identity, names) in grouped.items()
+    }
     return Plan(checked, datasets, families, sections, systems, datasets_of, encoders)

@@ -55,13 +55,17 @@ def cqadupstack_note(report: Report) -> str:
     return "CQADupStack rows: " + "; ".join(notes) + (f". The BEIR average takes {taken}." if taken else ".")
 
 
-def average_label(report: Report) -> str:
+def average_label(report: Report, listed: bool = True) -> str:
+    """'BEIR average (n of 18: the rows)'; without ``listed`` the rows are left to a note beside the table
+    (the HTML page's, where 18 names in one cell would make it the table's tallest row)."""
     names = ", ".join(row.name for row in report.beir)
+    if not listed:
+        return f"BEIR average ({len(report.beir)} of {len(BEIR_ZERO_SHOT)})"
     return f"BEIR average ({len(report.beir)} of {len(BEIR_ZERO_SHOT)}: {names or 'none run'})"
 
 
-def main_table(report: Report) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Header, rows of cells and, per row, whether it is the average row."""
+def main_table(report: Report, listed: bool = True) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Header, rows of cells and, per row, whether it is the average row (its label as :func:`average_label`)."""
     metric = report.settings.primary
     header = ["dataset", *(system.label for system in report.systems)]
     body, is_average = [], []
@@ -71,7 +75,7 @@ def main_table(report: Report) -> tuple[list[str], list[list[str]], list[bool]]:
         body.append([row.name, *score_cells(values, ("**", "**"), marks)])
         is_average.append(False)
     averages = [beir_average(report.results, report.beir, system.name, metric).value for system in report.systems]
-    cells = [average_label(report), *score_cells(averages, ("**", "**"))]
+    cells = [average_label(report, listed), *score_cells(averages, ("**", "**"))]
     body.append(cells)
     is_average.append(True)
     return header, body, is_average
@@ -220,14 +224,24 @@ def _html_table(
         line = f'<tr><th scope="row">{html.escape(row[0])}</th>' + "".join(cell(text, "td") for text in row[1:]) + "</tr>"
         (foot if footer_rows and footer_rows[index] else body).append(line)
     tfoot = f"<tfoot>{''.join(foot)}</tfoot>" if foot else ""
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>{tfoot}</table>'
+    # Wide tables (the paper's grid has 23 systems) scroll inside their box; the page itself never does.
+    table = f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>{tfoot}</table>'
+    return f'<div class="scroll" id="{table_id}-box">{table}</div>'
+
+
+def _sentences_html(sentences: Sequence[str]) -> str:
+    """One sentence inline; several (a series each, on the paper's grid) one per line."""
+    if len(sentences) <= 1:
+        return html.escape(" ".join(sentences))
+    return "<ul>" + "".join(f"<li>{html.escape(sentence)}</li>" for sentence in sentences) + "</ul>"
 
 
 def to_html(report: Report, plots: dict[str, bytes]) -> str:
     settings = report.settings
-    header, body, is_average = main_table(report)
+    header, body, is_average = main_table(report, listed=False)
+    averaged = ", ".join(row.name for row in report.beir) or "none run"
     findings = "".join(
-        f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {html.escape(" ".join(sentences))}</li>'
+        f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {_sentences_html(sentences)}</li>'
         for key, sentences in report.findings.items()
     )
     figures = "".join(
@@ -239,7 +253,10 @@ def to_html(report: Report, plots: dict[str, bytes]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>beirflow report</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+div.scroll {{ overflow-x: auto; max-width: 100%; margin-bottom: 1.5em; }}
+#leaderboard th[scope="row"] {{ position: sticky; left: 0; background: #fff; white-space: nowrap; }}
+#leaderboard thead th {{ min-width: 5.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}
 td {{ text-align: right; font-variant-numeric: tabular-nums; }}
 tfoot th, tfoot td {{ border-top: 2px solid #444; }}
@@ -254,6 +271,7 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 <h2>{html.escape(display_name(settings.primary))} per dataset</h2>
 <p>Best per dataset in bold. {html.escape(_significance_note(report))}</p>
 {_html_table("leaderboard", header, body, is_average)}
+<p id="beir-average-over">{html.escape(average_label(report, listed=False))} over: {html.escape(averaged)}.</p>
 <p id="cqadupstack">{html.escape(cqadupstack_note(report))}</p>
 <h2>Plots</h2>
 {figures}

@@ -12,7 +12,7 @@ from beirflow.errors import BeirflowError
 # Keys of a system's entry that change how it runs, where, or how the report shows it, never
 # what it returns: they are not rule params, so raising a batch size or a time limit after a
 # failure, or limiting a model to fewer datasets, reruns nothing that finished.
-OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report", "dimension")
+OPERATIONAL_KEYS = ("batch_size", "resources", "enabled", "datasets", "report", "dimension", "keep_embeddings")
 
 Settings = TypeVar("Settings")
 

@@ -125,14 +125,15 @@ def runs_on(system, dataset):
 def result_files():
     """Every run, provenance and metrics file the config asks for: targets of 'rule all' as much
     as the leaderboard, so that one deleted by a failed rerun (Snakemake removes a failed job's
-    outputs) is rebuilt by the next plain run instead of leaving the leaderboard stale.
+    outputs) is rebuilt by the next plain run instead of leaving the leaderboard stale. And the
+    markers of embeddings deleted after their searches (keep_embeddings: false).
     """
     files = metrics_files()
     for dataset in DATASETS:
         for system in SYSTEMS:
             if runs_on(system, dataset):
                 files += [run_file(dataset, system), provenance_file(dataset, system)]
-    return files
+    return files + dropped_embeddings_markers()
 
 
 def dataset_systems(wildcards):
@@ -363,6 +364,33 @@ def dense_documents_dir(wildcards):
     return f"{paths.embeddings(wildcards.dataset, system_encoder(wildcards.system))}/corpus"
 
 
+def encoder_search_runs(wildcards):
+    """The runs of every system that searches this encoder's vectors of the dataset."""
+    return [
+        run_file(wildcards.dataset, system)
+        for system in ENCODERS[wildcards.encoder].systems
+        if runs_on(system, wildcards.dataset)
+    ]
+
+
+def encoder_corpus_vectors(wildcards):
+    return [
+        paths.corpus_embeddings(wildcards.dataset, wildcards.encoder, shard, "npy")
+        for shard in document_shards(wildcards.dataset)
+    ]
+
+
+def dropped_embeddings_markers():
+    """One marker per dataset and encoder whose systems all say keep_embeddings: false."""
+    return [
+        paths.dropped_embeddings(dataset, encoder.key)
+        for encoder in ENCODERS.values()
+        if not encoder.keeps_embeddings
+        for dataset in DATASETS
+        if any(runs_on(system, dataset) for system in encoder.systems)
+    ]
+
+
 def dense_search_inputs(wildcards):
     dataset, encoder = wildcards.dataset, system_encoder(wildcards.system)
     shards = document_shards(dataset)
@@ -470,50 +498,15 @@ def bm25_index_runtime(wildcards, attempt):
 
 
 def report_systems():
-    """What the report knows of each system (labels, series, sizes), as JSON: report keys only."""
-    systems = []
-    for system, family in SYSTEMS.items():
-        entry = system_entry(system)
-        shown = entry.get("report", {})
-        systems.append(
-            {
-                "name": system,
-                "family": family,
-                "label": shown.get("label", system),
-                "series": shown.get("series"),
-                "parameters": shown.get("parameters"),
-                "published_as": shown.get("published_as"),
-                "first_stage": entry.get("first_stage"),
-            }
-        )
-    return json.dumps(systems, sort_keys=True)
+    return json.dumps(PLAN.report_systems(), sort_keys=True)
 
 
 def report_datasets():
-    return json.dumps(
-        {name: plan.beir_name for name, plan in DATASETS.items()}, sort_keys=True
-    )
+    return json.dumps(PLAN.report_datasets(), sort_keys=True)
 
 
 def report_settings():
-    chosen = config["report"]
-    baseline = chosen.get("baseline") or next(iter(config["bm25"]), None)
-    settings = {
-        "primary": config["evaluation"]["primary"],
-        "baseline": baseline,
-        **{
-            key: chosen[key]
-            for key in (
-                "tolerance",
-                "max_p",
-                "permutations",
-                "in_domain",
-                "in_domain_metric",
-                "cqadupstack",
-            )
-        },
-    }
-    return json.dumps(settings, sort_keys=True)
+    return json.dumps(PLAN.report_settings(), sort_keys=True)
 
 
 def published_files():

@@ -95,3 +95,22 @@ rule dense_search:
         " --system {wildcards.system} --key dense.{wildcards.system} --queries {input.queries:q}"
         " --documents {params.documents:q} --shards {params.shards} --params {params.system:q}"
         " --model-records {input.models:q} --output {output.run:q} --provenance {output.provenance:q} > {log:q} 2>&1"
+
+
+# keep_embeddings: false. Once every search over an encoder's vectors of a dataset has run, they are
+# deleted. Snakemake does not rebuild a missing intermediate whose consumers are complete, so a plain
+# rerun plans nothing; a search that has to run again has the corpus encoded again first.
+rule drop_embeddings:
+    input:
+        runs=encoder_search_runs,
+    output:
+        paths.dropped_embeddings(),
+    log:
+        paths.log("drop_embeddings", "{dataset}", "{encoder}"),
+    conda:
+        "../../envs/base.yaml"
+    params:
+        vectors=encoder_corpus_vectors,
+    shell:
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/drop_embeddings.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder}'
+        " --vectors {params.vectors:q} --runs {input.runs:q} --output {output:q} > {log:q} 2>&1"
