@@ -27,7 +27,7 @@ run: install
 	@echo "beirflow: the report is $(CURDIR)/results/report/report.html (and report.md, plots/)"
 
 test: install-test
-	$(BIN)/python -m pytest tests -n 3 --dist loadscope --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest tests -n 4 --dist loadscope --no-loadscope-reorder --durations=25
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[cpu,bench]'

@@ -39,19 +39,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
-# make test runs 3 pytest-xdist workers (--dist loadscope: whole modules) on 2 cores, so the order modules
+# make test runs 4 pytest-xdist workers (--dist loadscope: whole modules) on 2 cores, so the order modules
 # are handed out decides how long the suite takes. First the two SLURM modules (about 10 minutes each,
-# mostly waiting on the cluster, one worker each); then the longest module (all of SciFact) on the
-# third; then two tiny ones, which xdist queues behind the SLURM modules (it gives each worker two
-# modules at the start); then the rest, longest first (measured: the README's durations table), so
-# that no long module starts late and ends the run alone.
+# mostly waiting on the cluster, one worker each); then the two longest modules (all of SciFact, the
+# fault injections) on the other two; then two tiny ones, which xdist queues behind the SLURM fault
+# module and SciFact (at the start it gives a worker with two tests or fewer a second module); then
+# the rest, longest first (measured: the README's durations table), so that no long module starts
+# late and ends the run alone.
 LONGEST_FIRST = (
     "test_slurm.py",
     "test_slurm_faults.py",
     "test_scifact_bm25.py",
+    "test_faults.py",
     "test_shards.py",
     "test_merge.py",
-    "test_faults.py",
     "test_workflow.py",
     "test_rerank_workflow.py",
     "test_models.py",

@@ -140,10 +140,12 @@ def test_a_node_set_down_mid_job_then_resumed_lets_the_workflow_finish(
                 process.kill()
             subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True, check=False)
     assert process.returncode == 0, output[-5000:]
-    # Only Snakemake runs a job again (the profile's slurm-no-requeue): with SLURM's own requeue as well, the
-    # shard that failed with the node ran a second time after the workflow had ended, rewriting its outputs.
+    # One copy of the job, requeued by SLURM (the profile's slurm-requeue), none resubmitted beside it: with the
+    # plugin resubmitting and SLURM's default requeue as well, the failed shard ran a second time after the
+    # workflow had ended, rewriting its outputs.
     queued = subprocess.run(["squeue", "-h", "-o", "%A|%Z"], capture_output=True, text=True, check=True).stdout
     assert not [line for line in queued.splitlines() if line.endswith(f"|{workflow.root}")], queued
     same_outputs(workflow, dense, shards)
     runs = sacct("JobIDRaw", "State", workdir=workflow.root, since=since, duplicates=True)
-    assert any(job["State"] == "NODE_FAIL" for job in runs), runs  # the job on the node failed with it, and ran again
+    assert [job["State"] for job in runs] == ["NODE_FAIL", "COMPLETED"], runs  # failed with the node, then ran again
+    assert len({job["JobIDRaw"] for job in runs}) == 1, runs
