@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import pytrec_eval
@@ -112,46 +111,3 @@ def test_queries_missing_from_the_run_score_zero_like_trec_eval_c(bm25_runs) -> 
     result = evaluate_run(qrels, partial, METRICS)
     assert result.queries_without_hits == len(qrels) - len(partial)
     _assert_equal_to_trec_eval(qrels, partial)
-
-
-@pytest.mark.parametrize("decimals", [None, 1, 0])
-def test_a_run_file_read_column_by_column_gives_exactly_the_numbers_of_the_line_reader(
-    bm25_runs, decimals: int | None, tmp_path: Path
-) -> None:
-    """The column reader (an MS MARCO-sized run is 7 million lines) against the dict of dicts: the same
-    means, per-query values and counts, bit for bit, with ties, queries the qrels do not judge, judged
-    queries the run misses, and ids that sort differently as bytes and as numbers."""
-    import json
-
-    from beirflow.evaluate import evaluate_run_file
-    from beirflow.trec import read_run, write_run
-
-    qrels, runs = bm25_runs
-    run = {q: {d: (s if decimals is None else round(s, decimals)) for d, s in hits.items()} for q, hits in runs["flat"].items()}
-    run = dict(list(run.items())[::3])  # two thirds of the judged queries without hits
-    run["not-judged"] = {"10": 2.0, "9": 2.0, "é": 1.0}
-    first = next(iter(run))
-    run[first] = {**run[first], "9": 0.5, "10": 0.5, "100": 0.5}
-    path = tmp_path / "run.trec"
-    with open(path, "w", encoding="utf-8") as handle:
-        write_run(handle, {q: hits.items() for q, hits in run.items()}, tag="t")
-    by_lines = evaluate_run(qrels, read_run(path), METRICS)
-    by_columns = evaluate_run_file(qrels, path, METRICS)
-    assert json.dumps(by_columns.to_dict()) == json.dumps(by_lines.to_dict())
-    assert by_columns.unjudged_queries_in_run == 1 and by_columns.queries_without_hits > 0
-
-
-def test_a_run_file_the_column_reader_cannot_take_is_read_line_by_line(bm25_runs, tmp_path: Path) -> None:
-    """Tabs or a repeated space still evaluate (the line reader splits on any whitespace); garbage names its line."""
-    from beirflow.errors import DataError
-    from beirflow.evaluate import evaluate_run_file
-
-    qrels, runs = bm25_runs
-    query, hits = next(iter(runs["flat"].items()))
-    lines = [f"{query}\tQ0  {doc} {rank} {score} t" for rank, (doc, score) in enumerate(sorted(hits.items()), start=1)]
-    path = tmp_path / "spaced.trec"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert evaluate_run_file(qrels, path, METRICS) == evaluate_run(qrels, {query: hits}, METRICS)
-    path.write_text("\n".join([*lines[:3], f"{query} Q0 x 4 not-a-score t", *lines[3:]]) + "\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"spaced.trec:4: score 'not-a-score' is not a number"):
-        evaluate_run_file(qrels, path, METRICS)
