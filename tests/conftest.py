@@ -73,15 +73,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+def _shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every xdist worker of this run sees (each worker's base temp is inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if XDIST_WORKER is not None else base
+
+
 @contextmanager
 def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
     """An exclusive lock shared by every xdist worker of this run, and a folder beside it that they share."""
     import filelock
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if XDIST_WORKER is not None else base
+    shared = _shared_folder(tmp_path_factory)
     with filelock.FileLock(str(shared / f"{name}.lock")):
         yield shared / name
+
+
+def _run_once_across_workers(
+    tmp_path_factory: pytest.TempPathFactory, name: str, config: dict, run: Callable[[Workflow], None]
+) -> Workflow:
+    """A workdir of ``config`` run to completion by ``run`` once for every xdist worker of this run: the
+    first worker to ask runs it, the others wait and read it."""
+    with _across_workers(tmp_path_factory, name) as root:
+        if (root / ".complete").is_file():
+            return Workflow.existing(root)
+        workflow = Workflow(root, config)
+        run(workflow)
+        (root / ".complete").touch()
+        return workflow
 
 
 def slurm_cluster(command: str) -> subprocess.CompletedProcess[str]:
@@ -142,8 +161,7 @@ def node_turns(tmp_path_factory: pytest.TempPathFactory) -> NodeTurns:
     """Turns on the test cluster's one node, shared by every xdist worker of this run."""
     from cluster import NodeTurns
 
-    base = tmp_path_factory.getbasetemp()
-    return NodeTurns(base.parent if XDIST_WORKER is not None else base)
+    return NodeTurns(_shared_folder(tmp_path_factory))
 
 
 @pytest.fixture
@@ -278,13 +296,7 @@ def sample_config(**overrides: object) -> dict:
 def done(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     """The embedded default, run once to completion on this machine (once for all xdist workers);
     tests dry-run against it or compare with it, and change only forks of it."""
-    with _across_workers(tmp_path_factory, "default") as root:
-        if (root / ".complete").is_file():
-            return Workflow.existing(root)
-        workflow = Workflow(root, sample_config())
-        workflow.run()
-        (root / ".complete").touch()
-        return workflow
+    return _run_once_across_workers(tmp_path_factory, "default", sample_config(), lambda workflow: workflow.run())
 
 
 # The dense workflow's model entry: MiniLM in fp32 on the CPU, its top 100.
@@ -307,10 +319,8 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     """The dense workflow run once to completion (once for all xdist workers), in a bare environment (the
     venv not on PATH): jobs need only the variables the workflow names. The dense tests dry-run against
     it and fork it; the SLURM fault tests fork it and force its jobs on the cluster."""
-    with _across_workers(tmp_path_factory, "dense") as root:
-        if (root / ".complete").is_file():
-            return Workflow.existing(root)
-        workflow = Workflow(root, dense_config())
+
+    def run_bare(workflow: Workflow) -> None:
         bare = {
             "HOME": os.environ.get("HOME", "/root"),
             "PATH": "/usr/bin:/bin",
@@ -318,8 +328,8 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
         }
         result = subprocess.run(workflow.command(), capture_output=True, text=True, env=bare, check=False)
         assert result.returncode == 0, result.stderr[-6000:]
-        (root / ".complete").touch()
-        return workflow
+
+    return _run_once_across_workers(tmp_path_factory, "dense", dense_config(), run_bare)
 
 
 def fork(workflow: Workflow, destination: Path) -> Workflow:

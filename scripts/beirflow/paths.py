@@ -91,11 +91,16 @@ def embeddings(dataset: str = DATASET, encoder: str = "{encoder}") -> str:
     return f"{RESULTS}/{dataset}/embeddings/{encoder}"
 
 
+def embedded_corpus(dataset: str = DATASET, encoder: str = "{encoder}") -> str:
+    """The folder of one encoder's document shards of a dataset."""
+    return f"{embeddings(dataset, encoder)}/corpus"
+
+
 def corpus_embeddings(
     dataset: str = DATASET, encoder: str = "{encoder}", shard: str = "{shard}", extension: str = "{extension}"
 ) -> str:
     """One document shard's ``npy`` (vectors), ``ids`` or ``json`` (its record)."""
-    return f"{embeddings(dataset, encoder)}/corpus/{shard}.{extension}"
+    return f"{embedded_corpus(dataset, encoder)}/{shard}.{extension}"
 
 
 def query_embeddings(dataset: str = DATASET, encoder: str = "{encoder}", extension: str = "{extension}") -> str:

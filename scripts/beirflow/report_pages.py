@@ -58,10 +58,13 @@ def cqadupstack_note(report: Report) -> str:
 def average_label(report: Report, listed: bool = True) -> str:
     """'BEIR average (n of 18: the rows)'; without ``listed`` the rows are left to a note beside the table
     (the HTML page's, where 18 names in one cell would make it the table's tallest row)."""
-    names = ", ".join(row.name for row in report.beir)
-    if not listed:
-        return f"BEIR average ({len(report.beir)} of {len(BEIR_ZERO_SHOT)})"
-    return f"BEIR average ({len(report.beir)} of {len(BEIR_ZERO_SHOT)}: {names or 'none run'})"
+    counted = f"BEIR average ({len(report.beir)} of {len(BEIR_ZERO_SHOT)}"
+    return f"{counted}: {averaged_rows(report)})" if listed else f"{counted})"
+
+
+def averaged_rows(report: Report) -> str:
+    """The rows the BEIR average takes, by name."""
+    return ", ".join(row.name for row in report.beir) or "none run"
 
 
 def main_table(report: Report, listed: bool = True) -> tuple[list[str], list[list[str]], list[bool]]:
@@ -239,7 +242,6 @@ def _sentences_html(sentences: Sequence[str]) -> str:
 def to_html(report: Report, plots: dict[str, bytes]) -> str:
     settings = report.settings
     header, body, is_average = main_table(report, listed=False)
-    averaged = ", ".join(row.name for row in report.beir) or "none run"
     findings = "".join(
         f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {_sentences_html(sentences)}</li>'
         for key, sentences in report.findings.items()
@@ -271,7 +273,7 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 <h2>{html.escape(display_name(settings.primary))} per dataset</h2>
 <p>Best per dataset in bold. {html.escape(_significance_note(report))}</p>
 {_html_table("leaderboard", header, body, is_average)}
-<p id="beir-average-over">{html.escape(average_label(report, listed=False))} over: {html.escape(averaged)}.</p>
+<p id="beir-average-over">{html.escape(average_label(report, listed=False))} over: {html.escape(averaged_rows(report))}.</p>
 <p id="cqadupstack">{html.escape(cqadupstack_note(report))}</p>
 <h2>Plots</h2>
 {figures}

@@ -361,7 +361,7 @@ def encoder_batch_size(wildcards):
 
 
 def dense_documents_dir(wildcards):
-    return f"{paths.embeddings(wildcards.dataset, system_encoder(wildcards.system))}/corpus"
+    return paths.embedded_corpus(wildcards.dataset, system_encoder(wildcards.system))
 
 
 def encoder_search_runs(wildcards):
@@ -373,11 +373,16 @@ def encoder_search_runs(wildcards):
     ]
 
 
-def encoder_corpus_vectors(wildcards):
+def corpus_embedding_files(dataset, encoder, extension):
+    """One file per document shard of an encoder's embeddings: 'npy', 'ids' or 'json'."""
     return [
-        paths.corpus_embeddings(wildcards.dataset, wildcards.encoder, shard, "npy")
-        for shard in document_shards(wildcards.dataset)
+        paths.corpus_embeddings(dataset, encoder, shard, extension)
+        for shard in document_shards(dataset)
     ]
+
+
+def encoder_corpus_vectors(wildcards):
+    return corpus_embedding_files(wildcards.dataset, wildcards.encoder, "npy")
 
 
 def dropped_embeddings_markers():
@@ -393,21 +398,12 @@ def dropped_embeddings_markers():
 
 def dense_search_inputs(wildcards):
     dataset, encoder = wildcards.dataset, system_encoder(wildcards.system)
-    shards = document_shards(dataset)
     return {
         "queries": paths.query_embeddings(dataset, encoder, "npy"),
         "query_ids": paths.query_embeddings(dataset, encoder, "ids"),
-        **{
-            name: [
-                paths.corpus_embeddings(dataset, encoder, shard, extension)
-                for shard in shards
-            ]
-            for name, extension in (
-                ("vectors", "npy"),
-                ("ids", "ids"),
-                ("stats", "json"),
-            )
-        },
+        "vectors": corpus_embedding_files(dataset, encoder, "npy"),
+        "ids": corpus_embedding_files(dataset, encoder, "ids"),
+        "stats": corpus_embedding_files(dataset, encoder, "json"),
     }
 
 
