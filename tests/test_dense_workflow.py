@@ -60,9 +60,9 @@ def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -
     from model_builders import minilm_folder
 
     documents = [document for _, document in iter_corpus(dense.path(paths.shards("corpus", "scifact-sample")) / "0002.jsonl")]
-    reference = SentenceTransformer(str(minilm_folder()), device="cpu").encode(
-        [document_text(document) for document in documents], convert_to_numpy=True
-    )
+    model = SentenceTransformer(str(minilm_folder()), device="cpu")
+    model.max_seq_length = MINILM["max_length"]
+    reference = model.encode([document_text(document) for document in documents], convert_to_numpy=True)
     stored = _shards(dense)[2]
     assert stored.ids == [document.doc_id for document in documents]
     ours = np.asarray(stored.vectors, dtype=np.float32)

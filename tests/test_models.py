@@ -65,7 +65,16 @@ def _config(hub: LocalHub, cache: Path, reranker: dict | None = None) -> dict:
                 "resources": {"gpus": 0},
             }
         },
-        dense={"d": {"model": "org/minilm", "revision": minilm, "precision": "fp32", "hits": 100, "resources": {"gpus": 0}}},
+        dense={
+            "d": {
+                "model": "org/minilm",
+                "revision": minilm,
+                "precision": "fp32",
+                "hits": 100,
+                "max_length": 64,
+                "resources": {"gpus": 0},
+            }
+        },
         fusion={},
         shards={"queries_per_shard": 25, "documents_per_shard": 300},  # 2 rerank and 2 encoding jobs
     )

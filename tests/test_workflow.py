@@ -303,10 +303,12 @@ def _temporaries(root: Path) -> list[Path]:
 
 
 def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(forked: Workflow, done: Workflow) -> None:
-    """Snakemake and its jobs killed while the Lucene indexes of a finished workdir's copy are rebuilt."""
+    """Snakemake and its jobs killed while a Lucene index of a finished workdir's copy is rebuilt. The
+    multi-field index: what depends on it is its search, the evaluation and the pages, not the reranker."""
     workflow = forked
+    index = paths.bm25_index("scifact-sample", "multifield")
     process = subprocess.Popen(
-        workflow.command("--forcerun", "bm25_index"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        workflow.command("--forcerun", index), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
     try:
@@ -331,7 +333,7 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(for
     # The same command again. (A plain run would plan nothing: Snakemake does not rebuild a missing
     # intermediate whose consumers are complete, so the dead job's temporary would wait for the next
     # build of that index, which removes it.)
-    workflow.run("--rerun-incomplete", "--forcerun", "bm25_index")
+    workflow.run("--rerun-incomplete", "--forcerun", index)
     assert workflow.planned_jobs() == {}
     leaderboard = paths.leaderboard("csv")
     assert workflow.path(leaderboard).read_bytes() == done.path(leaderboard).read_bytes()
