@@ -358,6 +358,27 @@ def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) ->
         assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
 
 
+@pytest.mark.parametrize(("method", "ranx_method"), [("rrf", "rrf"), ("combsum", "sum"), ("combmnz", "mnz")])
+def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_ids(method: str, ranx_method: str) -> None:
+    """ranx sees stand-in document ids of one width (so that its compiled code is reused); with scores
+    that tie and ids whose text order is not their number's ('d10' < 'd9'), the fused run is still ranx's."""
+    from ranx import Run, fuse
+
+    rng = np.random.default_rng(3)
+
+    def tied_run() -> dict[str, dict[str, float]]:
+        return {
+            f"query-{q}": {f"d{d}": float(rng.integers(0, 4)) for d in rng.choice(1200, 40, replace=False)} for q in range(12)
+        }
+
+    first, second = tied_run(), tied_run()
+    ours = fuse_runs([first, second], method, "min-max", {}, k=1000)
+    reference = fuse([Run(first), Run(second)], norm="min-max", method=ranx_method).to_dict()
+    assert ours.keys() == reference.keys()
+    for query_id in ours:
+        assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
+
+
 def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:
     first, second = _run(1), _run(2)
     del second["q3"]
