@@ -14,7 +14,7 @@ from beirflow.beir import read_qrels_trec
 from beirflow.cli import run_stage
 from beirflow.digest import file_digest
 from beirflow.evaluate import evaluate_run
-from beirflow.trec import read_run
+from beirflow.run_table import read_run_table
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -23,7 +23,7 @@ def evaluate(args: argparse.Namespace) -> None:
     qrels = read_qrels_trec(args.qrels)
     systems = {}
     for system, run in zip(args.systems, args.runs, strict=False):
-        evaluation = evaluate_run(qrels, read_run(run), args.metrics)
+        evaluation = evaluate_run(qrels, read_run_table(run), args.metrics)
         systems[system] = {"run": str(run), "run_sha256": file_digest(run), **evaluation.to_dict()}
         shown = ", ".join(f"{metric} {value:.4f}" for metric, value in evaluation.metrics.items())
         logging.info(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import pytrec_eval
 
 from beirflow.beir import BeirFiles, prepare_dataset
 from beirflow.evaluate import display_name, evaluate_run
-from beirflow.trec import RunDict, trec_eval_order
+from beirflow.run_table import read_run_table
+from beirflow.trec import RunDict, trec_eval_order, write_run
 from conftest import SAMPLE, SHARED_SCIFACT
 
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "precision@10"]
@@ -69,17 +71,25 @@ def bm25_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str,
     return prepared.qrels, runs
 
 
-def _assert_equal_to_trec_eval(qrels: dict, run: RunDict) -> None:
-    ours = evaluate_run(qrels, run, METRICS).metrics
+def _assert_equal_to_trec_eval(qrels: dict, run: RunDict, tmp_path: Path) -> None:
+    """Three ways in: the run as given (hits in rank order: only ties are sorted), its hits reversed
+    (sorted whole), and the file beirflow writes, read column-wise."""
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, {query_id: hits.items() for query_id, hits in run.items()}, tag="t")
+    reversed_hits = {query_id: dict(reversed(hits.items())) for query_id, hits in run.items()}
     reference = _trec_eval_c(qrels, run)
-    for metric in METRICS:
-        assert ours[metric] == pytest.approx(reference[metric], abs=1e-6), metric
+    for form in (run, reversed_hits, read_run_table(path)):
+        ours = evaluate_run(qrels, form, METRICS)
+        for metric in METRICS:
+            assert ours.metrics[metric] == pytest.approx(reference[metric], abs=1e-6), metric
+        assert ours.per_query == evaluate_run(qrels, run, METRICS).per_query
 
 
 @pytest.mark.parametrize("fields", ["flat", "multifield"])
-def test_real_bm25_runs_equal_trec_eval(bm25_runs, fields: str) -> None:
+def test_real_bm25_runs_equal_trec_eval(bm25_runs, fields: str, tmp_path: Path) -> None:
     qrels, runs = bm25_runs
-    _assert_equal_to_trec_eval(qrels, runs[fields])
+    _assert_equal_to_trec_eval(qrels, runs[fields], tmp_path)
 
 
 def _ties(run: RunDict) -> int:
@@ -87,12 +97,12 @@ def _ties(run: RunDict) -> int:
 
 
 @pytest.mark.parametrize("decimals", [2, 1, 0])
-def test_tied_runs_equal_trec_eval(bm25_runs, decimals: int) -> None:
+def test_tied_runs_equal_trec_eval(bm25_runs, decimals: int, tmp_path: Path) -> None:
     """Ties are where ranx alone differs from trec_eval; coarser scores make many of them."""
     qrels, runs = bm25_runs
     coarse = {q: {d: round(s, decimals) for d, s in hits.items()} for q, hits in runs["flat"].items()}
     assert _ties(coarse) > 1000
-    _assert_equal_to_trec_eval(qrels, coarse)
+    _assert_equal_to_trec_eval(qrels, coarse, tmp_path)
 
 
 def test_ranx_alone_would_differ_on_ties(bm25_runs) -> None:
@@ -105,9 +115,9 @@ def test_ranx_alone_would_differ_on_ties(bm25_runs) -> None:
     assert abs(plain - _trec_eval_c(qrels, coarse)["ndcg@10"]) > 1e-4
 
 
-def test_queries_missing_from_the_run_score_zero_like_trec_eval_c(bm25_runs) -> None:
+def test_queries_missing_from_the_run_score_zero_like_trec_eval_c(bm25_runs, tmp_path: Path) -> None:
     qrels, runs = bm25_runs
     partial = dict(list(runs["flat"].items())[::2])
     result = evaluate_run(qrels, partial, METRICS)
     assert result.queries_without_hits == len(qrels) - len(partial)
-    _assert_equal_to_trec_eval(qrels, partial)
+    _assert_equal_to_trec_eval(qrels, partial, tmp_path)

@@ -8,6 +8,7 @@ import pytest
 import ranx
 
 from beirflow.errors import DataError
+from beirflow.run_table import RunTable, read_run_table
 from beirflow.trec import merge_runs, read_run, write_run
 
 
@@ -42,12 +43,50 @@ def test_close_model_scores_stay_distinct_and_read_back_exactly(tmp_path: Path) 
         ("q1 Q0 d1 1 1 t\nq1 Q0 d1 2 0.5 t\n", "appears twice"),
     ],
 )
-def test_malformed_runs_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+@pytest.mark.parametrize("reader", [read_run, read_run_table])
+def test_malformed_runs_name_the_line(tmp_path: Path, content: str, message: str, reader) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.trec"
     path.write_text(content)
     with pytest.raises(DataError, match=message) as caught:
-        read_run(path)
+        reader(path)
     assert caught.value.line == content.count("\n")
+
+
+def _as_dict(table: RunTable) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {query_id: {} for query_id in table.query_ids}
+    for query_row, doc_row, score in zip(table.query_rows, table.doc_rows, table.scores, strict=True):
+        run[table.query_ids[query_row]][table.doc_ids[doc_row]] = float(score)
+    return run
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "q1 Q0 d3 1 9.0 bm25\nq1 Q0 d1 2 1.5 bm25\nq2 Q0 d1 1 0.25 bm25\nq1 Q0 d2 3 1.5 bm25\n",  # q1 in two places
+        "q1\tQ0\td3\t1\t9.0\tx\nq2 Q0  d1 1 -1e-300 x  \n",  # tabs, two spaces, trailing spaces
+        'q1 Q0 d3 1 9 x\r\n\nq1 Q0 "d1 2 nan x\r\n',  # CRLF, an empty line, a quote, NaN
+        "",
+    ],
+)
+def test_the_column_reader_reads_what_the_line_reader_reads(tmp_path: Path, content: str) -> None:
+    """Arrow reads what beirflow writes; whatever else read_run accepts, read_run_table reads the same (by it)."""
+    path = tmp_path / "run.trec"
+    path.write_bytes(content.encode())
+    expected = read_run(path)
+    table = read_run_table(path)
+    assert table.query_ids == list(expected)
+    assert str(_as_dict(table)) == str(expected)  # str: NaN equals NaN
+
+
+def test_the_column_reader_reads_a_written_run_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    run = {f"q{q}": [(f"doc-{d}", float(rng.standard_normal())) for d in rng.choice(500, 50, replace=False)] for q in range(40)}
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, run, tag="t")
+    assert _as_dict(read_run_table(path)) == read_run(path)
 
 
 def test_merging_query_shards_is_their_union() -> None:
