@@ -66,19 +66,29 @@ LONGEST_FIRST = (
 )
 
 
+_WARM_UP: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # once, in the process that starts the xdist workers
-        warm_numba_cache(Path(os.environ["NUMBA_CACHE_DIR"]))
+        _WARM_UP.extend(warm_numba_cache(Path(os.environ["NUMBA_CACHE_DIR"])))
 
 
-def warm_numba_cache(cache: Path) -> None:
-    """Compile ranx's metrics and fusion into the shared numba cache before the workers start.
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for process, log in _WARM_UP:
+        if process.wait() != 0:  # costs time only (the jobs compile for themselves), so said, not failed
+            sys.stderr.write(f"\nthe numba cache's warm-up failed; its log: {log}\n")
 
-    On a clean clone the cache is empty, and the first evaluation and fusion jobs of every workflow
-    that starts at once compile the same code side by side (about 8 and 26 s of CPU each, against 3 and
-    8 s from the cache). One evaluation and one fusion here, in parallel, fill it once."""
+
+def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Start compiling ranx's metrics and fusion into the shared numba cache, beside the workers.
+
+    On a clean clone the cache is empty, and the first evaluation and fusion jobs of the workflows that
+    run at once compile the same code side by side (about 8 and 26 s of CPU each, against 3 and 8 s from
+    the cache). One evaluation and one fusion, started before the workers, fill it while the workflows
+    index, encode and rerank (their first evaluation or fusion comes a minute or more in)."""
     if any(cache.rglob("*.nbi")):
-        return
+        return []
     folder = cache.parent / "numba-warm-up"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -89,19 +99,19 @@ def warm_numba_cache(cache: Path) -> None:
     (folder / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d3 2\n")
     scripts, tagged = REPO / "scripts", ("--dataset", "warm-up")
     fusion = json.dumps({"method": "rrf", "norm": "min-max", "params": {}, "hits": 10})
-    commands = [
-        [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",
-         "--provenance", folder / "fused.json", *tagged, "--system", "fused", "--", *runs],
-        [sys.executable, scripts / "evaluate_dataset.py", "--systems", "first", "second", "--runs", *runs,
-         "--qrels", folder / "qrels.tsv", "--metrics", "ndcg@10", "mrr@10", "recall@100", "precision@10",
-         "--output", folder / "metrics.json", *tagged],
-    ]  # fmt: skip
-    processes = [
-        subprocess.Popen(list(map(str, command)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for command in commands
-    ]
-    for process in processes:
-        _, errors = process.communicate()
-        assert process.returncode == 0, errors.decode(errors="replace")[-3000:]
+    commands = {
+        "fusion": [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",
+                   "--provenance", folder / "fused.json", *tagged, "--system", "fused", "--", *runs],
+        "evaluation": [sys.executable, scripts / "evaluate_dataset.py", "--systems", "first", "second", "--runs", *runs,
+                       "--qrels", folder / "qrels.tsv", "--metrics", "ndcg@10", "mrr@10", "recall@100", "precision@10",
+                       "--output", folder / "metrics.json", *tagged],
+    }  # fmt: skip
+    started = []
+    for name, command in commands.items():
+        log = folder / f"{name}.log"
+        with open(log, "wb") as handle:
+            started.append((subprocess.Popen(list(map(str, command)), stdout=handle, stderr=subprocess.STDOUT), log))
+    return started
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

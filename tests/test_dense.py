@@ -331,9 +331,12 @@ def test_a_dimension_mismatch_names_both_files(tmp_path: Path) -> None:
 
 
 def _run(seed: int, queries: int = 20, documents: int = 60) -> dict[str, dict[str, float]]:
+    """Document ids as wide as fusion's stand-ins, so that ranx.fuse on them (the reference) reuses the
+    code the fusion compiled (ranx compiles per id width)."""
     rng = np.random.default_rng(seed)
     return {
-        f"q{q}": {f"d{d}": float(rng.standard_normal()) for d in rng.choice(documents, 30, replace=False)} for q in range(queries)
+        f"q{q}": {f"document-{d:03d}": float(rng.standard_normal()) for d in rng.choice(documents, 30, replace=False)}
+        for q in range(queries)
     }
 
 
@@ -367,8 +370,10 @@ def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_i
     rng = np.random.default_rng(3)
 
     def tied_run() -> dict[str, dict[str, float]]:
+        # ids of 2 to 5 characters, and one of 12 in every query (ranx's reference then compiles no more)
         return {
-            f"query-{q}": {f"d{d}": float(rng.integers(0, 4)) for d in rng.choice(1200, 40, replace=False)} for q in range(12)
+            f"query-{q}": {f"d{d}": float(rng.integers(0, 4)) for d in [*rng.choice(1200, 40, replace=False), 10**10]}
+            for q in range(12)
         }
 
     first, second = tied_run(), tied_run()
