@@ -359,6 +359,7 @@ def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) ->
     assert ours.keys() == reference.keys()
     for query_id in ours:
         assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
+    assert fuse_runs([first, second], method, "min-max", params, k=1000, queries_at_once=3) == ours  # in batches, the same
 
 
 @pytest.mark.parametrize(("method", "ranx_method"), [("rrf", "rrf"), ("combsum", "sum"), ("combmnz", "mnz")])

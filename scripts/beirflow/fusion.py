@@ -60,9 +60,18 @@ def _ranx_run(run: RunDict, name: str, stand_in: Mapping[str, str]) -> Any:
 
 
 def fuse_runs(
-    runs: Sequence[RunDict], method: str, norm: str | None = "min-max", params: dict[str, Any] | None = None, k: int = 1000
+    runs: Sequence[RunDict],
+    method: str,
+    norm: str | None = "min-max",
+    params: dict[str, Any] | None = None,
+    k: int = 1000,
+    queries_at_once: int = 1000,
 ) -> RunDict:
-    """The fused run, each query cut to its best ``k`` (score descending, then document id)."""
+    """The fused run, each query cut to its best ``k`` (score descending, then document id).
+
+    ranx sees ``queries_at_once`` queries at a time: its runs take about 1 KB a hit, 14 GB for two runs of
+    MS MARCO's 7,000 queries x 1,000 hits. Every normalisation and method here works query by query, so
+    the result is the same."""
     from ranx.fusion import fusion_switch
     from ranx.normalization import norm_switch
 
@@ -74,7 +83,12 @@ def fuse_runs(
     stand_in = stand_ins(runs)
     doc_id_of = {value: doc_id for doc_id, value in stand_in.items()}
     fused: RunDict = {}
-    for members, query_ids in groups.items():
+    batches = (
+        (members, query_ids[start : start + queries_at_once])
+        for members, query_ids in groups.items()
+        for start in range(0, len(query_ids), queries_at_once)
+    )
+    for members, query_ids in batches:
         selected = [
             _ranx_run({query_id: runs[index][query_id] for query_id in query_ids}, f"run{index}", stand_in) for index in members
         ]
