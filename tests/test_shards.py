@@ -22,6 +22,7 @@ def test_joining_shards_gives_the_corpus_back(tmp_path: Path, per_shard: int) ->
     corpus = SAMPLE / "corpus.jsonl"
     count = write_shards(corpus, tmp_path / "shards", per_shard)
     assert count == -(-600 // per_shard)
+    assert sorted(path.name for path in (tmp_path / "shards").glob("*.jsonl")) == [f"{i:04d}.jsonl" for i in range(count)]
     assert list(join_shards(tmp_path / "shards")) == _records(corpus)
     sizes = [len(_records(tmp_path / "shards" / f"{i:04d}.jsonl")) for i in range(count)]
     assert all(size == per_shard for size in sizes[:-1]) and 0 < sizes[-1] <= per_shard

