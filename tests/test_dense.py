@@ -230,6 +230,17 @@ def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(k: int) -> 
         assert search(queries, _shards(vectors, ids, size), ids, k) == expected, size
 
 
+def test_the_integer_sort_keys_order_hits_as_a_lexsort_of_score_and_id_does() -> None:
+    from beirflow.dense import NO_HIT_RANK, run_order_keys
+
+    rng = np.random.default_rng(11)
+    scores = rng.choice(np.array([-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 2.0, 7e30], dtype=np.float32), size=(50, 200))
+    ranks = np.array([rng.permutation(200) for _ in range(50)], dtype=np.int64)
+    ranks[scores == -np.inf] = NO_HIT_RANK  # where no hit is, as the search leaves it
+    expected = np.lexsort((ranks, -scores), axis=-1)
+    assert np.array_equal(np.argsort(run_order_keys(scores, ranks), axis=1, kind="stable"), expected)
+
+
 def test_ties_at_the_cut_keep_the_smallest_ids() -> None:
     vectors = np.ones((30, 4), dtype=np.float16)
     ids = [f"d{index:02d}" for index in reversed(range(30))]
