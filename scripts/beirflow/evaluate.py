@@ -124,9 +124,13 @@ def _trec_eval_order(query_rows: np.ndarray, doc_rows: np.ndarray, scores: np.nd
     tied = np.flatnonzero(np.r_[ties_next, False] | np.r_[False, ties_next])
     if len(tied):
         group = np.cumsum(np.r_[True, ~ties_next])[tied]  # a tie group: hits of one query with one score
-        texts = np.array([doc_ids[row] for row in doc_rows[tied]], dtype=object)
-        _, ranks = np.unique(texts, return_inverse=True)
-        order[tied] = tied[np.lexsort((-ranks.reshape(-1), group))]
+        documents, which = np.unique(doc_rows[tied], return_inverse=True)  # the tied hits' distinct documents
+        texts = [doc_ids[row] for row in documents.tolist()]
+        by_id = sorted(range(len(texts)), key=texts.__getitem__)
+        id_rank = np.empty(len(documents), dtype=np.int64)
+        id_rank[by_id] = np.arange(len(documents))
+        descending = len(documents) - 1 - id_rank[which.reshape(-1)]
+        order[tied] = tied[np.argsort(group * len(documents) + descending)]  # one integer key: group, then id descending
     return order
 
 
