@@ -151,13 +151,20 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
     return runs
 
 
-def run_size(documents: int, queries: int, root: Path, models: tuple[Path, Path], seed: int) -> list[Measurement]:
+def run_size(
+    documents: int, queries: int, root: Path, models: tuple[Path, Path], seed: int, only: tuple[str, ...] = ()
+) -> list[Measurement]:
+    """Every stage at one size; with ``only``, just the stages whose names contain one of them, over the
+    outputs a full pass left (to measure a stage again after changing it)."""
     data, work = root / f"data-{documents}", root / f"work-{documents}"
-    shutil.rmtree(work, ignore_errors=True)
+    if not only:
+        shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
     rows: list[Measurement] = []
 
     def stage(name: str, command: list[str], outputs: list[Path], note: str = "") -> None:
+        if only and not any(part in name for part in only):
+            return
         seconds, rss, written = measure(name, command, outputs, logs / f"{_file_name(name)}.log", root / "numba-cache")
         rows.append(Measurement(documents, queries, name, round(seconds, 2), round(rss, 1), written, note))
         print(f"  {documents:>9,} {name:34} {seconds:9.2f} s {rss:9.1f} MB {written / 1e6:10.1f} MB written", flush=True)
@@ -219,7 +226,11 @@ def run_size(documents: int, queries: int, root: Path, models: tuple[Path, Path]
           "documents", "--params", json.dumps(identity), "--key", "dense.tiny", "--threads", "2", "--vectors", encoded / "0000.npy",
           "--ids", encoded / "0000.ids", "--stats", encoded / "0000.json", "--dataset", "synthetic"), [encoded],
           note=f"{min(DOCUMENTS_PER_SHARD, documents):,} documents")  # fmt: skip
-    shard_dir, query_vectors, shards = random_embeddings(work, work / "shards" / "corpus", queries, seed)
+    if only and (work / "embeddings-384" / "queries.npy").is_file():
+        shards = sorted(path.stem for path in (work / "shards" / "corpus").glob("*.jsonl"))
+        shard_dir, query_vectors = work / "embeddings-384" / "corpus", work / "embeddings-384" / "queries.npy"
+    else:
+        shard_dir, query_vectors, shards = random_embeddings(work, work / "shards" / "corpus", queries, seed)
     dense_run = work / "dense" / "run.trec"
     dense_params = {"model": "random", "hits": 1000, "index": "Flat", "remove_query": True}
     stage(f"dense search (exact, {DIMENSION} dims)", script("dense_search", "--queries", query_vectors, "--documents", shard_dir,
@@ -262,6 +273,11 @@ def evaluation_at_msmarco_size(root: Path, data: Path, seed: int) -> Measurement
     print(f"  {'(any)':>9} {'evaluate 20 x 7,000 x 1,000':34} {seconds:9.2f} s {rss:9.1f} MB", flush=True)
     return Measurement(0, EVALUATED_QUERIES, "evaluate 20 systems x 7,000 x 1,000", round(seconds, 2), round(rss, 1), written,
                        "MS MARCO dev-sized runs, one job")  # fmt: skip
+
+
+def _typed(row: dict[str, str]) -> dict[str, object]:
+    return {**row, "documents": int(row["documents"]), "queries": int(row["queries"]), "seconds": float(row["seconds"]),
+            "peak_rss_mb": float(row["peak_rss_mb"]), "bytes_written": int(row["bytes_written"])}  # fmt: skip
 
 
 def growth_exponents(rows: list[Measurement], field: str) -> dict[str, float]:
@@ -307,16 +323,30 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=REPO / "bench" / "scaling.csv")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "scaling.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=(),
+        help="measure again only the stages whose names contain these words; other rows of --csv stay",
+    )
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     models = build_tiny_minilm_pair(args.root / "models")
+    only = tuple(args.only)
     # ranx compiles its code with numba on first use (about a minute here); the workflow caches it once per
     # workdir, so the measurements do too: a first pass at 2,000 documents fills the cache and is not kept.
-    run_size(2_000, 200, args.root, models, args.seed)
+    if not only:
+        run_size(2_000, 200, args.root, models, args.seed)
     rows: list[Measurement] = []
     for documents in args.sizes:
-        rows += run_size(documents, QUERIES_FOR.get(documents, 1_000), args.root, models, args.seed)
-    rows.append(evaluation_at_msmarco_size(args.root, args.root / f"data-{args.sizes[-1]}", args.seed))
+        rows += run_size(documents, QUERIES_FOR.get(documents, 1_000), args.root, models, args.seed, only)
+    if not only or any(part in "evaluate 20 systems" for part in only):
+        rows.append(evaluation_at_msmarco_size(args.root, args.root / f"data-{args.sizes[-1]}", args.seed))
+    if only:  # the rows measured now take their stage's place, the others are kept
+        measured = {(row.documents, row.stage): row for row in rows}
+        with open(args.csv, encoding="utf-8") as handle:
+            earlier = [Measurement(**_typed(row)) for row in csv.DictReader(handle)]  # type: ignore[arg-type]
+        rows = [measured.pop((row.documents, row.stage), row) for row in earlier] + list(measured.values())
     with open(args.csv, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
         writer.writeheader()

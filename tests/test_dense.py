@@ -221,7 +221,13 @@ def _brute_force(
 
 
 @pytest.mark.parametrize("k", [1, 7, 100, 700])
-def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(k: int) -> None:
+@pytest.mark.parametrize("query_block", [1024, 7])
+def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(
+    k: int, query_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import beirflow.dense as dense
+
+    monkeypatch.setattr(dense, "QUERY_BLOCK", query_block)  # 7: the queries in several blocks
     queries, vectors, ids = _corpus()
     deeper = _brute_force(queries, vectors, ids, k + 1, remove_query=True)
     assert any(hits[k - 1][1] == hits[k][1] for hits in deeper.values())  # ties straddle the cut

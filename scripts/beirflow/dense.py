@@ -35,6 +35,7 @@ from beirflow.models import ModelError
 from beirflow.settings import decode
 
 FLAT = "Flat"
+QUERY_BLOCK = 1024  # queries searched and merged at once
 # faiss's GPU indexes return at most this many neighbours per query.
 GPU_MAX_K = 2048
 NO_HIT = -1
@@ -325,14 +326,22 @@ def top_hits(
         raise ValueError(f"{len(corpus_ids)} documents: more than one search can order (the tie ranks are 32-bit)")
     ranks = id_ranks(corpus_ids)
     query_vectors = np.asarray(queries.vectors, dtype=np.float32)
-    best = TopHits.empty(len(query_vectors))
+    best = TopHits(
+        np.full((len(query_vectors), wanted), -np.inf, dtype=np.float32), np.full((len(query_vectors), wanted), NO_HIT)
+    )
     offset = 0
     for shard in shards:
         check_dimensions(queries, shard)
         vectors = np.asarray(shard.vectors, dtype=np.float32)
-        found = search_shard(query_vectors, vectors, offset, wanted, ranks, spec, use_gpu, key)
-        best = merge_top_hits([best, found], wanted, ranks)
+        # Queries a block at a time: the merge's arrays are the block's (MS MARCO's 7,000 queries x 2,002 hits
+        # at once took about 500 MB).
+        for start in range(0, len(query_vectors), QUERY_BLOCK):
+            block = slice(start, start + QUERY_BLOCK)
+            found = search_shard(query_vectors[block], vectors, offset, wanted, ranks, spec, use_gpu, key)
+            merged = merge_top_hits([TopHits(best.scores[block], best.positions[block]), found], wanted, ranks)
+            best.scores[block], best.positions[block] = merged.scores, merged.positions
         offset += len(vectors)
+        del vectors, shard
     if offset != len(corpus_ids):
         raise ValueError(f"the shards hold {offset} embeddings but the corpus has {len(corpus_ids)} ids")
     return best
