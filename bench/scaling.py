@@ -133,9 +133,10 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
     """20 systems' runs of 7,000 queries x 1,000 hits (MS MARCO's dev set at the paper's depth)."""
     rng = np.random.default_rng(seed)
     queries = (qrels_queries * (EVALUATED_QUERIES // max(len(qrels_queries), 1) + 1))[:EVALUATED_QUERIES]
-    runs = []
-    for system in range(EVALUATED_SYSTEMS):
-        path = work / "evaluation" / f"system-{system:02d}.trec"
+    runs = [work / "evaluation" / f"system-{system:02d}.trec" for system in range(EVALUATED_SYSTEMS)]
+    if all(path.is_file() and path.stat().st_size for path in runs):
+        return runs  # a pass before drew them (writing them takes minutes; delete the folder to draw again)
+    for system, path in enumerate(runs):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             for number, query_id in enumerate(queries):
@@ -147,7 +148,6 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
                         for rank, hit in enumerate(hits, start=1)
                     )
                 )
-        runs.append(path)
     return runs
 
 
@@ -297,19 +297,23 @@ def plot(rows: list[Measurement], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    figure, axes = plt.subplots(1, 2, figsize=(15, 9))
+    stages = sorted({row.stage for row in rows if row.documents})
+    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>pPhX*dH"
     for axis, field, label in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak memory (MB)")):
         exponents = growth_exponents(rows, field)
-        for stage, exponent in exponents.items():
+        for number, stage in enumerate(stages):
             points = sorted((row.documents, getattr(row, field)) for row in rows if row.stage == stage and row.documents)
-            axis.plot(*zip(*points, strict=True), marker="o", label=f"{stage} (N^{exponent:.2f})")
+            style = {"color": colours[number % len(colours)], "marker": markers[number % len(markers)]}
+            exponent = f" (N^{exponents[stage]:.2f})" if stage in exponents else ""
+            axis.plot(*zip(*points, strict=True), label=f"{stage}{exponent}", **style)
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("documents (N)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.suptitle("beirflow stages against corpus size (bench/scaling.py)")
+        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    figure.suptitle("beirflow stages against corpus size (bench/scaling.py); legends: the fitted growth exponent")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
