@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from beirflow.dense import search_memory_mb
+from beirflow.errors import DataError
 from beirflow.fetch import hub_sizes
 from beirflow.models import is_hub_name
 from beirflow.paths import MODEL_RECORDS
@@ -285,14 +287,20 @@ def print_disk(disk: Sequence[DiskRow]) -> None:
     )
 
 
-def job_memory(plan: Plan) -> list[tuple[str, str, int]]:
-    """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry)."""
+def job_memory(plan: Plan, documents_per_shard: int) -> list[tuple[str, str, int]]:
+    """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry); for
+    a search, the largest over its datasets whose size is known (see beirflow.dense.search_memory_mb)."""
     rows = [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in plan.sections["rerank"].items()]
-    rows += [
-        (rule, name, int(entry["resources"]["mem_mb"]))
-        for name, entry in plan.sections["dense"].items()
-        for rule in ("encode_documents", "dense_search")
-    ]
+    for name, entry in plan.sections["dense"].items():
+        rows.append(("encode_documents", name, int(entry["resources"]["mem_mb"])))
+        searches = [0]
+        for dataset in plan.datasets.values():
+            try:
+                documents, queries = dataset.document_count(), dataset.query_count()
+            except (OSError, DataError):  # a local dataset not prepared yet
+                continue
+            searches.append(search_memory_mb(documents, documents_per_shard, entry.get("dimension"), queries, entry["hits"]))
+        rows.append(("dense_search", name, int(entry["resources"].get("search_mem_mb", max(searches)))))
     return rows
 
 
@@ -351,7 +359,7 @@ def main() -> None:
     )
     print_disk(disk_plan(plan, args.directory / MODEL_RECORDS))
     print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
-    for rule, system, mem_mb in job_memory(plan):
+    for rule, system, mem_mb in job_memory(plan, plan.config["shards"]["documents_per_shard"]):
         print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")
 
 

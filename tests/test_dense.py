@@ -247,6 +247,23 @@ def test_the_integer_sort_keys_order_hits_as_a_lexsort_of_score_and_id_does() ->
     assert np.array_equal(np.argsort(run_order_keys(scores, ranks), axis=1, kind="stable"), expected)
 
 
+def test_the_search_memory_estimate_covers_what_bench_scaling_measured_without_waste() -> None:
+    """The default mem_mb of dense_search against bench/scaling.py's peaks (384-dimension vectors in
+    shards of 100,000): above each, and less than three times it."""
+    import csv
+
+    from beirflow.dense import search_memory_mb
+    from conftest import REPO
+
+    with open(REPO / "bench" / "scaling.csv", encoding="utf-8") as handle:
+        measured = [row for row in csv.DictReader(handle) if row["stage"].startswith("dense search")]
+    assert len(measured) == 3
+    for row in measured:
+        documents, queries, peak = int(row["documents"]), int(row["queries"]), float(row["peak_rss_mb"])
+        estimate = search_memory_mb(documents, 100_000, 384, queries, 1000)
+        assert peak < estimate < 3 * peak, (documents, peak, estimate)
+
+
 def test_ties_at_the_cut_keep_the_smallest_ids() -> None:
     vectors = np.ones((30, 4), dtype=np.float16)
     ids = [f"d{index:02d}" for index in reversed(range(30))]

@@ -110,7 +110,12 @@ def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_
     corpus = (SAMPLE / "corpus.jsonl").stat().st_size
     flat = next(line for line in disk.splitlines() if line.split()[:2] == ["bm25_index", "(flat)"])
     assert f"{corpus * 1.40 / 1e9:.1f} GB" in flat and f"{corpus / 1e9:.2f} GB of corpus files x 1.4" in flat
-    assert "rerank_shard       minilm-rerank" in disk.split("Memory each GPU-rule job", 1)[1]
+    memory = disk.split("Memory each GPU-rule job", 1)[1]
+    assert "rerank_shard       minilm-rerank" in memory
+    from beirflow.dense import search_memory_mb
+
+    searched = search_memory_mb(600, 100_000, None, 50, config["dense"]["minilm"]["hits"])  # 600 documents: one shard
+    assert f"{'dense_search':18} {'minilm':30} {searched:8,d} MB" in memory  # the search's own estimate
 
 
 def test_the_disk_plan_counts_embeddings_deleted_once_searched_as_written_not_kept(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -167,6 +168,22 @@ def check_dimensions(queries: Embeddings, documents: Embeddings) -> None:
 
 
 # ---- search -----------------------------------------------------------------------------
+
+# The dimension the search's memory is sized for when the model's is not known before its fetch: the
+# largest in config/paper.yaml (SGPT-5.8B).
+LARGEST_DIMENSION = 4096
+
+
+def search_memory_mb(documents: int, documents_per_shard: int, dimension: int | None, queries: int, hits: int) -> int:
+    """Host memory (MB) a dense_search job asks for by default, from what it holds: one shard's vectors
+    twice (float16 mapped, float32 for FAISS), the corpus's ids and their tie ranks, every query's top
+    hits and one block's merge, and the process itself. Calibrated on bench/scaling.py's measurement,
+    644 MB for 1M x 384 in shards of 100,000 with 7,000 queries x 1,000 hits; the estimate there is
+    about 1,000 MB, a margin of half again for what was not measured (GPU indexes, other dimensions)."""
+    shard = min(documents, documents_per_shard) * (dimension or LARGEST_DIMENSION) * 6
+    ids = documents * 100
+    top_hits = queries * (hits + 1) * 12 * 2 + QUERY_BLOCK * 2 * (hits + 1) * 40
+    return 400 + math.ceil((shard + ids + top_hits) / 2**20)
 
 
 @dataclass

@@ -19,6 +19,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
 from beirflow import paths
+from beirflow.dense import search_memory_mb
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -463,6 +464,21 @@ def model_resource(name, default):
         return value * attempt if name in ("mem_mb", "runtime") else value
 
     return resource
+
+
+def dense_search_mem_mb(wildcards, attempt):
+    """The system's 'resources.search_mem_mb', else the estimate from what the search holds (see
+    beirflow.dense.search_memory_mb), grown with each retry."""
+    entry = system_entry(wildcards.system)
+    dataset = DATASETS[wildcards.dataset]
+    estimate = search_memory_mb(
+        dataset.document_count(),
+        config["shards"]["documents_per_shard"],
+        entry.get("dimension"),
+        dataset.query_count(),
+        entry.get("hits", 1000),
+    )
+    return entry.get("resources", {}).get("search_mem_mb", estimate) * attempt
 
 
 def grown_with_attempt(base):

@@ -84,7 +84,7 @@ rule dense_search:
     threads: config["threads"]["dense"]
     resources:
         gpu=model_resource("gpus", 1),
-        mem_mb=model_resource("mem_mb", 32000),
+        mem_mb=dense_search_mem_mb,
         runtime=model_resource("runtime", 240),
     params:
         system=system_config,
