@@ -9,7 +9,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
-from beirflow.dense import DenseSettings, gpu_available, gpu_count, query_hits, read_embeddings, read_ids, top_hits
+from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.records import cited_models
 from beirflow.trec import write_query_hits
@@ -27,10 +27,11 @@ def run_search(args: argparse.Namespace) -> None:
     queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"))
     use_gpu = gpu_available()
     shards = (read_embeddings(vectors, ids) for vectors, ids in files)
-    wanted = settings.hits + 1 if settings.remove_query else settings.hits  # one hit may be the query itself
-    best = top_hits(queries, shards, corpus_ids, wanted, settings.index, use_gpu, key=f"{args.key}.index")
+    hits_by_query = search_hits(
+        queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index"
+    )
     with atomic_write(args.output, check=check_run_file) as handle:
-        for query_id, hits in query_hits(best, queries.ids, corpus_ids, settings.hits, settings.remove_query):
+        for query_id, hits in hits_by_query:
             write_query_hits(handle, query_id, hits, tag=args.system)
     encoding = [json.loads((args.documents / f"{shard}.json").read_text(encoding="utf-8")) for shard in args.shards]
     extra = {

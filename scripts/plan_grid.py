@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from beirflow.dense import search_memory_mb
+from beirflow.dense import search_job_memory_mb
 from beirflow.errors import DataError
 from beirflow.fetch import hub_sizes
 from beirflow.models import is_hub_name
@@ -289,18 +289,17 @@ def print_disk(disk: Sequence[DiskRow]) -> None:
 
 def job_memory(plan: Plan, documents_per_shard: int) -> list[tuple[str, str, int]]:
     """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry); for
-    a search, the largest over its datasets whose size is known (see beirflow.dense.search_memory_mb)."""
+    a search, the largest over its datasets whose size is known (see beirflow.dense.search_job_memory_mb)."""
     rows = [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in plan.sections["rerank"].items()]
     for name, entry in plan.sections["dense"].items():
         rows.append(("encode_documents", name, int(entry["resources"]["mem_mb"])))
         searches = [0]
         for dataset in plan.datasets.values():
             try:
-                documents, queries = dataset.document_count(), dataset.query_count()
+                searches.append(search_job_memory_mb(entry, documents_per_shard, dataset))
             except (OSError, DataError):  # a local dataset not prepared yet
                 continue
-            searches.append(search_memory_mb(documents, documents_per_shard, entry.get("dimension"), queries, entry["hits"]))
-        rows.append(("dense_search", name, int(entry["resources"].get("search_mem_mb", max(searches)))))
+        rows.append(("dense_search", name, max(searches)))
     return rows
 
 

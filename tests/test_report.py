@@ -171,8 +171,15 @@ def test_paired_tests_equal_ranx_compare_on_real_runs(done) -> None:
     import ranx
 
     from beirflow.beir import read_qrels_trec
-    from beirflow.evaluate import rank_scores
-    from beirflow.trec import read_run
+    from beirflow.trec import read_run, trec_eval_order
+
+    def rank_scores(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Strictly decreasing scores in trec_eval's order, as the evaluation hands ranx, so it cannot reorder ties."""
+        orders = {query_id: trec_eval_order(hits) for query_id, hits in run.items()}
+        return {
+            query_id: {doc_id: float(len(order) - place) for place, doc_id in enumerate(order)}
+            for query_id, order in orders.items()
+        }
 
     metrics = json.loads(done.path(paths.metrics("scifact-sample")).read_text())
     qrels = read_qrels_trec(done.path(paths.qrels("scifact-sample")))

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from beirflow.atomic import atomic_path, atomic_write
 from beirflow.errors import DataError, rebuild_hint
 from beirflow.models import ModelError
 from beirflow.settings import decode
+
+if TYPE_CHECKING:
+    from beirflow.plan import DatasetPlan
 
 FLAT = "Flat"
 QUERY_BLOCK = 1024  # queries searched and merged at once
@@ -186,6 +189,17 @@ def search_memory_mb(documents: int, documents_per_shard: int, dimension: int | 
     return 400 + math.ceil((shard + ids + top_hits) / 2**20)
 
 
+def search_job_memory_mb(entry: Mapping[str, Any], documents_per_shard: int, dataset: DatasetPlan) -> int:
+    """A dense system's search job's mem_mb on a dataset, first attempt: its ``resources.search_mem_mb``,
+    else :func:`search_memory_mb` of the dataset (counted only then)."""
+    explicit = entry.get("resources", {}).get("search_mem_mb")
+    if explicit is not None:
+        return int(explicit)
+    return search_memory_mb(
+        dataset.document_count(), documents_per_shard, entry.get("dimension"), dataset.query_count(), entry["hits"]
+    )
+
+
 @dataclass
 class TopHits:
     """Per query (rows), the best hits so far: float32 scores and global document positions."""
@@ -324,9 +338,23 @@ def search(
     key: str = "dense",
 ) -> dict[str, list[tuple[str, float]]]:
     """Every query's ``k`` best documents over all shards (in order, their ids concatenated = ``corpus_ids``)."""
+    return dict(search_hits(queries, shards, corpus_ids, k, spec, use_gpu, remove_query, key))
+
+
+def search_hits(
+    queries: Embeddings,
+    shards: Iterable[Embeddings],
+    corpus_ids: Sequence[str],
+    k: int,
+    spec: str = FLAT,
+    use_gpu: bool = False,
+    remove_query: bool = True,
+    key: str = "dense",
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """:func:`search`'s hits a query at a time, once every shard is searched (a writer holds one query's)."""
     wanted = k + 1 if remove_query else k  # one hit may be the query itself
     best = top_hits(queries, shards, corpus_ids, wanted, spec, use_gpu, key)
-    return dict(query_hits(best, queries.ids, corpus_ids, k, remove_query))
+    return query_hits(best, queries.ids, corpus_ids, k, remove_query)
 
 
 def top_hits(

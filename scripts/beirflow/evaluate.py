@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from beirflow.beir import Qrels
 from beirflow.run_table import RunTable
-from beirflow.trec import RunDict, trec_eval_order
+from beirflow.trec import RunDict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,15 +39,6 @@ def display_name(metric: str) -> str:
     match = _METRIC.match(check_metric(metric))
     assert match is not None
     return f"{_DISPLAY[match.group(1)]}@{match.group(2)}"
-
-
-def rank_scores(run: RunDict) -> dict[str, dict[str, float]]:
-    """Strictly decreasing scores in trec_eval's order, so ranx cannot reorder ties."""
-    ranked = {}
-    for query_id, hits in run.items():
-        order = trec_eval_order(hits)
-        ranked[query_id] = {doc_id: float(len(order) - position) for position, doc_id in enumerate(order)}
-    return ranked
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
 from beirflow import paths
-from beirflow.dense import search_memory_mb
+from beirflow.dense import search_job_memory_mb
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -467,18 +467,10 @@ def model_resource(name, default):
 
 
 def dense_search_mem_mb(wildcards, attempt):
-    """The system's 'resources.search_mem_mb', else the estimate from what the search holds (see
-    beirflow.dense.search_memory_mb), grown with each retry."""
+    """The search job's memory (beirflow.dense.search_job_memory_mb), grown with each retry."""
     entry = system_entry(wildcards.system)
-    dataset = DATASETS[wildcards.dataset]
-    estimate = search_memory_mb(
-        dataset.document_count(),
-        config["shards"]["documents_per_shard"],
-        entry.get("dimension"),
-        dataset.query_count(),
-        entry.get("hits", 1000),
-    )
-    return entry.get("resources", {}).get("search_mem_mb", estimate) * attempt
+    per_shard = config["shards"]["documents_per_shard"]
+    return search_job_memory_mb(entry, per_shard, DATASETS[wildcards.dataset]) * attempt
 
 
 def grown_with_attempt(base):
