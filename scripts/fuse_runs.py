@@ -8,23 +8,27 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
-from beirflow.fusion import fuse_runs
+from beirflow.fusion import fuse_tables
 from beirflow.provenance import now, provenance, write_provenance
-from beirflow.trec import read_run, write_run
+from beirflow.run_table import read_run_table
+from beirflow.trec import write_query_hits
 
 
 def fuse(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     settings = json.loads(args.params)
-    runs = [read_run(path) for path in args.runs]
-    fused = fuse_runs(
-        runs, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000)
+    tables = [read_run_table(path) for path in args.runs]
+    fused = fuse_tables(
+        tables, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000)
     )
+    queries = 0
     with atomic_write(args.output, check=check_run_file) as handle:
-        write_run(handle, {query_id: hits.items() for query_id, hits in fused.items()}, tag=args.system)
+        for query_id, hits in fused:
+            write_query_hits(handle, query_id, hits, tag=args.system)
+            queries += 1
     record = provenance(
         dataset=args.dataset, system=args.system, family="fusion", config=settings, started=started,
-        wall_time_s=time.monotonic() - clock, extra={"runs": [str(path) for path in args.runs], "queries": len(fused)},
+        wall_time_s=time.monotonic() - clock, extra={"runs": [str(path) for path in args.runs], "queries": queries},
     )  # fmt: skip
     write_provenance(args.provenance, record)
 

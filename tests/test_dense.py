@@ -13,9 +13,10 @@ from beirflow.batching import TokenBudget
 from beirflow.dense import DenseSettings, Embeddings, encoder_key, read_embeddings, search, write_embeddings
 from beirflow.encoder import EncoderSettings, TextEncoder
 from beirflow.errors import DataError
-from beirflow.fusion import fuse_runs
+from beirflow.fusion import fuse_runs, fuse_tables
 from beirflow.models import ModelError, resolve_model
-from beirflow.trec import ordered_hits
+from beirflow.run_table import RunTable, read_run_table
+from beirflow.trec import ordered_hits, write_run
 from conftest import SAMPLE
 
 TEXTS = [
@@ -417,6 +418,29 @@ def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_i
     assert ours.keys() == reference.keys()
     for query_id in ours:
         assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
+
+
+def test_fusion_of_run_files_read_as_columns_equals_fusion_of_the_runs_and_hits_need_not_be_grouped(tmp_path: Path) -> None:
+    """The fuse job reads its runs as columns (a query's hits found by slicing); a run whose queries are
+    interleaved (never written by beirflow, but a valid run) is fused the same."""
+    first, second = _run(1), _run(2)
+    del second["q3"]
+    paths = []
+    for name, run in (("first", first), ("second", second)):
+        paths.append(tmp_path / f"{name}.trec")
+        with open(paths[-1], "w", encoding="utf-8") as handle:
+            write_run(handle, {query_id: hits.items() for query_id, hits in run.items()}, tag=name)
+    expected = fuse_runs([first, second], "rrf", k=25)
+    from_files = dict(fuse_tables([read_run_table(path) for path in paths], "rrf", k=25, queries_at_once=7))
+    assert {query_id: dict(hits) for query_id, hits in from_files.items()} == expected
+    assert all(hits == ordered_hits(hits) for hits in from_files.values())
+
+    table = read_run_table(paths[0])
+    interleaved = np.random.default_rng(0).permutation(len(table.scores))
+    shuffled = RunTable(
+        table.query_ids, table.query_rows[interleaved], table.doc_ids, table.doc_rows[interleaved], table.scores[interleaved]
+    )
+    assert dict(fuse_tables([shuffled, read_run_table(paths[1])], "rrf", k=25)) == from_files
 
 
 def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:

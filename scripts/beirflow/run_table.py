@@ -1,7 +1,8 @@
 """A run as columns, for evaluating millions of hits: the same content as :func:`beirflow.trec.read_run`,
 read by Arrow's CSV reader.
 
-Only the evaluation imports this module (and so Arrow); every other stage reads runs line by line.
+Only the evaluation and the fusion import this module (and so Arrow); every other stage reads runs
+line by line.
 """
 
 from __future__ import annotations
