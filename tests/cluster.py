@@ -66,10 +66,11 @@ def sacct(*fields: str, workdir: Path, since: str = "now-2hours", duplicates: bo
 
 
 def running_job(
-    rule: str, process: subprocess.Popen[str], workdir: Path, timeout_s: float = 240, besides: tuple[str, ...] = ()
+    rule: str, process: subprocess.Popen[str], workdir: Path, timeout_s: float = 600, besides: tuple[str, ...] = ()
 ) -> str:
     """The SLURM job id of a running job of ``rule`` submitted from ``workdir`` (the plugin names the rule in
-    the job's comment), not one of ``besides``."""
+    the job's comment), not one of ``besides``. It may wait behind the other SLURM module's jobs on the one
+    node: on a slow CI machine that module's embedded default held the node for 17 minutes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the workflow ended before a {rule} job ran"
