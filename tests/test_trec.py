@@ -9,7 +9,7 @@ import ranx
 
 from beirflow.errors import DataError
 from beirflow.run_table import RunTable, read_run_table
-from beirflow.trec import merge_runs, read_run, write_run
+from beirflow.trec import iter_query_hits, merge_runs, read_run, write_run
 
 
 def test_written_run_reads_back_with_ranx(tmp_path: Path) -> None:
@@ -35,6 +35,10 @@ def test_close_model_scores_stay_distinct_and_read_back_exactly(tmp_path: Path) 
     assert [line.split()[2] for line in path.read_text().splitlines()] == ["c", "b", "a", "d"]
 
 
+def read_by_query(path: Path) -> dict[str, dict[str, float]]:
+    return dict(iter_query_hits(path))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -43,7 +47,7 @@ def test_close_model_scores_stay_distinct_and_read_back_exactly(tmp_path: Path) 
         ("q1 Q0 d1 1 1 t\nq1 Q0 d1 2 0.5 t\n", "appears twice"),
     ],
 )
-@pytest.mark.parametrize("reader", [read_run, read_run_table])
+@pytest.mark.parametrize("reader", [read_run, read_run_table, read_by_query])
 def test_malformed_runs_name_the_line(tmp_path: Path, content: str, message: str, reader) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.trec"
     path.write_text(content)
@@ -87,6 +91,28 @@ def test_the_column_reader_reads_a_written_run_exactly(tmp_path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         write_run(handle, run, tag="t")
     assert _as_dict(read_run_table(path)) == read_run(path)
+
+
+def test_a_run_read_a_query_at_a_time_is_the_whole_run(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    run = {f"q{q}": [(f"doc-{d}", float(rng.integers(3))) for d in rng.choice(90, 30, replace=False)] for q in range(25)}
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, run, tag="t")
+    read = list(iter_query_hits(path))
+    assert [query_id for query_id, _ in read] == list(run)
+    assert dict(read) == read_run(path)
+
+
+def test_a_query_found_again_after_others_names_its_line_when_read_a_query_at_a_time(tmp_path: Path) -> None:
+    """Every run beirflow publishes holds each query's hits together (checks.check_run_file)."""
+    path = tmp_path / "run.trec"
+    path.write_text("q1 Q0 d3 1 9.0 t\nq2 Q0 d1 1 0.25 t\nq1 Q0 d2 2 1.5 t\n")
+    with pytest.raises(DataError, match=r"run.trec:3: query 'q1' appears again after other queries; rebuild it with") as caught:
+        read_by_query(path)
+    assert caught.value.line == 3
 
 
 def test_merging_query_shards_is_their_union() -> None:

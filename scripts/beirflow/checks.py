@@ -14,9 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from beirflow.errors import DataError
-from beirflow.trec import iter_rows
-
-RUN_LAYOUT = "qid Q0 docid rank score tag"
+from beirflow.trec import RUN_LAYOUT, iter_rows
 
 
 def validated_document_count(report: Path) -> int:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from beirflow.errors import DataError, rebuild_hint
 
 RunDict = dict[str, dict[str, float]]
+RUN_LAYOUT = "qid Q0 docid rank score tag"
 
 
 def iter_rows(path: Path, layout: str) -> Iterator[tuple[int, list[str]]]:
@@ -80,21 +82,51 @@ def read_run(path: Path) -> RunDict:
     """Read a TREC run into ``{qid: {docid: score}}``; malformed lines and repeated hits name their
     line and how to rebuild the file (the workflow wrote it; a hand-edited run is rebuilt the same way)."""
     run: RunDict = {}
+    with _naming_the_rebuild(path):
+        for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, RUN_LAYOUT):
+            _add_hit(path, number, run.setdefault(query_id, {}), query_id, doc_id, score)
+    return run
+
+
+def iter_query_hits(path: Path) -> Iterator[tuple[str, dict[str, float]]]:
+    """A run's hits a query at a time, holding one query's: for a run whose queries' hits are contiguous,
+    as every run beirflow publishes is (:func:`beirflow.checks.check_run_file`). A query found again after
+    others, like :func:`read_run`'s errors, names its line and how to rebuild the file."""
+    finished: set[str] = set()
+    query: str | None = None
+    hits: dict[str, float] = {}
+    with _naming_the_rebuild(path):
+        for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, RUN_LAYOUT):
+            if query_id != query:
+                if query is not None:
+                    yield query, hits
+                    finished.add(query)
+                if query_id in finished:
+                    raise DataError(path, f"query '{query_id}' appears again after other queries", number)
+                query, hits = query_id, {}
+            _add_hit(path, number, hits, query_id, doc_id, score)
+        if query is not None:
+            yield query, hits
+
+
+def _add_hit(path: Path, number: int, hits: dict[str, float], query_id: str, doc_id: str, score: str) -> None:
     try:
-        for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, "qid Q0 docid rank score tag"):
-            try:
-                value = float(score)
-            except ValueError:
-                raise DataError(path, f"score '{score}' is not a number", number) from None
-            hits = run.setdefault(query_id, {})
-            if doc_id in hits:
-                raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
-            hits[doc_id] = value
+        value = float(score)
+    except ValueError:
+        raise DataError(path, f"score '{score}' is not a number", number) from None
+    if doc_id in hits:
+        raise DataError(path, f"document '{doc_id}' appears twice for query '{query_id}'", number)
+    hits[doc_id] = value
+
+
+@contextmanager
+def _naming_the_rebuild(path: Path) -> Iterator[None]:
+    try:
+        yield
     except DataError as error:
         if not path.is_file():
             raise
         raise DataError(path, f"{error.reason}; {rebuild_hint(path)}", error.line) from None
-    return run
 
 
 def merge_runs(runs: Iterable[RunDict], k: int | None = None) -> RunDict:
