@@ -248,6 +248,29 @@ def tiny_beir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "tiny", corpus, queries, qrels)
 
 
+def job_counts(dry_run: str) -> dict[str, int]:
+    """Rule -> job count from a dry run's output; empty when nothing is to be done."""
+    if "Nothing to be done" in dry_run:
+        return {}
+    table = dry_run.split("Job stats:", 1)[1]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE))
+    counts.pop("total", None)
+    return {rule: int(count) for rule, count in counts.items()}
+
+
+def job_resources(dry_run: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(rule, wildcards) -> the resources a dry run shows for that job."""
+    jobs = {}
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", dry_run, flags=re.MULTILINE | re.DOTALL):
+        wildcards = re.search(r"^\s+wildcards: (.*)$", body, flags=re.MULTILINE)
+        resources = re.search(r"^\s+resources: (.*)$", body, flags=re.MULTILINE)
+        if resources:
+            jobs[(rule, wildcards.group(1) if wildcards else "")] = dict(
+                item.split("=", 1) for item in resources.group(1).split(", ") if "=" in item
+            )
+    return jobs
+
+
 class Workflow:
     """A beirflow workdir: a config file and Snakemake runs against the repo's Snakefile."""
 
@@ -297,16 +320,13 @@ class Workflow:
             )
         return result
 
+    def dry_run(self, *args: str) -> str:
+        result = self.run("--dry-run", *args)
+        return result.stdout + result.stderr
+
     def planned_jobs(self, *args: str) -> dict[str, int]:
         """Rule -> job count of a dry run; empty when nothing is to be done."""
-        result = self.run("--dry-run", *args)
-        output = result.stdout + result.stderr
-        if "Nothing to be done" in output:
-            return {}
-        table = output.split("Job stats:", 1)[1]
-        counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE))
-        counts.pop("total", None)
-        return {rule: int(count) for rule, count in counts.items()}
+        return job_counts(self.dry_run(*args))
 
     def path(self, relative: str) -> Path:
         return self.root / relative

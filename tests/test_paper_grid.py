@@ -6,7 +6,8 @@ from __future__ import annotations
 import yaml
 
 from beirflow import paths
-from conftest import REPO, SAMPLE, Workflow, sample_config
+from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB
+from conftest import REPO, SAMPLE, Workflow, job_counts, job_resources, sample_config
 
 PAPER = REPO / "config" / "paper.yaml"
 
@@ -16,7 +17,8 @@ def _paper(tmp_path) -> Workflow:
 
 
 def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> None:
-    jobs = _paper(tmp_path).planned_jobs()
+    dry_run = _paper(tmp_path).dry_run()
+    jobs = job_counts(dry_run)
     datasets = 1 + 13 + 12 + 1 + 4  # MS MARCO, 13 public BEIR sets, 12 forums, merged CQADupStack, 4 local
     assert jobs["prepare_dataset"] == datasets and jobs["evaluate"] == datasets
     assert jobs["download_beir"] == 15 and jobs["merge_cqadupstack"] == 1
@@ -32,6 +34,14 @@ def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> 
     assert jobs["report"] == 1 and jobs["leaderboard"] == 1
     assert jobs["fetch_model"] == 4 + 10  # one per distinct model: the 4 rerankers and 10 dense models
     assert not (tmp_path / "paper" / "results").exists()
+    asked = job_resources(dry_run)
+    msmarco = "dataset=msmarco"  # 8,841,823 passages: the CPU jobs over a whole corpus ask by its size
+    assert asked[("prepare_dataset", msmarco)]["mem_mb"] == "3210"  # 1,000 MB and 250 a million documents
+    assert asked[("document_store", msmarco)]["mem_mb"] == "3210"
+    assert asked[("bm25_index", f"{msmarco}, fields=flat")]["mem_mb"] == "10889"  # 2,048 MB and 1,000 a million
+    assert asked[("shard_corpus", msmarco)]["mem_mb"] == str(SHARD_CORPUS_MB)
+    candidates = [resources for (rule, _), resources in asked.items() if rule == "rerank_candidates"]
+    assert candidates and all(resources["mem_mb"] == str(CANDIDATES_MB) for resources in candidates)
 
 
 def test_an_extension_turned_on_runs_only_on_its_datasets(tmp_path) -> None:

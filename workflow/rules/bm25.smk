@@ -13,7 +13,7 @@ rule bm25_index:
         "../../envs/bm25.yaml"
     threads: config["threads"]["bm25_index"]
     resources:
-        mem_mb=bm25_index_mem_mb,
+        mem_mb=corpus_job_mem_mb("bm25_index"),
         runtime=bm25_index_runtime,
     params:
         corpus=corpus_file,

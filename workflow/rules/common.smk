@@ -20,6 +20,7 @@ sys.path.insert(0, str(SCRIPTS))
 from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
 from beirflow import paths
 from beirflow.dense import search_job_memory_mb
+from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB, corpus_job_memory_mb
 from beirflow.figures import PLOTS
 from beirflow.plan import (
     ConfigError,
@@ -486,10 +487,14 @@ def batch_size(wildcards):
     return str(system_entry(wildcards.system).get("batch_size", "auto"))
 
 
-def bm25_index_mem_mb(wildcards, attempt):
-    # Anserini's indexer holds about 1 GB per million documents beside a 2 GB floor.
-    documents = dataset_plan(wildcards).document_count()
-    return int((2048 + documents // 1000) * attempt)
+def corpus_job_mem_mb(rule):
+    """A CPU job over a whole corpus: its memory from the corpus's size (beirflow.job_memory), grown with each retry."""
+
+    def resource(wildcards, attempt):
+        documents = dataset_plan(wildcards).document_count()
+        return corpus_job_memory_mb(rule, documents, attempt)
+
+    return resource
 
 
 def bm25_index_runtime(wildcards, attempt):

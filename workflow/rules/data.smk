@@ -33,7 +33,7 @@ rule prepare_dataset:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=grown_with_attempt(4000),
+        mem_mb=corpus_job_mem_mb("prepare_dataset"),
         runtime=grown_with_attempt(60),
     params:
         folder=dataset_folder,
@@ -72,7 +72,7 @@ rule shard_corpus:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=grown_with_attempt(4000),
+        mem_mb=grown_with_attempt(SHARD_CORPUS_MB),
         runtime=grown_with_attempt(60),
     params:
         corpus=corpus_file,

@@ -12,7 +12,7 @@ rule document_store:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=grown_with_attempt(4000),
+        mem_mb=corpus_job_mem_mb("document_store"),
         runtime=grown_with_attempt(60),
     params:
         corpus=corpus_file,
@@ -31,6 +31,8 @@ rule rerank_candidates:
         paths.log("rerank_candidates", "{dataset}", "{first_stage}", "top{depth}"),
     conda:
         "../../envs/base.yaml"
+    resources:
+        mem_mb=grown_with_attempt(CANDIDATES_MB),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --run {input.run:q}'
         " --query-shards {input.queries:q} --depth {wildcards.depth} --output-dir {output:q} > {log:q} 2>&1"
