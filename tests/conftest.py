@@ -121,6 +121,49 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+# CPU-seconds per test, beside pytest's wall-clock durations: the suite is bound by 2 cores, and its wall
+# time on this machine has varied twofold from day to day for the same work, so only CPU-seconds say
+# whether a change made the suite cheaper. Counted: the test process and every process it waited for
+# (Snakemake and its local jobs); not SLURM's jobs, which slurmd starts.
+_CPU_AT_START = pytest.StashKey[float]()
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_AT_START] = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    if call.when == "teardown" and _CPU_AT_START in item.stash:
+        item.user_properties.append(("cpu_seconds", _cpu_seconds() - item.stash[_CPU_AT_START]))
+    yield
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    spent = [
+        (value, report.nodeid)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "cpu_seconds"
+    ]
+    if not spent:
+        return
+    total = sum(value for value, _ in spent)
+    terminalreporter.write_sep("=", f"CPU-seconds of the tests and the processes they waited for: {total:,.0f}; the 15 largest")
+    for value, nodeid in sorted(spent, reverse=True)[:15]:
+        terminalreporter.write_line(f"{value:8.1f}s  {nodeid}")
+
+
 def _shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder every xdist worker of this run sees (each worker's base temp is inside it)."""
     base = tmp_path_factory.getbasetemp()
