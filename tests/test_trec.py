@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import ranx
 
+from beirflow.checks import check_run_file
 from beirflow.errors import DataError
 from beirflow.run_table import RunTable, read_run_table
 from beirflow.trec import iter_query_hits, merge_runs, read_run, write_run
@@ -113,6 +114,24 @@ def test_a_query_found_again_after_others_names_its_line_when_read_a_query_at_a_
     with pytest.raises(DataError, match=r"run.trec:3: query 'q1' appears again after other queries; rebuild it with") as caught:
         read_by_query(path)
     assert caught.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "line"),
+    [
+        ("q1 Q0 d3 1 9.0 t\nq2 Q0 d1 1 0.25 t\nq1 Q0 d2 2 1.5 t\n", "query 'q1' appears again after other queries", 3),
+        ("q1 Q0 d3 1 9.0 t\nq1 Q0 d1 two 1.5 t\n", "rank 'two' or score '1.5' is not a number", 2),
+        ("q1 Q0 d3 1 9.0 t\nq1 Q0 d1 2 1.5\n", "expected 6 fields", 2),
+    ],
+)
+def test_the_check_before_publishing_refuses_a_run_naming_the_line(tmp_path: Path, content: str, message: str, line: int) -> None:
+    path = tmp_path / "run.trec"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as caught:
+        check_run_file(path)
+    assert caught.value.line == line
+    path.write_text("q1 Q0 d3 1 9.0 t\nq1 Q0 d1 2 1.5 t\nq2 Q0 d1 1 -1e-300 t\n")
+    check_run_file(path)
 
 
 def test_merging_query_shards_is_their_union() -> None:

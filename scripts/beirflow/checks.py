@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from beirflow.errors import DataError
-from beirflow.trec import RUN_LAYOUT, iter_rows
+from beirflow.trec import RUN_LAYOUT, QueryOrder, iter_rows
 
 
 def validated_document_count(report: Path) -> int:
@@ -30,15 +30,9 @@ def validated_document_count(report: Path) -> int:
 
 def check_run_file(path: Path) -> None:
     """Every row has six fields, an integer rank and a numeric score; a query's hits are contiguous."""
-    finished: set[str] = set()
-    current = None
+    order = QueryOrder(path)
     for number, (query_id, _, _, rank, score, _) in iter_rows(path, RUN_LAYOUT):
-        if query_id != current:
-            if query_id in finished:
-                raise DataError(path, f"query '{query_id}' appears again after other queries", number)
-            if current is not None:
-                finished.add(current)
-            current = query_id
+        order.starts(query_id, number)
         try:
             int(rank)
             float(score)

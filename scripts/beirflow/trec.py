@@ -88,21 +88,39 @@ def read_run(path: Path) -> RunDict:
     return run
 
 
+class QueryOrder:
+    """Holds a run, row by row, to each query's hits being contiguous, as every run beirflow publishes is
+    (:func:`beirflow.checks.check_run_file`); a query found again after others names its line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.current: str | None = None
+        self.finished: set[str] = set()
+
+    def starts(self, query_id: str, number: int) -> bool:
+        """Whether the row on line ``number`` starts ``query_id``'s hits."""
+        if query_id == self.current:
+            return False
+        if query_id in self.finished:
+            raise DataError(self.path, f"query '{query_id}' appears again after other queries", number)
+        if self.current is not None:
+            self.finished.add(self.current)
+        self.current = query_id
+        return True
+
+
 def iter_query_hits(path: Path) -> Iterator[tuple[str, dict[str, float]]]:
-    """A run's hits a query at a time, holding one query's: for a run whose queries' hits are contiguous,
-    as every run beirflow publishes is (:func:`beirflow.checks.check_run_file`). A query found again after
-    others, like :func:`read_run`'s errors, names its line and how to rebuild the file."""
-    finished: set[str] = set()
+    """:func:`read_run`'s content a query at a time, holding one query's hits, for a run whose queries'
+    hits are contiguous (:class:`QueryOrder`); its errors, like :func:`read_run`'s, name the line and how
+    to rebuild the file."""
+    order = QueryOrder(path)
     query: str | None = None
     hits: dict[str, float] = {}
     with _naming_the_rebuild(path):
         for number, (query_id, _, doc_id, _, score, _) in iter_rows(path, RUN_LAYOUT):
-            if query_id != query:
+            if order.starts(query_id, number):
                 if query is not None:
                     yield query, hits
-                    finished.add(query)
-                if query_id in finished:
-                    raise DataError(path, f"query '{query_id}' appears again after other queries", number)
                 query, hits = query_id, {}
             _add_hit(path, number, hits, query_id, doc_id, score)
         if query is not None:
