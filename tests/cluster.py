@@ -70,7 +70,7 @@ def running_job(
 ) -> str:
     """The SLURM job id of a running job of ``rule`` submitted from ``workdir`` (the plugin names the rule in
     the job's comment), not one of ``besides``. It may wait behind the other SLURM module's jobs on the one
-    node: on a slow CI machine that module's embedded default held the node for 17 minutes."""
+    node: on a slow CI machine that module's first workflow held the node for 17 minutes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the workflow ended before a {rule} job ran"

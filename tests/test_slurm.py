@@ -1,5 +1,6 @@
-"""The cluster path on a real single-node SLURM cluster (.ci/slurm-cluster): the embedded default through
-`--profile profiles/slurm`, equal to the local run, its jobs in sacct and its cost from accounting; a job
+"""The cluster path on a real single-node SLURM cluster (.ci/slurm-cluster): the dense workflow (BM25, a
+reranker, a dense retriever in 3 document shards, a fusion) through `--profile profiles/slurm`, equal to the
+local run, its jobs in sacct and its cost from accounting; a job
 array out of memory, retried with more; and the node set DOWN under a job. The other faults (killed,
 cancelled and timed-out jobs) are in test_slurm_faults.py, which runs beside this module
 (tests/cluster.py says how they share the node)."""
@@ -17,7 +18,7 @@ import pytest
 from beirflow import paths
 from beirflow.cost import read_costs
 from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
-from conftest import REPO, Workflow, sample_config
+from conftest import REPO, Workflow, dense_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -32,7 +33,9 @@ def _on_gpus(config: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def on_cluster(slurm: None, node_turns: NodeTurns, tmp_path_factory: pytest.TempPathFactory) -> Workflow:
-    workflow = ClusterWorkflow(tmp_path_factory.mktemp("slurm"), _on_gpus(sample_config()))
+    """conftest's dense workflow, run from nothing through the SLURM profile (every rule family, the document
+    shards as a job array), to compare with the same config run locally (conftest's ``dense``)."""
+    workflow = ClusterWorkflow(tmp_path_factory.mktemp("slurm"), _on_gpus(dense_config()))
     workflow.since = time.strftime("%Y-%m-%dT%H:%M:%S")  # type: ignore[attr-defined]
     with node_turns.shared():
         workflow.run()
@@ -44,9 +47,12 @@ def _metrics(workflow: Workflow) -> dict[tuple[str, str, str], str]:
         return {(row["dataset"], row["system"], row["metric"]): row["value"] for row in csv.DictReader(handle)}
 
 
-def test_the_embedded_default_on_slurm_equals_the_local_run(on_cluster: Workflow, done: Workflow) -> None:
-    assert _metrics(on_cluster) == _metrics(done)
-    assert len(_metrics(on_cluster)) == 5 * 4
+def test_the_workflow_on_slurm_equals_the_local_run(on_cluster: Workflow, dense: Workflow) -> None:
+    assert _metrics(on_cluster) == _metrics(dense)
+    assert len(_metrics(on_cluster)) == 4 * 4  # bm25-flat, minilm-rerank, minilm, bm25+minilm; 4 metrics each
+    for system in ("minilm-rerank", "minilm"):
+        relative = paths.run("rerank" if system == "minilm-rerank" else "dense", "scifact-sample", system)
+        assert on_cluster.path(relative).read_bytes() == dense.path(relative).read_bytes(), relative
 
 
 def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow) -> None:
@@ -83,7 +89,8 @@ def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> N
 
 def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> None:
     costs = read_costs(on_cluster.path(paths.cost()))
-    assert sorted(cost.rule for cost in costs) == ["dense_search", "encode_documents", "encode_queries", "rerank_shard"]
+    rules = ["dense_search", *["encode_documents"] * 3, "encode_queries", "rerank_shard"]  # 3 document shards
+    assert sorted(cost.rule for cost in costs) == rules
     assert all(cost.source == "sacct" and cost.gpus == 1 and cost.gpu_seconds == cost.elapsed_s > 0 for cost in costs), costs
     import re
 
