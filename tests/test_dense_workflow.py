@@ -39,7 +39,7 @@ def test_three_shards_are_encoded_searched_fused_and_ranked(dense: Workflow) -> 
     fused = read_run(dense.path(paths.run("fusion", "scifact-sample", "bm25+minilm")))
     assert set(fused) == set(run)
     markdown = dense.path(paths.leaderboard("md")).read_text()
-    assert "| dataset | bm25-flat | minilm | bm25+minilm |" in markdown
+    assert "| dataset | bm25-flat | bm25-flat » minilm-rerank | minilm | bm25+minilm |" in markdown
 
 
 def test_the_merged_run_equals_one_search_over_the_whole_corpus(dense: Workflow) -> None:

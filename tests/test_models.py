@@ -71,7 +71,7 @@ def _config(hub: LocalHub, cache: Path, reranker: dict | None = None) -> dict:
                 "revision": minilm,
                 "precision": "fp32",
                 "hits": 100,
-                "max_length": 64,
+                "max_length": 32,
                 "resources": {"gpus": 0},
             }
         },
