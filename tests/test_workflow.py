@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import shutil
@@ -299,7 +300,14 @@ def test_missing_qrels_file_is_named_before_anything_runs(make_workflow, tmp_pat
 
 
 def _temporaries(root: Path) -> list[Path]:
-    return list((root / "results").rglob(".*.tmp-*")) if (root / "results").exists() else []
+    """Temporary outputs under results/, read while jobs write and Snakemake removes folders: os.walk skips
+    a folder that vanishes mid-walk, where Path.rglob raises (a forced index folder is removed at its job's start)."""
+    return [
+        Path(folder) / name
+        for folder, folders, files in os.walk(root / "results")
+        for name in (*folders, *files)
+        if fnmatch.fnmatchcase(name, ".*.tmp-*")
+    ]
 
 
 def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(forked: Workflow, done: Workflow) -> None:
