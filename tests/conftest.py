@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import os
@@ -470,6 +471,23 @@ def fork(workflow: Workflow, destination: Path) -> Workflow:
     the config: tests that change results work on a fork, never on a shared run."""
     shutil.copytree(workflow.root, destination, symlinks=True)
     return Workflow(destination, workflow.config)
+
+
+def temporaries(root: Path) -> list[Path]:
+    """beirflow.atomic's temporary outputs (``.<name>.tmp-<host>-<pid>``) under a workdir's results/, read
+    while jobs write and Snakemake removes folders: os.walk skips a folder that vanishes mid-walk, where
+    Path.rglob raises (a forced index folder is removed at its job's start)."""
+    return [
+        Path(folder) / name
+        for folder, folders, files in os.walk(root / "results")
+        for name in (*folders, *files)
+        if fnmatch.fnmatchcase(name, ".*.tmp-*")
+    ]
+
+
+def final_of(temporary: Path) -> Path:
+    """The name a temporary output is published under."""
+    return temporary.with_name(temporary.name[1:].rsplit(".tmp-", 1)[0])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cluster import NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
-from conftest import Workflow
+from conftest import Workflow, final_of, temporaries
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -36,8 +36,8 @@ def test_a_killed_encode_job_leaves_no_shard_that_looks_done_and_the_rerun_equal
         assert process.returncode != 0  # without retries the killed job fails the run
         state = next(row["State"] for row in sacct("JobIDRaw", "State", workdir=workflow.root) if row["JobIDRaw"] == job_id)
         assert state in ("CANCELLED", "FAILED") or state.startswith("CANCELLED"), state
-        for half in workflow.path("results").rglob(".*.tmp-*"):
-            final = half.with_name(half.name[1:].rsplit(".tmp-", 1)[0])
+        for half in temporaries(workflow.root):
+            final = final_of(half)
             assert not final.exists(), f"{final} exists though its job was killed while writing it"
         workflow.run("--", *shards)
     same_outputs(workflow, dense, shards)

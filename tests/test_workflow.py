@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from beirflow import paths
-from conftest import REPO, SAMPLE, Workflow, sample_config
+from conftest import REPO, SAMPLE, Workflow, final_of, sample_config, temporaries
 
 pytestmark = pytest.mark.workflow
 
@@ -299,17 +298,6 @@ def test_missing_qrels_file_is_named_before_anything_runs(make_workflow, tmp_pat
     assert str(folder / "qrels" / "test.tsv") in result.stdout + result.stderr
 
 
-def _temporaries(root: Path) -> list[Path]:
-    """Temporary outputs under results/, read while jobs write and Snakemake removes folders: os.walk skips
-    a folder that vanishes mid-walk, where Path.rglob raises (a forced index folder is removed at its job's start)."""
-    return [
-        Path(folder) / name
-        for folder, folders, files in os.walk(root / "results")
-        for name in (*folders, *files)
-        if fnmatch.fnmatchcase(name, ".*.tmp-*")
-    ]
-
-
 def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(forked: Workflow, done: Workflow) -> None:
     """Snakemake and its jobs killed while a Lucene index of a finished workdir's copy is rebuilt. The
     multi-field index: what depends on it is its search, the evaluation and the pages, not the reranker."""
@@ -320,11 +308,11 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(for
     )
     deadline = time.monotonic() + 120
     try:
-        while not _temporaries(workflow.root):
+        while not temporaries(workflow.root):
             assert process.poll() is None, "the workflow finished before a job could be killed mid-write"
             assert time.monotonic() < deadline, "no job ever wrote a temporary output"
             time.sleep(0.005)
-        partial = _temporaries(workflow.root)
+        partial = temporaries(workflow.root)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -332,7 +320,7 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(for
     # the ones still there were being written when the job died, and their final names must not exist.
     partial = [temporary for temporary in partial if temporary.exists()]
     for temporary in partial:
-        final = temporary.with_name(temporary.name[1:].rsplit(".tmp-", 1)[0])
+        final = final_of(temporary)
         assert not final.exists(), f"{final} exists though its job was killed while writing it"
 
     # A SIGKILLed Snakemake leaves its lock and marks the killed job's outputs incomplete;
@@ -345,7 +333,7 @@ def test_killed_job_leaves_no_output_that_looks_done_and_the_rerun_completes(for
     assert workflow.planned_jobs() == {}
     leaderboard = paths.leaderboard("csv")
     assert workflow.path(leaderboard).read_bytes() == done.path(leaderboard).read_bytes()
-    assert _temporaries(workflow.root) == []
+    assert temporaries(workflow.root) == []
 
 
 def test_lint_is_clean() -> None:
