@@ -48,14 +48,13 @@ class HubWorkflow(Workflow):
         return result
 
 
-def _config(hub: LocalHub, cache: Path, reranker: dict | None = None) -> dict:
+def _config(hub: LocalHub, cache: Path) -> dict:
     ce, minilm = hub.repositories["org/tiny-ce"].commit, hub.repositories["org/minilm"].commit
     return sample_config(
         model_cache=str(cache),
         bm25={"bm25-flat": {"fields": "flat"}},
         rerank={
-            "ce": reranker
-            or {
+            "ce": {
                 "kind": "cross-encoder",
                 "model": "org/tiny-ce",
                 "revision": ce,
