@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from beirflow import paths
-from beirflow.cost import read_costs
+from beirflow.cost import read_costs, sacct_usage
 from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
 from conftest import REPO, Workflow, dense_config
 
@@ -67,6 +67,17 @@ def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow)
         assert jobs[job_id]["State"] == "COMPLETED" and "gres/gpu=1" in jobs[job_id]["AllocTRES"], (record, jobs[job_id])
     bm25 = json.loads(on_cluster.path(paths.provenance("bm25", "scifact-sample", "bm25-flat")).read_text())
     assert "gres/gpu" not in jobs[bm25["slurm_job_id"]]["AllocTRES"]  # CPU rules ask for none
+
+
+def test_sacct_usage_reads_each_jobs_elapsed_seconds_and_gpus(on_cluster: Workflow) -> None:
+    """beirflow.cost's reader against sacct's own columns, on the finished jobs of this workflow (and an
+    id sacct does not know, left out)."""
+    jobs = sacct("JobIDRaw", "ElapsedRaw", "AllocTRES", workdir=on_cluster.root)
+    usage = sacct_usage([*(job["JobIDRaw"] for job in jobs), "999999999"])
+    assert jobs and "999999999" not in usage
+    for job in jobs:
+        gpus = int(job["AllocTRES"].split("gres/gpu=")[1].split(",")[0]) if "gres/gpu=" in job["AllocTRES"] else 0
+        assert usage[job["JobIDRaw"]] == (float(job["ElapsedRaw"]), gpus), job
 
 
 def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> None:
