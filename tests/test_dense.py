@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -418,6 +419,41 @@ def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_i
     assert ours.keys() == reference.keys()
     for query_id in ours:
         assert ours[query_id] == pytest.approx(dict(reference[query_id]), abs=1e-12)
+
+
+def test_ranx_runs_built_from_columns_equal_ranx_runs_of_dicts_and_read_back_as_columns() -> None:
+    """Fusion builds ranx's typed run in cached numba code (ranx_arrays); it equals ``ranx.Run(dict)``,
+    hit order included (ties among them), and reads back as the columns it came from."""
+    from ranx import Run
+
+    from beirflow import ranx_arrays
+
+    keys = ranx_arrays.keys(1200)
+    assert keys[7] == "000000000007" and keys[1199] == "000000001199" and list(keys) == sorted(keys)
+    rng = np.random.default_rng(5)
+    bounds = np.array([0, 40, 40, 95], dtype=np.int64)  # the middle query holds no hit
+    documents = np.concatenate([rng.choice(1200, 40, replace=False), rng.choice(1200, 55, replace=False)])
+    scores = rng.integers(0, 6, 95).astype(np.float64)  # many ties
+    query_keys = keys[[3, 9, 11]]
+    built = ranx_arrays.ranx_run(query_keys, bounds, keys[documents], scores)
+    as_dicts = {
+        str(query_keys[query]): {str(keys[d]): s for d, s in zip(documents[start:stop], scores[start:stop], strict=True)}
+        for query, (start, stop) in enumerate(itertools.pairwise(bounds))
+    }
+    reference = Run(as_dicts).run
+    assert [(query, list(built[query].items())) for query in built] == [
+        (query, list(reference[query].items())) for query in reference
+    ]
+    queries, read_documents, read_scores = ranx_arrays.run_columns(built)
+    rows = sorted(zip(queries.tolist(), read_documents.tolist(), read_scores.tolist(), strict=True))
+    expected = [
+        (query, int(d), s)
+        for query, position in ((3, slice(0, 40)), (11, slice(40, 95)))
+        for d, s in zip(documents[position], scores[position], strict=True)
+    ]
+    assert rows == sorted(expected)
+    with pytest.raises(ValueError, match="more than 12 decimal digits"):
+        ranx_arrays.keys(10**12)
 
 
 def test_fusion_of_run_files_read_as_columns_equals_fusion_of_the_runs_and_hits_need_not_be_grouped(tmp_path: Path) -> None:

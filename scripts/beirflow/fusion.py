@@ -40,27 +40,22 @@ METHODS = {
 NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda")
 
 
-# Document ids reach ranx as stand-ins of one width. ranx stores a run's ids as a NumPy array of
-# dtype '<U{longest id}', and numba compiles its code once per such dtype: with the real ids every
-# dataset (and every run of another longest id) compiled ranx's fusion anew, 13 to 26 s of CPU a job,
-# where the cached code takes none.
-STAND_IN_WIDTH = 12
+# Queries and documents reach ranx as numbered keys of one width (``ranx_arrays.keys``). ranx stores a
+# run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
+# with the real ids every dataset (and every run of another longest id) compiled ranx's fusion anew,
+# 13 to 26 s of CPU a job, where the cached code takes none.
 
 
 @dataclass(frozen=True)
 class StandIns:
-    """Every document id of the runs in sorted order, and its stand-in: its place in that order, so
-    stand-ins sort as the ids do."""
+    """Every document id of the runs in sorted order: a document's key for ranx is its place in that
+    order, so keys sort as the ids do."""
 
     ids: list[str]
-    stand_ins: list[str]
 
     @classmethod
     def of(cls, tables: Sequence[RunTable]) -> StandIns:
-        ids = sorted({doc_id for table in tables for doc_id in table.doc_ids})
-        if len(ids) >= 10**STAND_IN_WIDTH:
-            raise ValueError(f"{len(ids)} distinct documents: more than fusion's stand-in ids can number")
-        return cls(ids, [f"{position:0{STAND_IN_WIDTH}d}" for position in range(len(ids))])
+        return cls(sorted({doc_id for table in tables for doc_id in table.doc_ids}))
 
     def places(self, table: RunTable) -> np.ndarray:
         """Per document of ``table`` (its ``doc_ids``), its place among all ids."""
@@ -68,7 +63,7 @@ class StandIns:
 
 
 class QueryHits:
-    """One run's hits per query, read off its columns a query at a time, under stand-in ids."""
+    """One run's hits per query, read off its columns a query at a time, as places among all ids."""
 
     def __init__(self, table: RunTable, stand_ins: StandIns) -> None:
         grouped = bool(np.all(table.query_rows[1:] >= table.query_rows[:-1]))  # each query's hits together, as written
@@ -76,20 +71,22 @@ class QueryHits:
         query_rows = table.query_rows if self.order is None else table.query_rows[self.order]
         bounds = np.searchsorted(query_rows, np.arange(len(table.query_ids) + 1))
         self.slices = {query_id: (int(bounds[row]), int(bounds[row + 1])) for row, query_id in enumerate(table.query_ids)}
-        width = np.int32 if len(stand_ins.ids) < 2**31 else np.int64
-        self.places = stand_ins.places(table).astype(width)[table.doc_rows]
+        self.places = stand_ins.places(table).astype(np.int64)[table.doc_rows]
         self.scores = table.scores
-        self.stand_in = stand_ins.stand_ins
 
     def holds(self, query_id: str) -> bool:
         start, stop = self.slices.get(query_id, (0, 0))
         return stop > start
 
-    def __getitem__(self, query_id: str) -> dict[str, float]:
-        start, stop = self.slices[query_id]
-        rows = slice(start, stop) if self.order is None else self.order[start:stop]
-        places, scores = self.places[rows].tolist(), self.scores[rows].tolist()
-        return {self.stand_in[place]: score for place, score in zip(places, scores, strict=True)}
+    def columns(self, query_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hits of ``query_ids`` in file order, query after query: the bounds of each query's hits,
+        their documents' places and their scores."""
+        spans = [self.slices[query_id] for query_id in query_ids]
+        rows = np.concatenate([np.arange(start, stop) for start, stop in spans]) if spans else np.zeros(0, dtype=np.int64)
+        if self.order is not None:
+            rows = self.order[rows]
+        bounds = np.cumsum([0, *(stop - start for start, stop in spans)], dtype=np.int64)
+        return bounds, self.places[rows], self.scores[rows].astype(np.float64)
 
 
 def fuse_tables(
@@ -109,28 +106,50 @@ def fuse_tables(
     from ranx.fusion import fusion_switch
     from ranx.normalization import norm_switch
 
+    from beirflow import ranx_arrays
+
     if method not in METHODS:
         raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
     stand_ins = StandIns.of(tables)
     runs = [QueryHits(table, stand_ins) for table in tables]
-    groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
-    for query_id in dict.fromkeys(query_id for table in tables for query_id in table.query_ids):
-        groups[tuple(index for index, run in enumerate(runs) if run.holds(query_id))].append(query_id)
+    all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
+    query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(len(stand_ins.ids))
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for number, query_id in enumerate(all_queries):
+        groups[tuple(index for index, run in enumerate(runs) if run.holds(query_id))].append(number)
     batches = (
-        (members, query_ids[start : start + queries_at_once])
-        for members, query_ids in groups.items()
-        for start in range(0, len(query_ids), queries_at_once)
+        (members, np.array(numbers[start : start + queries_at_once], dtype=np.int64))
+        for members, numbers in groups.items()
+        for start in range(0, len(numbers), queries_at_once)
     )
-    for members, query_ids in batches:
-        selected = [Run({query_id: runs[index][query_id] for query_id in query_ids}, name=f"run{index}") for index in members]
+    for members, numbers in batches:
+        query_ids = [all_queries[number] for number in numbers.tolist()]
+        selected = []
+        for index in members:
+            bounds, places, scores = runs[index].columns(query_ids)
+            run = Run(name=f"run{index}")
+            run.run, run.sorted = ranx_arrays.ranx_run(query_keys[numbers], bounds, doc_keys[places], scores), True
+            selected.append(run)
         if norm is not None:
             selected = norm_switch(norm)(selected) if norm == "borda" else [norm_switch(norm)(run) for run in selected]
         method_params = dict(params or {})
         if "weights" in method_params:
             method_params["weights"] = [method_params["weights"][index] for index in members]
-        result = fusion_switch(METHODS[method])(selected, **method_params).to_dict()
-        for query_id in query_ids:
-            hits = {stand_ins.ids[int(value)]: score for value, score in result.get(query_id, {}).items()}
+        fused_queries, fused_documents, fused_scores = ranx_arrays.run_columns(
+            fusion_switch(METHODS[method])(selected, **method_params).run
+        )
+        order = np.argsort(fused_queries, kind="stable")
+        fused_queries, fused_documents, fused_scores = (
+            fused_queries[order],
+            fused_documents[order].tolist(),
+            fused_scores[order].tolist(),
+        )
+        for number, query_id in zip(numbers.tolist(), query_ids, strict=True):
+            start, stop = np.searchsorted(fused_queries, [number, number + 1]).tolist()
+            hits = {
+                stand_ins.ids[document]: score
+                for document, score in zip(fused_documents[start:stop], fused_scores[start:stop], strict=True)
+            }
             yield query_id, best_hits(hits, k)
 
 
