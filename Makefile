@@ -16,7 +16,7 @@ $(BIN)/python:
 # the wheels a machine keeps on disk for pip (its find-links: this one keeps torch's CPU build) are
 # passed on; without them torch==2.13.0 would come from PyPI, a CUDA build of several GB.
 # --compile-bytecode: pip writes .pyc files at install and uv does not; where PYTHONDONTWRITEBYTECODE
-# is set (CI sets it) every process then compiles its imports from source, every time:
+# is set (this machine sets it) every process then compiles its imports from source, every time:
 # `snakemake --version` took 4.8 s instead of 1.5 s, and the suite starts hundreds of processes.
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/pip install --quiet uv==0.13.9

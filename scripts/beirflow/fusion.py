@@ -123,12 +123,13 @@ def fuse_tables(
         for start in range(0, len(numbers), queries_at_once)
     )
     for members, numbers in batches:
-        query_ids = [all_queries[number] for number in numbers.tolist()]
+        query_ids, batch_keys = [all_queries[number] for number in numbers.tolist()], query_keys[numbers]
         selected = []
         for index in members:
             bounds, places, scores = runs[index].columns(query_ids)
             run = Run(name=f"run{index}")
-            run.run, run.sorted = ranx_arrays.ranx_run(query_keys[numbers], bounds, doc_keys[places], scores), True
+            run.run = ranx_arrays.ranx_run(batch_keys, bounds, doc_keys[places], scores)
+            run.sorted = True  # as Run(dict) leaves it: each query's hits by score
             selected.append(run)
         if norm is not None:
             selected = norm_switch(norm)(selected) if norm == "borda" else [norm_switch(norm)(run) for run in selected]
