@@ -367,7 +367,7 @@ def test_a_dimension_mismatch_names_both_files(tmp_path: Path) -> None:
 
 
 def _run(seed: int, queries: int = 20, documents: int = 60) -> dict[str, dict[str, float]]:
-    """Document ids as wide as fusion's stand-ins, so that ranx.fuse on them (the reference) reuses the
+    """Document ids as wide as fusion's keys for ranx (ranx_arrays.KEY_WIDTH), so that ranx.fuse on them (the reference) reuses the
     code the fusion compiled (ranx compiles per id width)."""
     rng = np.random.default_rng(seed)
     return {
@@ -400,7 +400,7 @@ def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) ->
 
 @pytest.mark.parametrize(("method", "ranx_method"), [("rrf", "rrf"), ("combsum", "sum"), ("combmnz", "mnz")])
 def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_ids(method: str, ranx_method: str) -> None:
-    """ranx sees stand-in document ids of one width (so that its compiled code is reused); with scores
+    """ranx sees document keys of one width (so that its compiled code is reused); with scores
     that tie and ids whose text order is not their number's ('d10' < 'd9'), the fused run is still ranx's."""
     from ranx import Run, fuse
 

@@ -47,14 +47,14 @@ NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda")
 
 
 @dataclass(frozen=True)
-class StandIns:
+class SortedDocIds:
     """Every document id of the runs in sorted order: a document's key for ranx is its place in that
     order, so keys sort as the ids do."""
 
     ids: list[str]
 
     @classmethod
-    def of(cls, tables: Sequence[RunTable]) -> StandIns:
+    def of(cls, tables: Sequence[RunTable]) -> SortedDocIds:
         return cls(sorted({doc_id for table in tables for doc_id in table.doc_ids}))
 
     def places(self, table: RunTable) -> np.ndarray:
@@ -65,13 +65,13 @@ class StandIns:
 class QueryHits:
     """One run's hits per query, read off its columns a query at a time, as places among all ids."""
 
-    def __init__(self, table: RunTable, stand_ins: StandIns) -> None:
+    def __init__(self, table: RunTable, doc_ids: SortedDocIds) -> None:
         grouped = bool(np.all(table.query_rows[1:] >= table.query_rows[:-1]))  # each query's hits together, as written
         self.order = None if grouped else np.argsort(table.query_rows, kind="stable")  # file order within a query
         query_rows = table.query_rows if self.order is None else table.query_rows[self.order]
         bounds = np.searchsorted(query_rows, np.arange(len(table.query_ids) + 1))
         self.slices = {query_id: (int(bounds[row]), int(bounds[row + 1])) for row, query_id in enumerate(table.query_ids)}
-        self.places = stand_ins.places(table).astype(np.int64)[table.doc_rows]
+        self.places = doc_ids.places(table).astype(np.int64)[table.doc_rows]
         self.scores = table.scores
 
     def holds(self, query_id: str) -> bool:
@@ -110,10 +110,10 @@ def fuse_tables(
 
     if method not in METHODS:
         raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
-    stand_ins = StandIns.of(tables)
-    runs = [QueryHits(table, stand_ins) for table in tables]
+    doc_ids = SortedDocIds.of(tables)
+    runs = [QueryHits(table, doc_ids) for table in tables]
     all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
-    query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(len(stand_ins.ids))
+    query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(len(doc_ids.ids))
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for number, query_id in enumerate(all_queries):
         groups[tuple(index for index, run in enumerate(runs) if run.holds(query_id))].append(number)
@@ -145,10 +145,10 @@ def fuse_tables(
             fused_documents[order].tolist(),
             fused_scores[order].tolist(),
         )
-        for number, query_id in zip(numbers.tolist(), query_ids, strict=True):
-            start, stop = np.searchsorted(fused_queries, [number, number + 1]).tolist()
+        starts, stops = np.searchsorted(fused_queries, numbers).tolist(), np.searchsorted(fused_queries, numbers + 1).tolist()
+        for query_id, start, stop in zip(query_ids, starts, stops, strict=True):
             hits = {
-                stand_ins.ids[document]: score
+                doc_ids.ids[document]: score
                 for document, score in zip(fused_documents[start:stop], fused_scores[start:stop], strict=True)
             }
             yield query_id, best_hits(hits, k)
