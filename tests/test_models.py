@@ -98,7 +98,11 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
         }
         assert len(gets) == files and set(gets.values()) == {1}, gets  # every file, once
     hub.stop()  # the rerank shards and encoding jobs, two of each, never ask a hub
-    workflow.run()
+    rerank_provenance, dense_provenance = (
+        paths.provenance("rerank", "scifact-sample", "ce"),
+        paths.provenance("dense", "scifact-sample", "d"),
+    )
+    workflow.run(rerank_provenance, dense_provenance)  # the GPU jobs and their merges, not the report
     assert len(list(workflow.path("logs/rerank_shard/scifact-sample/ce").glob("*.log"))) == 2
     assert len(list(workflow.path("logs/encode_documents/scifact-sample").glob("*/*.log"))) == 2
 
@@ -106,12 +110,9 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
     assert record.commit == hub.repositories["org/tiny-ce"].commit and record.folder.startswith(str(tmp_path / "cache"))
     weights = next(entry for entry in record.files if entry.path == "model.safetensors")
     assert weights.sha256 == weights.hub_sha256 == file_digest(Path(record.folder) / "model.safetensors")
-    provenance = json.loads(workflow.path(paths.provenance("rerank", "scifact-sample", "ce")).read_text())
+    provenance = json.loads(workflow.path(rerank_provenance).read_text())
     assert provenance["models"] == [record.to_dict()]  # the run cites the record: commit and every file's sha256
-    assert (
-        json.loads(workflow.path(paths.provenance("dense", "scifact-sample", "d")).read_text())["models"][0]["name"]
-        == "org/minilm"
-    )
+    assert json.loads(workflow.path(dense_provenance).read_text())["models"][0]["name"] == "org/minilm"
 
 
 UNFETCHABLE = {  # reranker name -> (model, revision, the error its fetch must name)
