@@ -16,8 +16,12 @@ from conftest import REPO, SAMPLE, Workflow, job_counts, job_resources, sample_c
 PAPER = REPO / "config" / "paper.yaml"
 
 
+def _paper_config() -> dict:
+    return yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+
+
 def _paper(tmp_path) -> Workflow:
-    return Workflow(tmp_path / "paper", yaml.safe_load(PAPER.read_text(encoding="utf-8")))
+    return Workflow(tmp_path / "paper", _paper_config())
 
 
 def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> None:
@@ -51,7 +55,7 @@ def test_the_paper_grid_plans_every_dataset_and_model_without_data(tmp_path) -> 
 def test_an_extension_turned_on_runs_only_on_its_datasets() -> None:
     """Against the plan the rules read (built in-process: two dry runs of the whole grid cost about 40
     CPU-seconds); the test above dry-runs the grid through Snakemake."""
-    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    config = _paper_config()
     base = build(copy.deepcopy(config))
     config["rerank"]["rankllama-7b"]["enabled"] = True
     config["dense"]["e5-large-v2"]["enabled"] = True
@@ -100,7 +104,7 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
     from plan_grid import read_throughputs
 
     rates = read_throughputs(REPO / "bench" / "throughput.csv")
-    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    config = _paper_config()
     for family in ("rerank", "dense"):
         for name, entry in config[family].items():
             kind = entry.get("kind", "dense")
@@ -115,7 +119,7 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
     """Extensions included: a branch such as 'main' moves, and a result must name the weights it came from."""
     from beirflow.plan import unpinned_models
 
-    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+    config = _paper_config()
     assert unpinned_models({family: config.get(family) or {} for family in ("rerank", "dense")}) == []
     revisions = [
         entry.get(key)
@@ -130,8 +134,8 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
 def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once() -> None:
     """Against the plan that rule fetch_model reads (a dry run of the whole grid through Snakemake, which
     costs about 30 CPU-seconds, is the first test's, and counts the same records there)."""
-    config = yaml.safe_load(PAPER.read_text(encoding="utf-8"))
-    base = distinct_models(build(copy.deepcopy(config)).model_sections)
+    config = _paper_config()
+    base = distinct_models(build(_paper_config()).model_sections)
     for family in ("rerank", "dense"):
         for entry in config[family].values():
             entry["enabled"] = True

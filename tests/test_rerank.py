@@ -209,11 +209,11 @@ def test_bi_encoder_equals_sentence_transformers_cosine(minilm: Path, store: Doc
 def test_bf16_ranks_like_fp32(minilm: Path, store: DocumentStore, shard: list[Candidates]) -> None:
     """On the shard's first three queries (the empty and the long document among them) and the one without
     candidates. On a CPU without native bf16 its matrix products are emulated: on these queries the bf16 pass
-    took 26 CPU-seconds where fp32 took 9, and the whole shard 58 for the test."""
+    took 26 CPU-seconds where fp32 took 9 (the test took 58 on the whole shard)."""
     shard = [*shard[:3], shard[-1]]
+    assert {"empty", "long"} <= {doc_id for candidates in shard for doc_id in candidates.doc_ids} and not shard[-1].doc_ids
     exact = _rerank(RerankSettings(kind="bi-encoder", model=str(minilm), first_stage="x", precision="fp32"), store, shard)
     fast = _rerank(RerankSettings(kind="bi-encoder", model=str(minilm), first_stage="x", precision="bf16"), store, shard)
-    assert len(fast) == len(shard) and sum(len(hits) for hits in fast) == 12 + 18 + 2 + 24
     for ours, reference in zip(fast, exact, strict=False):
         assert np.allclose([s for _, s in ours], [s for _, s in reference], atol=5e-3)
 
