@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/rerank_throughput.py
 	$(BIN)/python bench/bm25_throughput.py
 	$(BIN)/python bench/dag_planning.py
+	$(BIN)/python bench/allocator.py
 
 clean:
 	rm -rf results logs .snakemake
