@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from beirflow.allocator import GLIBC_TUNABLES
+
 if TYPE_CHECKING:
     from cluster import NodeTurns
 
@@ -34,6 +36,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
 # Two xdist workers share 2 cores: torch's OpenMP threads in this process wait without spinning, as the
 # workflow's jobs do (workflow/rules/common.smk says why).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The workers' own torch code keeps its freed activations, as the workflow's jobs do (beirflow/allocator.py).
+os.environ.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
 
 
 # Under pytest-xdist (make test: -n 2), the worker's name; None in a plain pytest run.
