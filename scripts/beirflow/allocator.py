@@ -5,7 +5,8 @@ glibc's defaults, blocks of a few MB are handed back to the kernel when freed (m
 of the heap's top) and the next batch faults them in again, 4 KB at a time, zeroed by the kernel.
 Encoding 600 SciFact abstracts with MiniLM on one thread (``bench/allocator.py``, medians of 3):
 1.5 million page faults and 44.0 CPU-seconds with glibc's defaults, 74,000 and 40.1 (0.91x) with
-these settings, the same vectors, at a peak of 776 MB instead of 721.
+these settings, the same vectors, at a peak of 776 MB instead of 721 (on two threads 0.91x too, the
+same peak).
 
 * ``mmap_threshold``: blocks up to 32 MB (glibc's ceiling for it) come from the heap, not from a
   mapping of their own that is unmapped on free;

@@ -63,7 +63,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resol
 # would otherwise spin while they wait: two 2-thread encoding jobs on 2 cores took 70 s each with
 # OpenMP's default policy and 36 s with PASSIVE; alone, the same job takes 22 s either way.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Torch's activations freed and faulted in again every batch cost a CPU job 6% of its time (beirflow/allocator.py).
+# Torch frees its activations after every layer; faulting them in again cost a CPU encoding job 9%
+# of its CPU time (beirflow/allocator.py says which settings keep them, and why).
 os.environ.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
 
 
