@@ -85,7 +85,9 @@ def main() -> None:
         peak = statistics.median(run["peak_mb"] for run in measured)
         print(f"{name:22} {cpu:8.1f} {faults:12,.0f} {peak:8.0f} {cpu / baseline:15.2f}x")
     digests = {run["vectors"] for measured in runs.values() for run in measured}
-    print("vectors: the same bytes in every run" if len(digests) == 1 else f"vectors DIFFER: {len(digests)} digests")
+    if len(digests) != 1:
+        sys.exit(f"vectors DIFFER between runs: {len(digests)} digests; the timings above compare different work")
+    print("vectors: the same bytes in every run")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from beirflow import paths
+from beirflow.allocator import GLIBC_TUNABLES
 from conftest import REPO, SAMPLE, Workflow, final_of, sample_config, temporaries
 
 pytestmark = pytest.mark.workflow
@@ -50,8 +51,6 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
     ):
         assert done.path(log).stat().st_size > 0, log
     assert "queries/s" in done.path("logs/bm25_search/scifact-sample/bm25-flat.log").read_text()
-    from beirflow.allocator import GLIBC_TUNABLES
-
     (encoding_log,) = done.path("logs/encode_documents/scifact-sample").glob("*/0000.log")
     assert f"GLIBC_TUNABLES={GLIBC_TUNABLES}" in encoding_log.read_text()  # the jobs' malloc settings
 
