@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.bm25 import Bm25Params, build_index, indexing_memory, search
+from beirflow.bm25 import Bm25Params, build_index, index_document_count, indexable_documents, indexing_memory, search
 
 QUERIES = {"q1": "purring cats", "q2": "swimming fish"}
 
@@ -72,10 +72,11 @@ def test_query_max_chars_cuts_the_query_before_bm25_only(indexes) -> None:
 
 @pytest.mark.parametrize("fields", ["flat", "multifield"])
 def test_search_returns_the_hits_pyserinis_lucene_searcher_returns(fields: str, tmp_path: Path) -> None:
-    """beirflow calls Anserini's searcher without importing Pyserini's wrapper (which imports torch): same calls,
-    so the same documents and scores, on the real SciFact sample."""
+    """beirflow calls Anserini's searcher and index reader without importing Pyserini's wrappers (which import
+    torch, or pandas): same calls, so the same documents, scores and document count, on the real SciFact sample."""
     import json
 
+    from pyserini.index.lucene import LuceneIndexReader
     from pyserini.search.lucene import LuceneSearcher
 
     from conftest import SAMPLE
@@ -93,3 +94,5 @@ def test_search_returns_the_hits_pyserinis_lucene_searcher_returns(fields: str, 
     for query_id in queries:
         assert ours[query_id] == [(hit.docid.strip(), float(hit.score)) for hit in theirs[query_id]], query_id
         assert len(ours[query_id]) > 10
+    counted = index_document_count(index)
+    assert counted == LuceneIndexReader(str(index)).stats()["documents"] == indexable_documents(SAMPLE / "corpus.jsonl", fields)
