@@ -9,7 +9,6 @@ running and uses it. Pyserini also builds an OpenAI client at import, which need
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 from pathlib import Path
 
@@ -17,10 +16,12 @@ _started = False
 
 
 def anserini_jar() -> Path:
-    spec = importlib.util.find_spec("pyserini")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pyserini is not installed")
-    jars = glob.glob(os.path.join(next(iter(spec.submodule_search_locations)), "resources", "jars", "anserini-*-fatjar.jar"))
+    """Anserini's fat jar, shipped inside the pyserini package (whose ``__init__`` imports nothing)."""
+    try:
+        import pyserini
+    except ImportError:
+        raise RuntimeError("pyserini is not installed") from None
+    jars = glob.glob(os.path.join(next(iter(pyserini.__path__)), "resources", "jars", "anserini-*-fatjar.jar"))
     if not jars:
         raise RuntimeError("Anserini's fat jar is missing from the pyserini package")
     return Path(max(jars))
