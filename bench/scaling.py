@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(REPO / "tests"))
 
+from beirflow.integrity import adopt, record_path  # noqa: E402
 from model_builders import build_tiny_minilm_pair  # noqa: E402
 
 PYTHON = sys.executable
@@ -59,10 +61,12 @@ class Measurement:
     peak_rss_mb: float
     bytes_written: int
     note: str = ""
+    integrity_seconds: float = 0.0  # what the stage spent writing its outputs' records and checking its inputs'
 
 
-def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numba_cache: Path) -> tuple[float, float, int]:
-    """Run one stage program to completion: (seconds, its peak RSS in MB, bytes its outputs hold).
+def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numba_cache: Path) -> tuple[float, float, int, float]:
+    """Run one stage program to completion: (seconds, its peak RSS in MB, bytes its outputs hold, the seconds
+    of its integrity records and checks as its log gives them).
 
     GNU time reports the peak RSS of the program alone (a child forked from this process would
     count this process's own pages until it execs)."""
@@ -82,7 +86,8 @@ def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numb
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed ({result.returncode}); its log, {log}:\n{log.read_text(encoding='utf-8')[-3000:]}")
     peak_kb = int(usage.read_text(encoding="utf-8").split()[-1])
-    return seconds, peak_kb / 1024, sum(_size(path) for path in outputs)
+    checks = re.search(r"integrity: \d+ records written or checked in ([\d.]+) s", log.read_text(encoding="utf-8"))
+    return seconds, peak_kb / 1024, sum(_size(path) for path in outputs), float(checks[1]) if checks else 0.0
 
 
 def _file_name(stage: str) -> str:
@@ -127,6 +132,8 @@ def _write_vectors(stem: Path, ids: list[str], rng: np.random.Generator) -> None
         "model_revision": "random",
     }
     stem.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
+    for extension in (".npy", ".ids", ".json"):
+        adopt(stem.with_suffix(extension))  # the bench wrote them, not an encode job: recorded as by hand
 
 
 def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: int) -> list[Path]:
@@ -134,7 +141,7 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
     rng = np.random.default_rng(seed)
     queries = (qrels_queries * (EVALUATED_QUERIES // max(len(qrels_queries), 1) + 1))[:EVALUATED_QUERIES]
     runs = [work / "evaluation" / f"system-{system:02d}.trec" for system in range(EVALUATED_SYSTEMS)]
-    if all(path.is_file() and path.stat().st_size for path in runs):
+    if all(path.is_file() and path.stat().st_size and record_path(path).is_file() for path in runs):
         return runs  # a pass before drew them (writing them takes minutes; delete the folder to draw again)
     for system, path in enumerate(runs):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +155,7 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
                         for rank, hit in enumerate(hits, start=1)
                     )
                 )
+        adopt(path)
     return runs
 
 
@@ -165,9 +173,13 @@ def run_size(
     def stage(name: str, command: list[str], outputs: list[Path], note: str = "") -> None:
         if only and not any(part in name for part in only):
             return
-        seconds, rss, written = measure(name, command, outputs, logs / f"{_file_name(name)}.log", root / "numba-cache")
-        rows.append(Measurement(documents, queries, name, round(seconds, 2), round(rss, 1), written, note))
-        print(f"  {documents:>9,} {name:34} {seconds:9.2f} s {rss:9.1f} MB {written / 1e6:10.1f} MB written", flush=True)
+        seconds, rss, written, checks = measure(name, command, outputs, logs / f"{_file_name(name)}.log", root / "numba-cache")
+        rows.append(Measurement(documents, queries, name, round(seconds, 2), round(rss, 1), written, note, round(checks, 3)))
+        print(
+            f"  {documents:>9,} {name:34} {seconds:9.2f} s {rss:9.1f} MB {written / 1e6:10.1f} MB written"
+            f"   records and checks {checks:7.3f} s ({100 * checks / seconds:4.1f}%)",
+            flush=True,
+        )
 
     def script(name: str, *arguments: str | Path) -> list[str]:
         return [PYTHON, str(SCRIPTS / f"{name}.py"), *map(str, arguments)]
@@ -262,22 +274,24 @@ def evaluation_at_msmarco_size(root: Path, data: Path, seed: int) -> Measurement
         for number, query in enumerate(repeated):
             tag = f"{query}-{number}" if number >= len(queries) else query
             handle.writelines(f"{tag} 0 {doc} {score}\n" for doc, score in by_query[query])
+    adopt(qrels)
     with open(data / "corpus.jsonl", "rb") as handle:
         documents = sum(1 for _ in handle)
     runs = evaluation_runs(work, queries, documents, seed)
     names = [run.stem for run in runs]
     output = work / "metrics.json"
-    seconds, rss, written = measure("evaluate", [PYTHON, str(SCRIPTS / "evaluate_dataset.py"), "--dataset", "msmarco-sized",
+    seconds, rss, written, checks = measure("evaluate", [PYTHON, str(SCRIPTS / "evaluate_dataset.py"), "--dataset", "msmarco-sized",
         "--systems", *names, "--runs", *map(str, runs), "--qrels", str(qrels), "--metrics", "ndcg@10", "mrr@10", "recall@100",
         "recall@1000", "--output", str(output)], [output], work / "evaluate.log", root / "numba-cache")  # fmt: skip
     print(f"  {'(any)':>9} {'evaluate 20 x 7,000 x 1,000':34} {seconds:9.2f} s {rss:9.1f} MB", flush=True)
     return Measurement(0, EVALUATED_QUERIES, "evaluate 20 systems x 7,000 x 1,000", round(seconds, 2), round(rss, 1), written,
-                       "MS MARCO dev-sized runs, one job")  # fmt: skip
+                       "MS MARCO dev-sized runs, one job", round(checks, 3))  # fmt: skip
 
 
 def _typed(row: dict[str, str]) -> dict[str, object]:
     return {**row, "documents": int(row["documents"]), "queries": int(row["queries"]), "seconds": float(row["seconds"]),
-            "peak_rss_mb": float(row["peak_rss_mb"]), "bytes_written": int(row["bytes_written"])}  # fmt: skip
+            "peak_rss_mb": float(row["peak_rss_mb"]), "bytes_written": int(row["bytes_written"]),
+            "integrity_seconds": float(row.get("integrity_seconds") or 0.0)}  # fmt: skip
 
 
 def growth_exponents(rows: list[Measurement], field: str) -> dict[str, float]:

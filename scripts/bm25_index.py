@@ -8,6 +8,7 @@ from beirflow.atomic import atomic_path
 from beirflow.bm25 import COLLECTIONS, build_index, indexable_documents
 from beirflow.checks import check_lucene_index
 from beirflow.cli import run_stage
+from beirflow.integrity import Writer
 
 
 def main() -> None:
@@ -22,7 +23,8 @@ def main() -> None:
 
     def index() -> None:
         expected = indexable_documents(args.corpus, args.fields)
-        with atomic_path(args.index, check=lambda built: check_lucene_index(built, expected)) as temporary:
+        writer = Writer("bm25_index", args.dataset, shard=args.fields)
+        with atomic_path(args.index, check=lambda built: check_lucene_index(built, expected), writer=writer) as temporary:
             build_index(args.corpus, temporary, args.fields, args.threads, args.memory_mb)
         logging.info("%s: %d documents in the %s index %s", args.dataset, expected, args.fields, args.index)
 

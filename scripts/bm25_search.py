@@ -10,6 +10,7 @@ from beirflow.beir import read_prepared_queries
 from beirflow.bm25 import Bm25Params, search
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
+from beirflow.integrity import Writer, verify
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.trec import write_query_hits
 
@@ -18,8 +19,11 @@ def run(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     config = json.loads(args.params)
     params = Bm25Params(**config)
+    verify(args.index, once_per_node=True)
+    verify(args.queries)
     queries = read_prepared_queries(args.queries)
-    with atomic_write(args.output, check=check_run_file) as handle:
+    writer = Writer("bm25_search", args.dataset, args.system)
+    with atomic_write(args.output, check=check_run_file, writer=writer) as handle:
         for query_id, hits in search(args.index, queries, params, threads=args.threads):
             write_query_hits(handle, query_id, hits, tag=args.system)
     record = provenance(

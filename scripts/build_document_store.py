@@ -7,6 +7,7 @@ from pathlib import Path
 from beirflow.checks import validated_document_count
 from beirflow.cli import run_stage
 from beirflow.docstore import build_document_store
+from beirflow.integrity import Writer
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
 
     def build() -> None:
         expected = validated_document_count(args.report) if args.report else None
-        count = build_document_store(args.corpus, args.output, expected)
+        count = build_document_store(args.corpus, args.output, expected, Writer("document_store", args.dataset))
         logging.info("%s: %d documents in %s", args.dataset, count, args.output)
 
     run_stage("document_store", f"dataset={args.dataset}", build)

@@ -10,6 +10,7 @@ from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
+from beirflow.integrity import Writer, verify
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.records import cited_models
 from beirflow.trec import write_query_hits
@@ -19,21 +20,34 @@ def shard_files(shard_dir: Path, shards: list[str]) -> list[tuple[Path, Path]]:
     return [(shard_dir / f"{shard}.npy", shard_dir / f"{shard}.ids") for shard in shards]
 
 
+def encode_record(path: Path) -> dict:
+    """An encode job's own record (texts, dimension, device, revision), checked against what the job wrote."""
+    verify(path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def run_search(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     settings = DenseSettings.from_config(json.loads(args.params), args.key)
     files = shard_files(args.documents, args.shards)
+    encoding = [encode_record(args.documents / f"{shard}.json") for shard in args.shards]
+    query_encoding = encode_record(args.queries.with_suffix(".json"))
+    dimension = int(query_encoding["dimension"])
+    queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"), int(query_encoding["texts"]), dimension)
+    for (_, ids_path), shard in zip(files, encoding, strict=True):
+        verify(ids_path, {"rows": int(shard["texts"])})
     corpus_ids = [doc_id for _, ids_path in files for doc_id in read_ids(ids_path)]
-    queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"))
     use_gpu = gpu_available()
-    shards = (read_embeddings(vectors, ids) for vectors, ids in files)
+    shards = (
+        read_embeddings(vectors, ids, int(shard["texts"]), dimension)
+        for (vectors, ids), shard in zip(files, encoding, strict=True)
+    )
     hits_by_query = search_hits(
         queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index"
     )
-    with atomic_write(args.output, check=check_run_file) as handle:
+    with atomic_write(args.output, check=check_run_file, writer=Writer("dense_search", args.dataset, args.system)) as handle:
         for query_id, hits in hits_by_query:
             write_query_hits(handle, query_id, hits, tag=args.system)
-    encoding = [json.loads((args.documents / f"{shard}.json").read_text(encoding="utf-8")) for shard in args.shards]
     extra = {
         "documents": len(corpus_ids),
         "queries": len(queries.ids),

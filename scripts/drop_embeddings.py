@@ -10,6 +10,7 @@ from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
+from beirflow.integrity import record_path
 
 log = logging.getLogger("beirflow.drop_embeddings")
 
@@ -20,6 +21,7 @@ def drop(args: argparse.Namespace) -> None:
         if path.is_file():
             size = path.stat().st_size
             path.unlink()
+            record_path(path).unlink(missing_ok=True)
             deleted.append({"file": str(path), "bytes": size})
     freed = sum(entry["bytes"] for entry in deleted)
     log.info(

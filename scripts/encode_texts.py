@@ -12,19 +12,27 @@ from beirflow.beir import document_text, iter_corpus, read_prepared_queries
 from beirflow.cli import run_stage
 from beirflow.dense import DenseSettings, write_embeddings
 from beirflow.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
+from beirflow.errors import DataError
 from beirflow.fetch import use_records
+from beirflow.integrity import Writer, verify
 from beirflow.models import device_name, pick_device, resolve_model
 from beirflow.provenance import slurm_job
+from beirflow.shards import verified_shard
 
 
 def read_texts(path: Path, kind: str, prefix: str) -> tuple[list[str], list[str]]:
+    """The texts to encode, checked against their producer's record first."""
     if kind == "queries":
+        verify(path)
         queries = read_prepared_queries(path)
         return list(queries), [prefix + text for text in queries.values()]
+    expected = verified_shard(path)
     ids, texts = [], []
     for _, document in iter_corpus(path):
         ids.append(document.doc_id)
         texts.append(prefix + document_text(document))
+    if len(ids) != expected:
+        raise DataError(path, f"holds {len(ids)} documents, its manifest {expected}")
     return ids, texts
 
 
@@ -50,8 +58,10 @@ def encode(args: argparse.Namespace) -> None:
     started = time.monotonic()
     vectors = encoder.encode(texts, budget, what=f"{args.kind} of {args.input.name}")
     seconds = time.monotonic() - started
-    write_embeddings(vectors, ids, args.vectors, args.ids)
+    writer = Writer(f"encode_{args.kind}", args.dataset, args.encoder, args.input.stem if args.kind == "documents" else None)
+    write_embeddings(vectors, ids, args.vectors, args.ids, writer)
     record = {
+        "writer": writer.__dict__,
         "kind": args.kind,
         "texts": len(texts),
         "dimension": encoder.dimension,
@@ -69,7 +79,7 @@ def encode(args: argparse.Namespace) -> None:
         "batch_size": args.batch_size,
         **slurm_job(),
     }
-    with atomic_write(args.stats) as handle:
+    with atomic_write(args.stats, writer=writer) as handle:
         json.dump(record, handle, indent=1)
     logging.info(
         "%s: %d %s in %.1f s (%.1f/s) on %s",
@@ -97,6 +107,7 @@ def main() -> None:
     parser.add_argument("--ids", required=True, type=Path, help="ids output, one per line")
     parser.add_argument("--stats", required=True, type=Path, help="JSON sidecar: texts, seconds, device, revision")
     parser.add_argument("--dataset", required=True)
+    parser.add_argument("--encoder", required=True, help="the encoder's identity (its folder under embeddings/)")
     args = parser.parse_args()
     run_stage("encode_texts", f"dataset={args.dataset} {args.key} {args.kind} {args.input.name}", lambda: encode(args))
 

@@ -13,18 +13,47 @@ from beirflow.atomic import atomic_write
 from beirflow.beir import read_qrels_trec
 from beirflow.cli import run_stage
 from beirflow.digest import file_digest
+from beirflow.errors import DataError, rebuild_hint
 from beirflow.evaluate import evaluate_run
-from beirflow.run_table import read_run_table
+from beirflow.integrity import Writer, verify, written_by_hand
+from beirflow.run_table import RunTable, read_run_table
+
+
+def checked_run(path: Path, qrels: dict[str, dict[str, int]]) -> RunTable:
+    """The run as its job wrote it (its record), holding hits, and only for queries the dataset asked."""
+    verify(path)
+    table = read_run_table(path)
+    if len(table.scores) == 0:
+        raise DataError(path, f"the run holds no hit for any of the dataset's {len(qrels)} queries; {rebuild_hint(path)}")
+    unasked = [query_id for query_id in table.query_ids if query_id not in qrels]
+    if unasked:
+        raise DataError(
+            path, f"query '{unasked[0]}' ({len(unasked)} in all) is not one of the dataset's judged queries; {rebuild_hint(path)}"
+        )
+    return table
 
 
 def evaluate(args: argparse.Namespace) -> None:
     if len(args.systems) != len(args.runs):
         raise SystemExit(f"{len(args.systems)} systems but {len(args.runs)} runs")
+    qrels_counts = verify(args.qrels)
     qrels = read_qrels_trec(args.qrels)
+    relevant = sum(1 for judged in qrels.values() for relevance in judged.values() if relevance > 0)
+    if qrels_counts.get("relevant_judgements", relevant) != relevant:
+        raise DataError(args.qrels, f"holds {relevant} relevant judgements, its record {qrels_counts['relevant_judgements']}")
+    if relevant == 0:
+        logging.warning("%s: no judgement in %s is relevant: every metric would be 0, none is reported", args.dataset, args.qrels)
     systems = {}
     for system, run in zip(args.systems, args.runs, strict=False):
-        evaluation = evaluate_run(qrels, read_run_table(run), args.metrics)
+        evaluation = evaluate_run(qrels, checked_run(run, qrels), args.metrics)
         systems[system] = {"run": str(run), "run_sha256": file_digest(run), **evaluation.to_dict()}
+        if written_by_hand(run):
+            logging.warning("%s %s: the run was edited by hand and adopted (scripts/adopt_file.py)", args.dataset, system)
+            systems[system]["edited_by_hand"] = True
+        if relevant == 0:
+            systems[system]["metrics"] = dict.fromkeys(evaluation.metrics)
+            systems[system]["note"] = "no relevant judgement in the qrels"
+            continue
         shown = ", ".join(f"{metric} {value:.4f}" for metric, value in evaluation.metrics.items())
         logging.info(
             "%s %s: %s over %d judged queries (%d without hits)",
@@ -34,7 +63,7 @@ def evaluate(args: argparse.Namespace) -> None:
             evaluation.judged_queries,
             evaluation.queries_without_hits,
         )
-    with atomic_write(args.output) as handle:
+    with atomic_write(args.output, writer=Writer("evaluate", args.dataset)) as handle:
         json.dump({"dataset": args.dataset, "metrics": args.metrics, "systems": systems}, handle, indent=1)
 
 

@@ -9,6 +9,7 @@ from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.fusion import fuse_tables
+from beirflow.integrity import Writer, verify
 from beirflow.provenance import now, provenance, write_provenance
 from beirflow.run_table import read_run_table
 from beirflow.trec import write_query_hits
@@ -17,12 +18,14 @@ from beirflow.trec import write_query_hits
 def fuse(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     settings = json.loads(args.params)
+    for path in args.runs:
+        verify(path)
     tables = [read_run_table(path) for path in args.runs]
     fused = fuse_tables(
         tables, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000)
     )
     queries = 0
-    with atomic_write(args.output, check=check_run_file) as handle:
+    with atomic_write(args.output, check=check_run_file, writer=Writer("fuse", args.dataset, args.system)) as handle:
         for query_id, hits in fused:
             write_query_hits(handle, query_id, hits, tag=args.system)
             queries += 1

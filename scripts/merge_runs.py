@@ -8,6 +8,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
+from beirflow.integrity import Writer, verify
 from beirflow.provenance import now, provenance, shard_summary, write_provenance
 from beirflow.records import cited_models
 from beirflow.trec import merge_runs, read_run, write_run
@@ -15,11 +16,17 @@ from beirflow.trec import merge_runs, read_run, write_run
 
 def merge(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
+    shards = []
+    for path in args.stats:
+        verify(path)
+        shards.append(json.loads(path.read_text(encoding="utf-8")))
+    for path, shard in zip(args.shards, shards, strict=False):
+        verify(path, {"hits": shard["pairs"]})  # a shard job writes one hit per candidate pair
     merged = merge_runs((read_run(path) for path in args.shards), k=args.k)
-    with atomic_write(args.output, check=check_run_file) as handle:
+    writer = Writer(f"{args.family}_merge", args.dataset, args.tag)
+    with atomic_write(args.output, check=check_run_file, writer=writer) as handle:
         write_run(handle, {query_id: hits.items() for query_id, hits in merged.items()}, tag=args.tag)
     if args.provenance:
-        shards = [json.loads(path.read_text(encoding="utf-8")) for path in args.stats]
         summary = shard_summary(shards)
         record = provenance(
             dataset=args.dataset, system=args.tag, family=args.family, config=json.loads(args.params), started=started,

@@ -9,6 +9,7 @@ from beirflow.atomic import atomic_write
 from beirflow.beir import BeirFiles, prepare_dataset, write_qrels_trec, write_queries_jsonl
 from beirflow.cli import run_stage
 from beirflow.errors import DataError
+from beirflow.integrity import Writer
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -23,15 +24,26 @@ def prepare(args: argparse.Namespace) -> None:
                 args.folder,
                 f"config key datasets.{args.dataset}.{what} declares {declared:,}, the files hold {found:,}: correct the config",
             )
+    if report.judged_queries == 0:
+        raise DataError(
+            BeirFiles(args.folder, args.split).qrels,
+            f"split '{args.split}' holds no judged query (no judgement of a query the queries file has): nothing can be evaluated on it",
+        )
     if report.judged_documents_missing_from_corpus:
         logging.warning(
             "%d judged documents are not in the corpus (e.g. %s); they count as relevant and unretrievable",
             report.judged_documents_missing_from_corpus,
             ", ".join(report.missing_document_examples[:3]),
         )
-    with atomic_write(args.queries_out) as handle:
+    writer = Writer("prepare_dataset", args.dataset)
+    with atomic_write(args.queries_out, check=lambda _: {"queries": report.judged_queries}, writer=writer) as handle:
         write_queries_jsonl(prepared.queries, handle)
-    with atomic_write(args.qrels_out) as handle:
+    qrels_counts = {
+        "queries": report.judged_queries,
+        "judgements": report.judgements,
+        "relevant_judgements": report.relevant_judgements,
+    }
+    with atomic_write(args.qrels_out, check=lambda _: qrels_counts, writer=writer) as handle:
         write_qrels_trec(prepared.qrels, handle)
     with atomic_write(args.report_out) as handle:
         json.dump(report.to_dict(), handle, indent=2)

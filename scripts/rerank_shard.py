@@ -12,6 +12,7 @@ from beirflow.checks import check_run_file
 from beirflow.cli import run_stage
 from beirflow.docstore import DocumentStore
 from beirflow.fetch import use_records
+from beirflow.integrity import Writer
 from beirflow.models import device_name, pick_device
 from beirflow.provenance import slurm_job
 from beirflow.rerank import Reranker, RerankSettings
@@ -31,7 +32,8 @@ def rerank(args: argparse.Namespace) -> None:
     store = DocumentStore(args.documents)
     hits, stats = reranker.rerank(shard, store, budget)
     store.close()
-    with atomic_write(args.output, check=check_run_file) as handle:
+    writer = Writer("rerank_shard", args.dataset, args.system, args.candidates.stem)
+    with atomic_write(args.output, check=check_run_file, writer=writer) as handle:
         for candidates, scored in zip(shard, hits, strict=False):
             write_query_hits(handle, candidates.query_id, scored, tag=args.system)
     record = {
@@ -50,8 +52,8 @@ def rerank(args: argparse.Namespace) -> None:
         "final_tokens_per_batch": budget.tokens,
         **slurm_job(),
     }
-    with atomic_write(args.stats) as handle:
-        json.dump(record, handle, indent=1)
+    with atomic_write(args.stats, writer=writer) as handle:
+        json.dump({"writer": writer.__dict__, **record}, handle, indent=1)
     logging.info(
         "%s: %d pairs of %d queries in %.1f s (%.1f pairs/s) on %s",
         args.candidates,

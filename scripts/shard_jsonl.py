@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from beirflow.cli import run_stage
+from beirflow.integrity import Writer
 from beirflow.shards import write_shards
 
 
@@ -18,7 +19,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def shard() -> None:
-        count = write_shards(args.input, args.output_dir, args.per_shard, args.expected_shards)
+        writer = Writer("shard_jsonl", args.dataset, shard=args.output_dir.name)
+        count = write_shards(args.input, args.output_dir, args.per_shard, args.expected_shards, writer)
         logging.info("%s: %d shards of up to %d records in %s", args.input, count, args.per_shard, args.output_dir)
 
     run_stage("shard_jsonl", f"dataset={args.dataset} input={args.input}", shard)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from beirflow.candidates import write_candidates
 from beirflow.cli import run_stage
+from beirflow.integrity import Writer
 
 
 def main() -> None:
@@ -15,10 +16,12 @@ def main() -> None:
     parser.add_argument("--depth", required=True, type=int)
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--dataset", default="?")
+    parser.add_argument("--first-stage", help="the system whose run is split, for the candidates' record")
     args = parser.parse_args()
 
     def write() -> None:
-        counts = write_candidates(args.run, args.query_shards, args.output_dir, args.depth)
+        writer = Writer("rerank_candidates", args.dataset, args.first_stage, f"top{args.depth}")
+        counts = write_candidates(args.run, args.query_shards, args.output_dir, args.depth, writer)
         logging.info(
             "%s: %d pairs for %d queries in %d shards (%d queries without hits)",
             args.run,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from beirflow.allocator import GLIBC_TUNABLES
+from beirflow.integrity import Writer, adopt, describe, write_record
 
 if TYPE_CHECKING:
     from cluster import NodeTurns
@@ -98,12 +99,15 @@ def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     runs = []
-    for name, scores in (("first", (3.0, 2.0, 1.0)), ("second", (1.0, 2.0, 3.0))):
+    for name, documents in (("first", (1, 2, 3)), ("second", (3, 2, 1))):
         runs.append(folder / f"{name}.trec")
-        runs[-1].write_text("".join(f"q1 Q0 d{rank} {rank} {score} {name}\n" for rank, score in enumerate(scores, start=1)))
+        runs[-1].write_text("".join(f"q1 Q0 d{doc} {rank} {4.0 - rank} {name}\n" for rank, doc in enumerate(documents, start=1)))
     (folder / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d3 2\n")
+    for path in (*runs, folder / "qrels.tsv"):
+        adopt(path)  # hand-written inputs, recorded as such (beirflow.integrity)
     scripts, tagged = REPO / "scripts", ("--dataset", "warm-up")
-    fusion = json.dumps({"method": "rrf", "norm": "min-max", "params": {}, "hits": 10})
+    # combsum: RRF is computed without ranx (beirflow.fusion.reciprocal_rank_fusion), the other methods with it.
+    fusion = json.dumps({"method": "combsum", "norm": "min-max", "params": {}, "hits": 10})
     commands = {
         "fusion": [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",
                    "--provenance", folder / "fused.json", *tagged, "--system", "fused", "--", *runs],
@@ -468,6 +472,13 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
         assert result.returncode == 0, result.stderr[-6000:]
 
     return _run_once_across_workers(tmp_path_factory, "dense", dense_config(), run_bare)
+
+
+def recorded(path: Path, rule: str = "test") -> Path:
+    """A record for a file a test wrote, as its producer's would be (beirflow.integrity), without the
+    producer's content checks: for tests of what a reader does with a file no job would publish."""
+    write_record(path, describe(path, Writer(rule, "test")))
+    return path
 
 
 def fork(workflow: Workflow, destination: Path) -> Workflow:

@@ -11,7 +11,7 @@ from beirflow.candidates import read_candidates, top_hits, write_candidates
 from beirflow.docstore import DocumentStore, build_document_store
 from beirflow.errors import DataError
 from beirflow.shards import write_shards
-from conftest import SAMPLE
+from conftest import SAMPLE, recorded
 
 
 def test_store_returns_the_requested_documents_only(tmp_path: Path) -> None:
@@ -46,6 +46,7 @@ def test_candidates_follow_the_query_shards_and_cut_at_depth(tmp_path: Path) -> 
     shards = _queries(tmp_path, ["q1", "q2", "q3"])
     run = tmp_path / "run.trec"
     run.write_text("q3 Q0 x 1 5.0 t\nq1 Q0 b 1 2.0 t\nq1 Q0 a 2 2.0 t\nq1 Q0 c 3 9.0 t\nq1 Q0 d 4 1.0 t\n")
+    recorded(run)
     counts = write_candidates(run, shards, tmp_path / "out", depth=3)
     assert counts == {"shards": 2, "queries": 3, "pairs": 4, "queries_without_hits": 1, "depth": 3}
     first, second = read_candidates(tmp_path / "out" / "0000.jsonl"), read_candidates(tmp_path / "out" / "0001.jsonl")
@@ -57,6 +58,7 @@ def test_a_query_of_the_run_missing_from_the_queries_names_both_files(tmp_path: 
     shards = _queries(tmp_path, ["q1"])
     run = tmp_path / "run.trec"
     run.write_text("q1 Q0 a 1 1.0 t\nq9 Q0 a 1 1.0 t\n")
+    recorded(run)
     with pytest.raises(
         DataError, match=rf"{run}: query 'q9' \(1 in all\) is in the run but not in the queries file {tmp_path / 'queries.jsonl'}"
     ):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, recorded
 
 
 def test_failed_stage_names_dataset_and_system(tmp_path: Path) -> None:
@@ -31,7 +31,8 @@ def test_failed_stage_names_dataset_and_system(tmp_path: Path) -> None:
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 1
-    assert f"bm25_search failed for dataset=nfcorpus system=bm25-flat: {missing}: file not found" in result.stderr
+    index = tmp_path / "index"
+    assert f"bm25_search failed for dataset=nfcorpus system=bm25-flat: {index}: it has no record" in result.stderr
     assert not (tmp_path / "run.trec").exists()
 
 
@@ -39,6 +40,8 @@ def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
     run, qrels = tmp_path / "run.trec", tmp_path / "qrels.tsv"
     run.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2\n")
     qrels.write_text("q1 0 d1 1\n")
+    recorded(run, "bm25_search")
+    recorded(qrels, "prepare_dataset")
     command = [
         sys.executable,
         str(REPO / "scripts" / "evaluate_dataset.py"),

@@ -398,12 +398,7 @@ def test_fusion_equals_ranx_fuse(method: str, ranx_method: str, params: dict) ->
     assert fuse_runs([first, second], method, "min-max", params, k=1000, queries_at_once=3) == ours  # in batches, the same
 
 
-@pytest.mark.parametrize(("method", "ranx_method"), [("rrf", "rrf"), ("combsum", "sum"), ("combmnz", "mnz")])
-def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_ids(method: str, ranx_method: str) -> None:
-    """ranx sees document keys of one width (so that its compiled code is reused); with scores
-    that tie and ids whose text order is not their number's ('d10' < 'd9'), the fused run is still ranx's."""
-    from ranx import Run, fuse
-
+def _tied_runs() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     rng = np.random.default_rng(3)
 
     def tied_run() -> dict[str, dict[str, float]]:
@@ -413,7 +408,36 @@ def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_i
             for q in range(12)
         }
 
-    first, second = tied_run(), tied_run()
+    return tied_run(), tied_run()
+
+
+def test_rrf_with_ties_uses_each_runs_ranks_as_written() -> None:
+    """RRF as Cormack et al. and pyserini.fusion compute it: 1 / (k + rank), the rank each hit has in its run's
+    one tie order (score descending, then docid ascending), summed in the runs' order; ties of the sum by
+    docid. ranx ranks tied hits its own way, so on these runs its RRF differs."""
+    from ranx import Run, fuse
+
+    first, second = _tied_runs()
+    expected: dict[str, dict[str, float]] = {}
+    for run in (first, second):
+        for query_id, hits in run.items():
+            for rank, (doc_id, _) in enumerate(ordered_hits(hits.items()), start=1):
+                fused = expected.setdefault(query_id, {})
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (60 + rank)
+    ours = fuse_runs([first, second], "rrf", "min-max", {}, k=1000)
+    assert ours == {query_id: dict(ordered_hits(hits.items())) for query_id, hits in expected.items()}
+    assert all(list(hits.items()) == ordered_hits(hits.items()) for hits in ours.values())
+    ranx_rrf = fuse([Run(first), Run(second)], norm="min-max", method="rrf").to_dict()
+    assert any(ours[query_id] != pytest.approx(dict(ranx_rrf[query_id]), abs=1e-12) for query_id in ours)
+
+
+@pytest.mark.parametrize(("method", "ranx_method"), [("combsum", "sum"), ("combmnz", "mnz")])
+def test_fusion_with_ties_and_ids_of_every_length_equals_ranx_fuse_on_the_real_ids(method: str, ranx_method: str) -> None:
+    """ranx sees document keys of one width (so that its compiled code is reused); with scores
+    that tie and ids whose text order is not their number's ('d10' < 'd9'), the fused run is still ranx's."""
+    from ranx import Run, fuse
+
+    first, second = _tied_runs()
     ours = fuse_runs([first, second], method, "min-max", {}, k=1000)
     reference = fuse([Run(first), Run(second)], norm="min-max", method=ranx_method).to_dict()
     assert ours.keys() == reference.keys()
@@ -474,7 +498,12 @@ def test_fusion_of_run_files_read_as_columns_equals_fusion_of_the_runs_and_hits_
     table = read_run_table(paths[0])
     interleaved = np.random.default_rng(0).permutation(len(table.scores))
     shuffled = RunTable(
-        table.query_ids, table.query_rows[interleaved], table.doc_ids, table.doc_rows[interleaved], table.scores[interleaved]
+        table.query_ids,
+        table.query_rows[interleaved],
+        table.doc_ids,
+        table.doc_rows[interleaved],
+        table.scores[interleaved],
+        table.ranks[interleaved],
     )
     assert dict(fuse_tables([shuffled, read_run_table(paths[1])], "rrf", k=25)) == from_files
 

@@ -232,26 +232,6 @@ def test_a_run_deleted_by_a_failed_rerun_is_rebuilt_by_the_next_plain_run(done: 
 
 
 @pytest.mark.workflow
-def test_an_edited_run_is_evaluated_again_and_garbage_stops_naming_file_line_and_rebuild(
-    done: Workflow, forked: Workflow
-) -> None:
-    run = forked.path(f"{DATASET}/fusion/bm25+minilm/run.trec")
-    lines = run.read_text().splitlines(keepends=True)
-    run.write_text("".join(lines[:-1]))  # a hand edit: one hit fewer
-    forked.run()
-    assert _leaderboard_sha(forked, "bm25+minilm") == {_sha256(run)} != _leaderboard_sha(done, "bm25+minilm")
-
-    run.write_text("".join(lines[:5]) + "garbage\n")
-    output = run_failing(forked)
-    assert f"{run.relative_to(forked.root)}:6: expected 6 fields" in job_logs(forked), output[-2000:]
-    assert f"snakemake --forcerun {run.relative_to(forked.root)}" in job_logs(forked)
-    assert not forked.path(f"{DATASET}/metrics.json").exists()  # never a leaderboard of metrics for another file
-    run_failing(forked)  # the next plain run does not take it as done either
-    forked.run("--forcerun", str(run.relative_to(forked.root)))
-    assert forked.path(LEADERBOARD).read_bytes() == done.path(LEADERBOARD).read_bytes()
-
-
-@pytest.mark.workflow
 def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_recovers(dense: Workflow, tmp_path: Path) -> None:
     """On the dense workflow (3 document shards, MiniLM cut at 64 tokens): forcing one shard re-encodes
     250 documents at 64 tokens, not the default's 600 at 256 (about 60 CPU-seconds)."""
@@ -260,7 +240,7 @@ def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_
     shard.write_bytes(shard.read_bytes()[:-100])
     output = run_failing(forked)
     relative = shard.relative_to(forked.root)
-    assert f"{relative}: not a complete NumPy array file" in job_logs(forked) and f"--forcerun {relative}" in job_logs(forked), (
+    assert f"{relative}: not what rule encode_documents" in job_logs(forked) and f"--forcerun {relative}" in job_logs(forked), (
         output[-2000:]
     )
     assert not forked.path(f"{DATASET}/dense/minilm/run.trec").exists()
@@ -270,16 +250,14 @@ def test_a_truncated_embeddings_shard_stops_the_search_naming_it_and_forcing_it_
 
 
 @pytest.mark.workflow
-def test_garbage_candidates_stop_the_rerank_job_naming_the_line_and_forcing_them_recovers(
-    dense: Workflow, tmp_path: Path
-) -> None:
+def test_garbage_candidates_stop_the_rerank_job_naming_them_and_forcing_them_recovers(dense: Workflow, tmp_path: Path) -> None:
     """On the dense workflow, whose reranker cuts documents at 64 tokens: the recovery reranks again."""
     forked = fork(dense, tmp_path / "fork")
     folder = forked.path(f"{DATASET}/candidates/bm25-flat/top100")
     (folder / "0000.jsonl").write_text('{"query_id": "1", "query": "x", "doc_ids": "not a list"}\n')
     output = run_failing(forked, "--forcerun", "rerank_shard")
     relative = folder.relative_to(forked.root)
-    assert f"{relative}/0000.jsonl:1: expected {{query_id: str, query: str, doc_ids: [str]}}" in job_logs(forked), output[-2000:]
+    assert f"{relative}: not what rule rerank_candidates" in job_logs(forked), output[-2000:]
     assert f"--forcerun {relative}" in job_logs(forked)
     assert not forked.path(f"{DATASET}/rerank/minilm-rerank/shards/0000.trec").exists()
     forked.run("--forcerun", str(relative))

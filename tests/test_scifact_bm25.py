@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,8 @@ def test_scifact_reproduces_pyserini_and_mteb_and_the_report_says_so(shared_scif
             "report": {"published_as": "all-minilm-l6-v2"},
         }
     }
-    config = sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense=dense, fusion={})
+    fusion = {"bm25+minilm": {"runs": ["bm25-flat", "minilm"], "method": "rrf"}}
+    config = sample_config(datasets={"scifact": {"path": str(shared_scifact)}}, rerank={}, dense=dense, fusion=fusion)
     # One thread a job: the suite's workers already share the two cores, and the encoding (5,183 abstracts,
     # a quarter of the suite's CPU) costs more CPU-seconds on two threads: 7 to 8% in bench/allocator.py,
     # 4% in the suite (358 against 345).
@@ -54,3 +57,20 @@ def test_scifact_reproduces_pyserini_and_mteb_and_the_report_says_so(shared_scif
     filled = {(row["system"], row["metric"]): row["status"] for row in report["published"] if row["dataset"] == "scifact"}
     assert filled == {**dict.fromkeys(bm25, "match"), **{("minilm", metric): "match" for _, metric in mteb}}
     assert report["beir_average_over"] == ["scifact"]
+    _fused_run_equals_pyserini_fusion(workflow, tmp_path)
+
+
+def _fused_run_equals_pyserini_fusion(workflow: Workflow, tmp_path: Path) -> None:
+    """RRF over SciFact's BM25 and MiniLM runs equals `python -m pyserini.fusion`'s, line for line (Pyserini
+    orders the queries as numbers, beirflow as the runs list them; within a query the lines are the same)."""
+    runs = [
+        workflow.path(paths.run(family, "scifact", system)) for family, system in (("bm25", "bm25-flat"), ("dense", "minilm"))
+    ]
+    theirs = tmp_path / "pyserini-fused.trec"
+    subprocess.run(
+        [sys.executable, "-m", "pyserini.fusion", "--runs", *map(str, runs), "--output", str(theirs), "--method", "rrf",
+         "--rrf.k", "60", "--depth", "1000", "--k", "1000", "--runtag", "bm25+minilm"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ours = workflow.path(paths.run("fusion", "scifact", "bm25+minilm")).read_text().splitlines()
+    assert len(ours) > 250_000 and sorted(ours) == sorted(theirs.read_text().splitlines())

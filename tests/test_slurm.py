@@ -58,7 +58,11 @@ def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow)
     jobs = {row["JobIDRaw"]: row for row in sacct("JobIDRaw", "JobID", "State", "AllocTRES", workdir=on_cluster.root)}
     records = [
         on_cluster.path(paths.rerank_shard("scifact-sample", "minilm-rerank", "0000", "json")),
-        *on_cluster.path("results/scifact-sample/embeddings").glob("*/**/*.json"),
+        *(
+            path
+            for path in on_cluster.path("results/scifact-sample/embeddings").glob("*/**/*.json")
+            if not path.name.endswith(".record.json")
+        ),
     ]
     records.append(on_cluster.path(paths.provenance("dense", "scifact-sample", "minilm")))
     for record in records:
@@ -124,7 +128,7 @@ def test_a_job_out_of_memory_is_retried_with_more(slurm: None, node_turns: NodeT
     killed = [job for job in jobs if job["ReqMem"] in ("450M", "451M") and job["State"] != "COMPLETED"]
     assert killed and all(job["State"] in ("FAILED", "OUT_OF_MEMORY") for job in killed), jobs
     assert "exceeded memory limit" in Path("/var/log/beirflow-slurm/slurmd.log").read_text(errors="replace")
-    for record in workflow.path("results/scifact-sample/embeddings").glob("*/corpus/*.json"):
+    for record in workflow.path("results/scifact-sample/embeddings").glob("*/corpus/????.json"):
         job_id = json.loads(record.read_text())["slurm_job_id"]
         finished = next(job for job in jobs if job["JobIDRaw"] == job_id)
         assert finished["State"] == "COMPLETED" and int(finished["ReqMem"].rstrip("M")) >= 900, finished

@@ -9,6 +9,12 @@ hosts of a shared file system. A temporary is named by host and process, and a w
 its own leftovers or those of a process that is provably dead (same host, no such process); a
 live writer's temporary is never touched. A file replaces its predecessor in one rename, so a
 reader never finds the final name missing.
+
+Durable: the temporary's bytes (every file of a folder) are fsynced before the rename and the folder
+holding the final name after it, so a node that crashes right after a job cannot leave an empty or
+short file under a final name. Where a writer is given, the output's record
+(:mod:`beirflow.integrity`) is published before the output itself: its size, sha256 and the counts the
+check read back.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from beirflow.errors import BeirflowError
+from beirflow.integrity import Writer, describe, write_record
 
-Check = Callable[[Path], None]
+# A check reads the written output back; what it returns (counts such as queries and hits) goes into the record.
+Check = Callable[[Path], Mapping[str, object] | None]
 
 
 class OutputCheckError(BeirflowError):
@@ -76,7 +84,27 @@ def _remove(path: Path) -> None:
         pass
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file, or every file and folder under a folder, to disk."""
+    if path.is_dir() and not path.is_symlink():
+        for folder, _, files in os.walk(path):
+            for name in files:
+                fsync_path(Path(folder) / name)
+            _fsync_descriptor(Path(folder), os.O_RDONLY | os.O_DIRECTORY)
+    elif path.is_file():
+        _fsync_descriptor(path, os.O_RDONLY)
+
+
+def _fsync_descriptor(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _publish(temporary: Path, final: Path) -> None:
+    fsync_path(temporary)
     if temporary.is_dir() and not temporary.is_symlink() and final.is_dir():
         # A directory cannot replace a non-empty one in one rename: move the old one aside first.
         aside = _temporary_sibling(final, "old")
@@ -85,14 +113,16 @@ def _publish(temporary: Path, final: Path) -> None:
         _remove(aside)
     else:
         os.replace(temporary, final)
+    _fsync_descriptor(final.parent, os.O_RDONLY | os.O_DIRECTORY)  # the rename itself
 
 
 @contextmanager
-def atomic_path(path: str | Path, check: Check | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path, check: Check | None = None, writer: Writer | None = None) -> Iterator[Path]:
     """Yield a temporary path to fill; on success ``check`` (if any) reads it, then it replaces ``path``.
 
     A check that raises leaves nothing under ``path`` (a previous version there is removed, since
     it no longer matches what the job was asked to make) and raises OutputCheckError naming ``path``.
+    With a ``writer``, the output's record (its digest and the counts ``check`` returned) is published first.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -100,13 +130,16 @@ def atomic_path(path: str | Path, check: Check | None = None) -> Iterator[Path]:
     temporary = _temporary_sibling(final)
     try:
         yield temporary
+        counts: Mapping[str, object] | None = None
         if check is not None:
             try:
-                check(temporary)
+                counts = check(temporary)
             except Exception as error:
                 _remove(final)
                 reason = str(error).replace(str(temporary), str(final))
                 raise OutputCheckError(f"{final}: the output failed its check and was not published: {reason}") from None
+        if writer is not None:
+            write_record(final, describe(temporary, writer, counts))
         _publish(temporary, final)
     finally:
         if temporary.exists() or temporary.is_symlink():
@@ -114,9 +147,12 @@ def atomic_path(path: str | Path, check: Check | None = None) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_write(path: str | Path, mode: str = "w", check: Check | None = None) -> Iterator[IO]:
-    """Open a temporary file for writing; it is fsynced, checked and renamed to ``path`` on success."""
-    with atomic_path(path, check) as temporary, open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
+def atomic_write(path: str | Path, mode: str = "w", check: Check | None = None, writer: Writer | None = None) -> Iterator[IO]:
+    """Open a temporary file for writing; it is checked, recorded (with a ``writer``), fsynced and renamed to
+    ``path`` on success."""
+    with (
+        atomic_path(path, check, writer) as temporary,
+        open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle,
+    ):
         yield handle
         handle.flush()
-        os.fsync(handle.fileno())

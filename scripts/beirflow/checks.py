@@ -10,6 +10,7 @@ Standard library only, so that every environment can import it (embeddings are c
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -28,19 +29,31 @@ def validated_document_count(report: Path) -> int:
         ) from None
 
 
-def check_run_file(path: Path) -> None:
-    """Every row has six fields, an integer rank and a numeric score; a query's hits are contiguous."""
+def check_run_file(path: Path) -> dict[str, int]:
+    """Every row has six fields; a query's hits are contiguous, ranked 1, 2, ... as written, with finite
+    scores that never rise with the rank (:func:`beirflow.trec.run_order`). Returns the queries and hits,
+    for the run's record."""
     order = QueryOrder(path)
+    queries = hits = expected_rank = 0
+    previous = math.inf
     for number, (query_id, _, _, rank, score, _) in iter_rows(path, RUN_LAYOUT):
-        order.starts(query_id, number)
+        if order.starts(query_id, number):
+            queries, expected_rank, previous = queries + 1, 1, math.inf
         try:
-            int(rank)
-            float(score)
+            rank_value, score_value = int(rank), float(score)
         except ValueError:
             raise DataError(path, f"rank '{rank}' or score '{score}' is not a number", number) from None
+        if not math.isfinite(score_value):
+            raise DataError(path, f"score '{score}' of query '{query_id}' is not a finite number", number)
+        if rank_value != expected_rank:
+            raise DataError(path, f"query '{query_id}' has rank {rank_value} where its hits so far make {expected_rank}", number)
+        if score_value > previous:
+            raise DataError(path, f"query '{query_id}': rank {rank_value} scores {score} above rank {rank_value - 1}", number)
+        previous, expected_rank, hits = score_value, expected_rank + 1, hits + 1
+    return {"queries": queries, "hits": hits}
 
 
-def check_document_store(path: Path, expected: int) -> None:
+def check_document_store(path: Path, expected: int) -> dict[str, int]:
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         stored = int(connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
@@ -53,9 +66,10 @@ def check_document_store(path: Path, expected: int) -> None:
         raise DataError(path, f"the document store is damaged: {integrity}")
     if stored != expected:
         raise DataError(path, f"the document store holds {stored:,} documents, the corpus {expected:,}")
+    return {"documents": stored}
 
 
-def check_lucene_index(path: Path, expected: int) -> None:
+def check_lucene_index(path: Path, expected: int) -> dict[str, int]:
     """The index opens (it has a commit, ``segments_N``) and holds ``expected`` documents."""
     from beirflow.bm25 import index_document_count
 
@@ -71,3 +85,4 @@ def check_lucene_index(path: Path, expected: int) -> None:
             path,
             f"the Lucene index holds {indexed:,} documents, the corpus {expected:,} indexable ones; Anserini's log above says why",
         )
+    return {"documents": indexed}

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from beirflow.errors import BeirflowError
+from beirflow.integrity import Spent
 
 log = logging.getLogger("beirflow")
 
@@ -27,9 +28,12 @@ def run_stage(stage: str, job: str, main: Callable[[], None]) -> None:
     setup_logging()
     try:
         main()
+        if Spent.files:
+            log.info("integrity: %d records written or checked in %.3f s", Spent.files, Spent.seconds)
     except BeirflowError as error:
         log.error("%s failed for %s: %s", stage, job, error)
         sys.exit(1)
-    except Exception:
-        log.exception("%s failed for %s", stage, job)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+        log.exception("%s failed for %s: %s: %s", stage, job, type(error).__name__, reason)
         sys.exit(1)

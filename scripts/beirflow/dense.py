@@ -32,6 +32,7 @@ import numpy as np
 
 from beirflow.atomic import atomic_path, atomic_write
 from beirflow.errors import DataError, rebuild_hint
+from beirflow.integrity import Writer, record_path, verify
 from beirflow.models import ModelError
 from beirflow.settings import decode
 
@@ -100,37 +101,52 @@ class Embeddings:
         return int(self.vectors.shape[1])
 
 
-def write_embeddings(vectors: np.ndarray, ids: Sequence[str], vectors_path: Path, ids_path: Path) -> None:
-    """Both files atomically; float16 on disk (vectors are computed in float32)."""
+def write_embeddings(
+    vectors: np.ndarray, ids: Sequence[str], vectors_path: Path, ids_path: Path, writer: Writer | None = None
+) -> None:
+    """Both files atomically, each with its record; float16 on disk (vectors are computed in float32)."""
     if len(ids) != len(vectors):
         raise ValueError(f"{len(vectors)} vectors for {len(ids)} ids")
     bad = next((doc_id for doc_id in ids if not doc_id or any(char.isspace() for char in doc_id)), None)
     if bad is not None:
         raise ValueError(f"id {bad!r} is empty or holds whitespace; run files cannot carry it")
     rows, dimension = len(ids), int(vectors.shape[1]) if vectors.ndim == 2 else -1
-    with atomic_write(ids_path, check=lambda written: _check_id_count(written, rows)) as handle:
+    with atomic_write(ids_path, check=lambda written: _check_id_count(written, rows), writer=writer) as handle:
         handle.writelines(f"{doc_id}\n" for doc_id in ids)
     with (
-        atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension)) as temporary,
+        atomic_path(vectors_path, check=lambda written: check_embeddings(written, rows, dimension), writer=writer) as temporary,
         open(temporary, "wb") as handle,
     ):
         np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
 
 
-def check_embeddings(path: Path, rows: int, dimension: int) -> None:
-    """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk."""
+def check_embeddings(path: Path, rows: int, dimension: int) -> dict[str, int]:
+    """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk, every value finite (a model
+    that overflows float16 gives infinities, and FAISS would silently drop their documents)."""
     try:
         vectors = np.load(path, mmap_mode="r")
     except (ValueError, EOFError, OSError) as error:
         raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
     if vectors.dtype != np.float16 or vectors.shape != (rows, dimension):
         raise DataError(path, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected float16 ({rows}, {dimension})")
+    check_finite(vectors, path)
+    return {"rows": rows, "dimension": dimension}
 
 
-def _check_id_count(path: Path, rows: int) -> None:
+def check_finite(vectors: np.ndarray, path: Path) -> None:
+    """Every value finite, read a block of rows at a time (the array may be memory-mapped)."""
+    for start in range(0, len(vectors), 65_536):
+        block = np.asarray(vectors[start : start + 65_536])
+        if not np.isfinite(block).all():
+            row = start + int(np.argmax(~np.isfinite(block).all(axis=1)))
+            raise DataError(path, f"embedding {row} holds a value that is not finite (NaN or infinite); {rebuild_hint(path)}")
+
+
+def _check_id_count(path: Path, rows: int) -> dict[str, int]:
     found = len(read_ids(path))
     if found != rows:
         raise DataError(path, f"holds {found} ids, expected {rows}")
+    return {"rows": rows}
 
 
 def read_ids(ids_path: Path) -> list[str]:
@@ -139,8 +155,14 @@ def read_ids(ids_path: Path) -> list[str]:
     return ids_path.read_text(encoding="utf-8").splitlines()
 
 
-def read_embeddings(vectors_path: Path, ids_path: Path) -> Embeddings:
-    """A shard's vectors (memory-mapped) and ids; a count that differs from the ids is rejected."""
+def read_embeddings(vectors_path: Path, ids_path: Path, rows: int | None = None, dimension: int | None = None) -> Embeddings:
+    """A shard's vectors (memory-mapped) and ids, each checked against its record (and against the ``rows``
+    and ``dimension`` its encode job's record gives) before it is read; a count that differs from the ids
+    is rejected."""
+    if record_path(ids_path).exists() or record_path(vectors_path).exists() or rows is not None:
+        verify(ids_path, None if rows is None else {"rows": rows})
+        expected = {key: value for key, value in (("rows", rows), ("dimension", dimension)) if value is not None}
+        verify(vectors_path, expected)
     ids = read_ids(ids_path)
     if not vectors_path.is_file():
         raise DataError(vectors_path, "file not found")
@@ -378,6 +400,7 @@ def top_hits(
     for shard in shards:
         check_dimensions(queries, shard)
         vectors = np.asarray(shard.vectors, dtype=np.float32)
+        check_finite(vectors, shard.vectors_path)
         # Queries a block at a time: the merge's arrays are the block's (MS MARCO's 7,000 queries x 2,002 hits
         # at once took about 500 MB).
         for start in range(0, len(query_vectors), QUERY_BLOCK):

@@ -1,4 +1,4 @@
-"""File checksums, read in chunks so a multi-GB zip never sits in memory."""
+"""File checksums, read in chunks by hashlib itself so a multi-GB file never sits in memory."""
 
 from __future__ import annotations
 
@@ -7,8 +7,5 @@ from pathlib import Path
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()

@@ -16,7 +16,8 @@ from pathlib import Path
 from beirflow.atomic import atomic_path
 from beirflow.beir import Document, iter_corpus
 from beirflow.checks import check_document_store
-from beirflow.errors import DataError
+from beirflow.errors import DataError, rebuild_hint
+from beirflow.integrity import Writer, verify
 from beirflow.progress import Progress
 
 _BATCH = 10_000
@@ -29,17 +30,18 @@ def _batches(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def build_document_store(corpus: Path, output: Path, expected: int | None = None) -> int:
+def build_document_store(corpus: Path, output: Path, expected: int | None = None, writer: Writer | None = None) -> int:
     """Write every document of ``corpus`` into a new SQLite file at ``output``; returns the count.
 
     The store is published only once it reads back with every document (``expected``, the
     validated count, else the documents read)."""
     count = 0
 
-    def holds_every_document(written: Path) -> None:
-        check_document_store(written, count if expected is None else expected)
+    def holds_every_document(written: Path) -> dict[str, int]:
+        return check_document_store(written, count if expected is None else expected)
 
-    with atomic_path(output, check=holds_every_document) as temporary:
+    writer = writer or Writer("document_store", corpus.parent.name)
+    with atomic_path(output, check=holds_every_document, writer=writer) as temporary:
         connection = sqlite3.connect(temporary)
         try:
             connection.execute("PRAGMA journal_mode = OFF")
@@ -61,14 +63,26 @@ def build_document_store(corpus: Path, output: Path, expected: int | None = None
 
 
 class DocumentStore:
-    """Read-only access to a store written by :func:`build_document_store`."""
+    """Read-only access to a store written by :func:`build_document_store`, checked against its record
+    (its size by every job, its bytes once per node) and opened before the first lookup: a store that
+    SQLite cannot read names its path and its rebuild."""
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise DataError(path, "document store not found")
+        counts = verify(path, once_per_node=True)
         self.path = path
         # The connection is used by one thread at a time (the tokenizing worker), not only its creator's.
         self._connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        stored = self._query("SELECT value FROM meta WHERE key = 'documents'")
+        if not stored or ("documents" in counts and int(stored[0][0]) != counts["documents"]):
+            raise DataError(path, f"the document store does not hold the corpus's count of documents; {rebuild_hint(path)}")
+
+    def _query(self, sql: str, parameters: Sequence[str] = ()) -> list[tuple]:
+        try:
+            return self._connection.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise DataError(self.path, f"the document store cannot be read ({error}); {rebuild_hint(self.path)}") from None
 
     def fetch(self, doc_ids: Sequence[str]) -> dict[str, Document]:
         """The documents with these ids; an id the corpus lacks is an error naming the store."""
@@ -76,9 +90,7 @@ class DocumentStore:
         found: dict[str, Document] = {}
         for start in range(0, len(wanted), _LOOKUP):
             part = wanted[start : start + _LOOKUP]
-            rows = self._connection.execute(
-                f"SELECT id, title, text FROM documents WHERE id IN ({','.join('?' * len(part))})", part
-            )
+            rows = self._query(f"SELECT id, title, text FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
             for doc_id, title, text in rows:
                 found[doc_id] = Document(doc_id, title, text)
         missing = [doc_id for doc_id in wanted if doc_id not in found]

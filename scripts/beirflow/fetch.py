@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from beirflow.digest import file_digest
+from beirflow.integrity import verify_file_once
 from beirflow.models import PACKAGE_PREFIX, RECORDED, ModelError, ResolvedModel, is_hub_name, resolve_model
 from beirflow.records import FileRecord, ModelRecord, read_record
 
@@ -23,10 +24,19 @@ log = logging.getLogger(__name__)
 
 
 def use_records(paths: Iterable[Path]) -> None:
-    """Load models from the folders these records name (a GPU job's models), never from a hub."""
+    """Load models from the folders these records name (a GPU job's models), never from a hub, once every
+    file the record lists is there as fetched: its size by every job, its sha256 once per node and file
+    version (:func:`beirflow.integrity.verify_file_once`)."""
     for path in paths:
         record = read_record(path)
+        check_model_files(record, path)
         RECORDED[(record.name, record.revision)] = ResolvedModel(record.name, Path(record.folder), record.commit)
+
+
+def check_model_files(record: ModelRecord, record_file: Path) -> None:
+    restore = f"the model's files changed since its fetch; fetch it again: snakemake --forcerun {record_file}"
+    for entry in record.files:
+        verify_file_once(Path(record.folder) / entry.path, entry.size, entry.sha256, f"model '{record.name}'", restore)
 
 
 def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None) -> list[FileRecord]:

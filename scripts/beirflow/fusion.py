@@ -14,31 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from beirflow.fusion_methods import METHODS, RANK_METHODS, RANK_NORMS, parameter_problem
 from beirflow.run_table import RunTable
 from beirflow.trec import RunDict, best_hits
-
-# Config name -> ranx method. Supervised methods (probfuse, bayesfuse, ...) need training on qrels
-# and are left out: a fused run must not see the judgements it is evaluated on.
-METHODS = {
-    "rrf": "rrf",
-    "combsum": "sum",
-    "combmnz": "mnz",
-    "combmax": "max",
-    "combmin": "min",
-    "combmed": "med",
-    "combanz": "anz",
-    "combgmnz": "gmnz",
-    "wsum": "wsum",
-    "wmnz": "wmnz",
-    "isr": "isr",
-    "log_isr": "log_isr",
-    "logn_isr": "logn_isr",
-    "bordafuse": "bordafuse",
-    "condorcet": "condorcet",
-    "rbc": "rbc",
-}
-NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda")
-
 
 # Queries and documents reach ranx as numbered keys of one width (``ranx_arrays.keys``). ranx stores a
 # run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
@@ -73,20 +51,23 @@ class QueryHits:
         self.slices = {query_id: (int(bounds[row]), int(bounds[row + 1])) for row, query_id in enumerate(table.query_ids)}
         self.places = doc_ids.places(table).astype(np.int64)[table.doc_rows]
         self.scores = table.scores
+        self.ranks = table.ranks
 
     def holds(self, query_id: str) -> bool:
         start, stop = self.slices.get(query_id, (0, 0))
         return stop > start
 
-    def columns(self, query_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def columns(self, query_ids: Sequence[str], by_rank: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The hits of ``query_ids`` in file order, query after query: the bounds of each query's hits,
-        their documents' places and their scores."""
+        their documents' places and their scores (``by_rank``: minus their ranks as written, so that ranx
+        ranks them as the file does)."""
         spans = [self.slices[query_id] for query_id in query_ids]
         rows = np.concatenate([np.arange(start, stop) for start, stop in spans]) if spans else np.zeros(0, dtype=np.int64)
         if self.order is not None:
             rows = self.order[rows]
         bounds = np.cumsum([0, *(stop - start for start, stop in spans)], dtype=np.int64)
-        return bounds, self.places[rows], self.scores[rows].astype(np.float64)
+        values = -self.ranks[rows].astype(np.float64) if by_rank else self.scores[rows].astype(np.float64)
+        return bounds, self.places[rows], values
 
 
 def fuse_tables(
@@ -110,6 +91,13 @@ def fuse_tables(
 
     if method not in METHODS:
         raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
+    problem = parameter_problem(method, dict(params or {}), len(tables))
+    if problem:
+        raise ValueError(problem)
+    if method == "rrf":
+        yield from reciprocal_rank_fusion(tables, float((params or {}).get("k", 60)), k)
+        return
+    by_rank = method in RANK_METHODS or norm in RANK_NORMS
     doc_ids = SortedDocIds.of(tables)
     runs = [QueryHits(table, doc_ids) for table in tables]
     all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
@@ -126,7 +114,7 @@ def fuse_tables(
         query_ids, batch_keys = [all_queries[number] for number in numbers.tolist()], query_keys[numbers]
         selected = []
         for index in members:
-            bounds, places, scores = runs[index].columns(query_ids)
+            bounds, places, scores = runs[index].columns(query_ids, by_rank)
             run = Run(name=f"run{index}")
             run.run = ranx_arrays.ranx_run(batch_keys, bounds, doc_keys[places], scores)
             run.sorted = True  # as Run(dict) leaves it: each query's hits by score
@@ -152,6 +140,37 @@ def fuse_tables(
                 for document, score in zip(fused_documents[start:stop], fused_scores[start:stop], strict=True)
             }
             yield query_id, best_hits(hits, k)
+
+
+def reciprocal_rank_fusion(tables: Sequence[RunTable], rrf_k: float, k: int) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """RRF as Cormack et al. and ``pyserini.fusion`` define it: a document's score is the sum, over the
+    runs holding it, of ``1 / (rrf_k + its rank as written)``, added in the runs' order; each query's best
+    ``k`` by score descending, then document id ascending. Queries come in order of first appearance."""
+    doc_ids = SortedDocIds.of(tables)
+    all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
+    query_number = {query_id: number for number, query_id in enumerate(all_queries)}
+    documents = max(len(doc_ids.ids), 1)
+    keys, contributions = [], []
+    for table in tables:
+        queries = np.array([query_number[query_id] for query_id in table.query_ids], dtype=np.int64)
+        places = doc_ids.places(table).astype(np.int64)
+        keys.append(queries[table.query_rows] * documents + places[table.doc_rows])
+        contributions.append(1.0 / (rrf_k + table.ranks.astype(np.float64)))
+    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    scores = np.bincount(inverse.reshape(-1), weights=np.concatenate(contributions), minlength=len(unique))
+    query_of, place_of = unique // documents, unique % documents
+    order = np.lexsort((place_of, -scores, query_of))
+    query_of, place_of, scores = query_of[order], place_of[order], scores[order]
+    bounds = np.searchsorted(query_of, np.arange(len(all_queries) + 1))
+    for number, query_id in enumerate(all_queries):
+        start, stop = int(bounds[number]), min(int(bounds[number + 1]), int(bounds[number]) + k)
+        yield (
+            query_id,
+            [
+                (doc_ids.ids[place], score)
+                for place, score in zip(place_of[start:stop].tolist(), scores[start:stop].tolist(), strict=True)
+            ],
+        )
 
 
 def fuse_runs(

@@ -44,6 +44,8 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         for system, evaluation in record["systems"].items():
             for metric, value in evaluation["metrics"].items():
+                if value is None or not evaluation["judged_queries"]:
+                    continue  # nothing to score against (no relevant judgement): no cell, no bold, no average
                 entries.append(
                     Entry(
                         record["dataset"],

@@ -22,6 +22,7 @@ from typing import Any
 
 from beirflow.beir import QRELS_HEADER_IDS, BeirFiles
 from beirflow.errors import ConfigError
+from beirflow.fusion_methods import parameter_problem
 from beirflow.records import MODEL_KEYS
 from beirflow.registry import BEIR_ZERO_SHOT, CQADUPSTACK, beir_archives, beir_datasets, expand_beir_name
 from beirflow.settings import OPERATIONAL_KEYS
@@ -245,9 +246,9 @@ def check_fusion(fusion: dict[str, dict[str, Any]], systems: dict[str, str]) -> 
         for run in runs:
             if run not in systems:
                 raise ConfigError(f"{key}.runs: '{run}' is not a configured system (known: {', '.join(sorted(systems))})")
-        weights = (entry.get("params") or {}).get("weights")
-        if weights is not None and len(weights) != len(runs):
-            raise ConfigError(f"{key}.params.weights: {len(weights)} weights for {len(runs)} runs")
+        problem = parameter_problem(entry.get("method", "rrf"), dict(entry.get("params") or {}), len(runs))
+        if problem:
+            raise ConfigError(f"{key}.{problem}")
 
 
 def check_cycles(rerankers: dict[str, dict[str, Any]], fusion: dict[str, dict[str, Any]]) -> None:
@@ -341,16 +342,23 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def check_model_locations(families: dict[str, dict[str, Any]], import_packages: bool = True) -> None:
-    """Every model (and adapter) of the given families that is a folder or a package is where the config says."""
-    from beirflow.models import location_problem
+    """Every model (and adapter) of the given families that is a folder or a package is where the config says,
+    and names no revision: only a Hugging Face model has one (a folder or a package is what it is on disk)."""
+    from beirflow.models import is_hub_name, location_problem
 
     for family, systems in families.items():
         for name, entry in systems.items():
-            for model_key, _, marker in MODEL_KEYS:
+            for model_key, revision_key, marker in MODEL_KEYS:
                 model = entry.get(model_key)
                 problem = model and location_problem(model, marker, import_packages)
                 if problem:
                     raise ConfigError(f"{family}.{name}.{model_key}: model '{model}': {problem}")
+                if model and entry.get(revision_key) and not is_hub_name(model):
+                    raise ConfigError(
+                        f"{family}.{name}.{revision_key}: model '{model}' is a "
+                        f"{'package' if model.startswith('package:') else 'folder'}, which has no revision: "
+                        "only a Hugging Face model is fetched at one; remove the key"
+                    )
 
 
 def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
@@ -367,6 +375,10 @@ def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
                     f"datasets.{plan.name}.path: {path} not found, and datasets.{plan.name}.{what} is not declared, so the shards cannot be planned: "
                     f"prepare the folder (see the README, 'Datasets you prepare yourself') or declare '{what}'"
                 )
+        if plan.queries is None and plan.files.qrels.is_file() and plan.query_count() == 0:
+            raise ConfigError(
+                f"datasets.{plan.name}.split: {plan.files.qrels} holds no judgement, so split '{plan.split}' has no query to evaluate"
+            )
 
 
 # ---- the plan, built once --------------------------------------------------------------

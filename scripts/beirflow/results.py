@@ -57,6 +57,7 @@ class Results:
     means: dict[tuple[str, str, str], float] = field(default_factory=dict)
     per_query: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     runs: set[tuple[str, str]] = field(default_factory=set)  # (dataset, system) pairs evaluated
+    unscored: dict[str, str] = field(default_factory=dict)  # dataset -> why nothing was scored on it
 
     def has(self, dataset: str, system: str) -> bool:
         return (dataset, system) in self.runs
@@ -90,6 +91,9 @@ def load_results(records: Iterable[dict[str, Any]], beir_names: dict[str, str | 
         dataset = record["dataset"]
         _add_dataset(results, dataset)
         for system, evaluation in record["systems"].items():
+            if evaluation.get("note"):  # no relevant judgement: nothing was scored
+                results.unscored[dataset] = evaluation["note"]
+                continue
             results.runs.add((dataset, system))
             for metric, value in evaluation["metrics"].items():
                 results.means[(dataset, system, metric)] = float(value)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beirflow.trec import read_run
+from beirflow.trec import ordered_hits, read_run
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class RunTable:
     doc_ids: list[str]  # distinct
     doc_rows: np.ndarray  # per hit, its document's place in doc_ids
     scores: np.ndarray  # per hit, float64
+    ranks: np.ndarray  # per hit, its rank as written (int64)
 
     @classmethod
     def from_dict(cls, run: Mapping[str, Mapping[str, float]]) -> RunTable:
@@ -32,13 +33,21 @@ class RunTable:
         query_rows = [position for position, hits in enumerate(run.values()) for _ in hits]
         doc_rows = [doc_number.setdefault(doc_id, len(doc_number)) for hits in run.values() for doc_id in hits]
         scores = [score for hits in run.values() for score in hits.values()]
+        ranks = [rank for hits in run.values() for rank in _ranks_in_run_order(hits)]
         return cls(
             list(run),
             np.array(query_rows, dtype=np.int64),
             list(doc_number),
             np.array(doc_rows, dtype=np.int64),
             np.array(scores, dtype=np.float64),
+            np.array(ranks, dtype=np.int64),
         )
+
+
+def _ranks_in_run_order(hits: Mapping[str, float]) -> list[int]:
+    """Each hit's rank were the hits written as beirflow writes runs (:func:`beirflow.trec.run_order`)."""
+    ranks = {doc_id: rank for rank, (doc_id, _) in enumerate(ordered_hits(hits.items()), start=1)}
+    return [ranks[doc_id] for doc_id in hits]
 
 
 def read_run_table(path: Path) -> RunTable:
@@ -58,8 +67,8 @@ def read_run_table(path: Path) -> RunTable:
             read_options=csv.ReadOptions(column_names=names),
             parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
             convert_options=csv.ConvertOptions(
-                include_columns=["query", "doc", "score"],
-                column_types={"query": pa.string(), "doc": pa.string(), "score": pa.float64()},
+                include_columns=["query", "doc", "rank", "score"],
+                column_types={"query": pa.string(), "doc": pa.string(), "rank": pa.int64(), "score": pa.float64()},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
                 null_values=[],
@@ -72,9 +81,10 @@ def read_run_table(path: Path) -> RunTable:
     query_rows = queries.indices.to_numpy().astype(np.int64)
     doc_rows = docs.indices.to_numpy().astype(np.int64)
     scores = table.column("score").to_numpy()
+    ranks = table.column("rank").to_numpy().astype(np.int64)
     if len(query_rows) and (np.isnan(scores).any() or _has_repeated_hits(query_rows, doc_rows, len(docs.dictionary))):
         return RunTable.from_dict(read_run(path))  # names the repeated hit's line
-    return RunTable(queries.dictionary.to_pylist(), query_rows, docs.dictionary.to_pylist(), doc_rows, scores)
+    return RunTable(queries.dictionary.to_pylist(), query_rows, docs.dictionary.to_pylist(), doc_rows, scores, ranks)
 
 
 def _has_repeated_hits(query_rows: np.ndarray, doc_rows: np.ndarray, documents: int) -> bool:

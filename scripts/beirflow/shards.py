@@ -16,6 +16,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_path
 from beirflow.beir import iter_jsonl
 from beirflow.errors import ConfigError, DataError
+from beirflow.integrity import Writer, verify_member
 
 MANIFEST = "manifest.json"
 MAX_SHARDS = 10_000  # shard ids are four digits
@@ -45,14 +46,18 @@ def _normalised_lines(path: Path) -> Iterator[str]:
         yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def write_shards(source: Path, output_dir: Path, per_shard: int, expected_shards: int | None = None) -> int:
+def write_shards(
+    source: Path, output_dir: Path, per_shard: int, expected_shards: int | None = None, writer: Writer | None = None
+) -> int:
     """Split ``source`` (JSONL) into ``output_dir/NNNN.jsonl``; returns the number of shards.
 
     ``expected_shards`` is what the DAG was planned with; a different count means the data
     is not what the plan assumed, and downstream jobs would miss shards.
     """
     shard_count(0, per_shard)  # a shard size below 1 stops here
-    with atomic_path(output_dir) as temporary:
+    members: dict[str, dict[str, int]] = {}
+    writer = writer or Writer("shard_jsonl", source.parent.name, shard=output_dir.name)
+    with atomic_path(output_dir, check=lambda _: {"records": records, "members": members}, writer=writer) as temporary:
         temporary.mkdir(parents=True)
         records, lines = 0, _normalised_lines(source)
         # Line by line, never a whole shard in memory (a shard of 100,000 SciFact-like documents held 657 MB).
@@ -64,9 +69,11 @@ def write_shards(source: Path, output_dir: Path, per_shard: int, expected_shards
                     handle.write(line)
                     written += 1
             records += written
+            members[path.name] = {"records": written}
             if written < per_shard:
                 if written == 0 and index > 0:
                     path.unlink()  # the records filled the shards before it exactly
+                    del members[path.name]
                 break
         count = shard_count(records, per_shard)
         if expected_shards is not None and count != expected_shards:
@@ -81,6 +88,12 @@ def write_shards(source: Path, output_dir: Path, per_shard: int, expected_shards
 
 def shard_path(shard_dir: Path, shard: str) -> Path:
     return shard_dir / f"{shard}.jsonl"
+
+
+def verified_shard(shard_file: Path) -> int:
+    """Check one shard file and its folder's manifest against the folder's record before it is read;
+    returns the records it holds."""
+    return int(verify_member(shard_file.parent, shard_file.name)["records"])
 
 
 def join_shards(shard_dir: Path) -> Iterator[dict]:

@@ -59,6 +59,11 @@ os.environ["HF_HUB_CACHE"] = model_cache(config.get("model_cache", ""))
 # here, in the working directory, so only the first evaluate job ever pays it, also where the
 # installed packages are read-only (a shared cluster venv or conda env).
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resolve()))
+# Large inputs that many jobs read whole (a document store, a Lucene index, model weights) are hashed
+# once per node and file version; the checks that passed are remembered here (beirflow/integrity.py).
+os.environ.setdefault(
+    "BEIRFLOW_VERIFIED_DIR", str(Path("resources/verified").resolve())
+)
 # Jobs that share cores (torch's OpenMP threads beside another job's, or beside numba's and the JVM's)
 # would otherwise spin while they wait: two 2-thread encoding jobs on 2 cores took 70 s each with
 # OpenMP's default policy and 36 s with PASSIVE; alone, the same job takes 22 s either way.
@@ -72,6 +77,7 @@ envvars:
     "BEIRFLOW_SCRIPTS",
     "BEIRFLOW_PYTHON",
     "NUMBA_CACHE_DIR",
+    "BEIRFLOW_VERIFIED_DIR",
     "OMP_WAIT_POLICY",
     "GLIBC_TUNABLES",
     "HF_HUB_OFFLINE",

@@ -30,7 +30,7 @@ rule encode_documents:
     params:
         encoder=encoder_params,
     shell:
-        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind documents'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder} --kind documents'
         ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {resources.config_key}'
         " --batch-size {resources.batch_size} --threads {threads} --model-records {input.models:q} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
@@ -62,7 +62,7 @@ rule encode_queries:
     params:
         encoder=encoder_params,
     shell:
-        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --kind queries'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder} --kind queries'
         " --input {input.queries:q} --params {params.encoder:q} --key {resources.config_key}"
         " --batch-size {resources.batch_size} --threads {threads} --model-records {input.models:q} --vectors {output.vectors:q} --ids {output.ids:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"

@@ -34,7 +34,7 @@ rule rerank_candidates:
     resources:
         mem_mb=grown_with_attempt(CANDIDATES_MB),
     shell:
-        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --run {input.run:q}'
+        '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/write_candidates.py" --dataset {wildcards.dataset} --first-stage {wildcards.first_stage} --run {input.run:q}'
         " --query-shards {input.queries:q} --depth {wildcards.depth} --output-dir {output:q} > {log:q} 2>&1"
 
 
