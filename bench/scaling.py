@@ -236,7 +236,7 @@ def run_size(
     encoded = work / "embeddings-tiny"
     stage("encode one shard (tiny encoder)", script("encode_texts", "--input", work / "shards" / "corpus" / "0000.jsonl", "--kind",
           "documents", "--params", json.dumps(identity), "--key", "dense.tiny", "--threads", "2", "--vectors", encoded / "0000.npy",
-          "--ids", encoded / "0000.ids", "--stats", encoded / "0000.json", "--dataset", "synthetic"), [encoded],
+          "--ids", encoded / "0000.ids", "--stats", encoded / "0000.json", "--dataset", "synthetic", "--encoder", "tiny"), [encoded],
           note=f"{min(DOCUMENTS_PER_SHARD, documents):,} documents")  # fmt: skip
     if only and (work / "embeddings-384" / "queries.npy").is_file():
         shards = sorted(path.stem for path in (work / "shards" / "corpus").glob("*.jsonl"))

@@ -1,19 +1,21 @@
 """Gather every metrics file into the leaderboard: long CSV, Markdown table and HTML page (rule leaderboard)."""
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.cost import read_costs
-from beirflow.leaderboard import build_table, load_entries, to_csv, to_html, to_markdown
+from beirflow.leaderboard import build_table, load_entries, load_unscored, to_csv, to_html, to_markdown
 
 
 def build(args: argparse.Namespace) -> None:
     entries = load_entries(args.metrics_files)
     labels = dict(label.split("=", 1) for label in args.label)
     table = build_table(entries, args.primary, labels, json.loads(args.datasets), args.cqadupstack)
+    table = dataclasses.replace(table, unscored=load_unscored(args.metrics_files))
     costs = read_costs(args.cost) if args.cost else None
     for path, text in (
         (args.csv, to_csv(entries)),

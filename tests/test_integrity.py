@@ -205,7 +205,10 @@ def test_qrels_with_no_relevant_judgement_are_reported_and_never_scored(make_wor
     metrics = json.loads(workflow.path(paths.metrics("zeroed")).read_text())["systems"]["bm25-flat"]
     assert metrics["note"] == "no relevant judgement in the qrels" and set(metrics["metrics"].values()) == {None}
     assert "zeroed" not in workflow.path(LEADERBOARD).read_text()
-    assert "0.0000" not in workflow.path(paths.leaderboard("md")).read_text()
+    markdown = workflow.path(paths.leaderboard("md")).read_text()
+    assert "0.0000" not in markdown and "Not scored: zeroed (no relevant judgement in the qrels)." in markdown
+    report = workflow.path(paths.report("report.md")).read_text()
+    assert "0.0000" not in report and "Not scored: zeroed (no relevant judgement in the qrels)." in report
     assert "no judgement in" in workflow.path("logs/evaluate/zeroed.log").read_text()
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from beirflow import paths
 from beirflow.digest import file_digest
-from beirflow.records import read_record, record_path
+from beirflow.records import files_to_fetch, read_record, record_path
 from conftest import REPO, Workflow, sample_config
 from local_hub import LocalHub
 
@@ -27,9 +27,22 @@ pytestmark = pytest.mark.workflow
 def hub(tiny_cross_encoder: Path, minilm: Path, tmp_path: Path) -> Iterator[LocalHub]:
     with LocalHub() as served:
         served.add("org/tiny-ce", tiny_cross_encoder)
-        served.add("org/minilm", shutil.copytree(minilm, tmp_path / "minilm-repo"))
+        served.add("org/minilm", _with_exports(shutil.copytree(minilm, tmp_path / "minilm-repo")))
         served.add("org/gated", tiny_cross_encoder, gated=True)
         yield served
+
+
+NOT_LOADED = ("pytorch_model.bin", "onnx/model.onnx", "onnx/config.json", "openvino/openvino_model.bin", "flax_model.msgpack",
+              "tf_model.h5", "training_args.bin", "README.md")  # fmt: skip
+
+
+def _with_exports(folder: Path) -> Path:
+    """MiniLM's repository as the hub holds it: its weights also as .bin, ONNX, OpenVINO, Flax and TensorFlow."""
+    for name in NOT_LOADED:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"never loaded " + name.encode() * 100)
+    return folder
 
 
 class HubWorkflow(Workflow):
@@ -90,13 +103,18 @@ def test_each_model_is_fetched_once_and_the_gpu_jobs_run_with_the_hub_gone(hub: 
     assert workflow.planned_jobs("--until", "fetch_model")["fetch_model"] == 2
     workflow.run("--until", "fetch_model")
     for repo_id in ("org/tiny-ce", "org/minilm"):
-        files = len(hub.repositories[repo_id].files())
+        repository = hub.repositories[repo_id]
+        loaded = files_to_fetch(path.relative_to(repository.folder).as_posix() for path in repository.files())
         gets = {
-            path: count
+            path.split("/resolve/", 1)[1].split("/", 1)[1]: count
             for (method, path), count in hub.requests.items()
             if method == "GET" and path.startswith(f"/{repo_id}/resolve/")
         }
-        assert len(gets) == files and set(gets.values()) == {1}, gets  # every file, once
+        assert sorted(gets) == loaded and set(gets.values()) == {1}, gets  # what loading reads, once
+        record = read_record(workflow.path(record_path(repo_id, repository.commit)))
+        assert [entry.path for entry in record.files] == loaded
+    assert "model.safetensors" in loaded and "1_Pooling/config.json" in loaded and "tokenizer.json" in loaded
+    assert not set(NOT_LOADED) & set(gets) and not any(Path(record.folder, name).exists() for name in NOT_LOADED)
     hub.stop()  # the rerank shards and encoding jobs, two of each, never ask a hub
     rerank_provenance, dense_provenance = (
         paths.provenance("rerank", "scifact-sample", "ce"),
@@ -200,3 +218,30 @@ def test_two_workflows_sharing_one_cache_fetch_once(hub: LocalHub, tmp_path: Pat
     assert [process.returncode for process in processes] == [0, 0], [error[-2000:] for error in errors]
     gets = [count for (method, path), count in hub.requests.items() if method == "GET" and "/resolve/" in path]
     assert gets and set(gets) == {1}, hub.requests
+
+
+@pytest.mark.parametrize(
+    ("repository", "fetched"),
+    [
+        (  # a sentence-transformers repository: safetensors at the top, only .bin in its Dense module
+            ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "onnx/model.onnx",
+             "onnx/config.json", "2_Dense/config.json", "2_Dense/pytorch_model.bin", "modules.json", "tokenizer.json",
+             "spiece.model", "README.md", ".gitattributes"],
+            ["2_Dense/config.json", "2_Dense/pytorch_model.bin", "config.json", "model.safetensors", "modules.json",
+             "spiece.model", "tokenizer.json"],
+        ),
+        (  # an older checkpoint in .bin shards only, with its training state
+            ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+             "pytorch_model.bin.index.json", "training_args.bin", "optimizer.pt", "tokenizer_config.json"],
+            ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+             "pytorch_model.bin.index.json", "tokenizer_config.json"],
+        ),
+        (  # a PEFT adapter
+            ["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"],
+            ["adapter_config.json", "adapter_model.safetensors"],
+        ),
+    ],
+    ids=["sentence-transformers", "bin-shards", "adapter"],
+)  # fmt: skip
+def test_a_fetch_takes_what_loading_reads_and_one_weight_format(repository: list[str], fetched: list[str]) -> None:
+    assert files_to_fetch(repository) == fetched

@@ -18,7 +18,7 @@ from pathlib import Path
 from beirflow.digest import file_digest
 from beirflow.integrity import verify_file_once
 from beirflow.models import PACKAGE_PREFIX, RECORDED, ModelError, ResolvedModel, is_hub_name, resolve_model
-from beirflow.records import FileRecord, ModelRecord, read_record
+from beirflow.records import FileRecord, ModelRecord, files_to_fetch, read_record
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +39,45 @@ def check_model_files(record: ModelRecord, record_file: Path) -> None:
         verify_file_once(Path(record.folder) / entry.path, entry.size, entry.sha256, f"model '{record.name}'", restore)
 
 
-def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None) -> list[FileRecord]:
-    """Every file under ``folder`` (links followed, as a snapshot's are) with its size and sha256."""
+def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None, only: Iterable[str] | None = None) -> list[FileRecord]:
+    """Every file under ``folder`` (links followed, as a snapshot's are), or the ``only`` ones, with its size
+    and sha256."""
+    wanted = None if only is None else set(only)
     records = []
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or path.name.startswith(".") or "__pycache__" in path.parts:
             continue
         relative = path.relative_to(folder).as_posix()
+        if wanted is not None and relative not in wanted:
+            continue
         records.append(FileRecord(relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative)))
     return records
 
 
-def _hub_lfs_sha256(name: str, commit: str) -> dict[str, str]:
-    """The hub's sha256 of each of the repository's LFS files at ``commit``."""
+def hub_files(name: str, revision: str | None) -> dict[str, tuple[int, str | None]]:
+    """The repository's files at ``revision``: path -> (size, the hub's LFS sha256 where it has one)."""
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
     return {
-        entry.path: entry.lfs.sha256
-        for entry in HfApi().list_repo_tree(name, revision=commit, recursive=True)
-        if isinstance(entry, RepoFile) and entry.lfs is not None
+        entry.path: (entry.size, entry.lfs.sha256 if entry.lfs is not None else None)
+        for entry in HfApi().list_repo_tree(name, revision=revision, recursive=True)
+        if isinstance(entry, RepoFile)
     }
+
+
+def download_loaded_files(name: str, revision: str | None) -> tuple[Path, list[str] | None, dict[str, str]]:
+    """Fetch what loading reads (:func:`beirflow.records.files_to_fetch`) into the model cache: the snapshot's
+    folder, the files fetched and the hub's LFS sha256s. With the hub switched off (a cache filled by hand)
+    the snapshot is taken as it is: (folder, None, {})."""
+    from huggingface_hub import constants, snapshot_download
+
+    if constants.HF_HUB_OFFLINE:
+        return Path(snapshot_download(repo_id=name, revision=revision)), None, {}
+    listed = hub_files(name, revision)
+    wanted = files_to_fetch(listed)
+    folder = Path(snapshot_download(repo_id=name, revision=revision, allow_patterns=wanted))
+    return folder, wanted, {path: sha256 for path, (_, sha256) in listed.items() if sha256 and path in wanted}
 
 
 def fetch_model(name: str, revision: str | None, key: str, marker: str = "config.json") -> ModelRecord:
@@ -69,18 +87,15 @@ def fetch_model(name: str, revision: str | None, key: str, marker: str = "config
         source = "package" if name.startswith(PACKAGE_PREFIX) else "folder"
         return ModelRecord(name, revision, resolved.revision, source, str(resolved.folder), describe_files(resolved.folder))
     try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(repo_id=name, revision=revision))
+        folder, wanted, hub_sha256 = download_loaded_files(name, revision)
         commit = folder.name  # snapshots/<commit>
-        hub_sha256 = _hub_lfs_sha256(name, commit)
     except Exception as error:  # RepositoryNotFound, RevisionNotFound, GatedRepo (401), network: all "cannot be fetched"
         raise ModelError(
             f"config key {key}: model '{name}' at revision {revision} cannot be fetched: {type(error).__name__}: {_first_line(error)}"
         ) from None
     if not (folder / marker).is_file():
         raise ModelError(f"config key {key}: model '{name}' at revision {revision} has no {marker}")
-    files = describe_files(folder, hub_sha256)
+    files = describe_files(folder, hub_sha256, wanted)
     corrupt = [entry.path for entry in files if entry.hub_sha256 is not None and entry.hub_sha256 != entry.sha256]
     if corrupt:
         raise ModelError(
@@ -114,20 +129,16 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def hub_sizes(models: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str | None], int | None]:
-    """Bytes each hub model's snapshot holds, from the hub's file list; None where it cannot be asked."""
+    """Bytes each hub model's fetch downloads (the files loading reads, :func:`beirflow.records.files_to_fetch`),
+    from the hub's file list; None where it cannot be asked."""
     sizes: dict[tuple[str, str | None], int | None] = {}
     models = list(models)
     if not models or not hub_reachable():
         return dict.fromkeys(models)
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
-
-    api = HfApi()
     for name, revision in models:
         try:
-            sizes[(name, revision)] = sum(
-                entry.size for entry in api.list_repo_tree(name, revision=revision, recursive=True) if isinstance(entry, RepoFile)
-            )
+            listed = hub_files(name, revision)
+            sizes[(name, revision)] = sum(listed[path][0] for path in files_to_fetch(listed))
         except Exception:  # unreachable, unknown, gated: not known, never guessed
             sizes[(name, revision)] = None
     return sizes

@@ -59,6 +59,17 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
     return entries
 
 
+def load_unscored(paths: Iterable[Path]) -> dict[str, str]:
+    """Datasets whose evaluation scored nothing, with the reason its metrics file gives."""
+    unscored = {}
+    for path in paths:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        notes = {evaluation.get("note") for evaluation in record["systems"].values()} - {None}
+        if notes:
+            unscored[record["dataset"]] = "; ".join(sorted(notes))
+    return unscored
+
+
 def with_group_averages(entries: Sequence[Entry]) -> list[Entry]:
     """Add one ``cqadupstack`` entry per system and metric where all 12 forums are present."""
     forums: dict[tuple[str, str], list[Entry]] = {}
@@ -100,6 +111,14 @@ class Table:
     averages: dict[str, float | None]
     labels: dict[str, str] = field(default_factory=dict)  # system -> how a column is headed
     averaged: tuple[str, ...] = ()  # the rows the BEIR average takes
+    unscored: dict[str, str] = field(default_factory=dict)  # dataset -> why nothing on it was scored
+
+    @property
+    def unscored_note(self) -> str:
+        """Datasets left out of the table, and why (qrels with no relevant judgement)."""
+        if not self.unscored:
+            return ""
+        return "Not scored: " + "; ".join(f"{dataset} ({why})" for dataset, why in self.unscored.items()) + "."
 
     @property
     def average_label(self) -> str:
@@ -160,7 +179,12 @@ def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], lis
         for dataset in datasets
     ]
     sources = sorted({cost.source for cost in costs})
-    note = f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources) or 'no jobs'}); all GPU jobs together: {total:.3f} GPU-hours."
+    if not any(cost.gpus for cost in costs):
+        note = "No GPU jobs ran: every model job ran on CPUs (their time is in the cost table's CSV)."
+    else:
+        note = (
+            f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources)}); all GPU jobs together: {total:.3f} GPU-hours."
+        )
     return ["dataset", *(table.label(system) for system in systems)], rows, note
 
 
@@ -175,6 +199,8 @@ def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
     for dataset in table.datasets:
         lines.append("| " + " | ".join([dataset, *score_cells(table.row(dataset), ("**", "**"))]) + " |")
     lines.append("| " + " | ".join([table.average_label, *score_cells(table.average_row, ("**", "**"))]) + " |")
+    if table.unscored:
+        lines += ["", table.unscored_note]
     if costs is not None:
         header, rows, note = cost_section(costs, table)
         lines += ["", note, "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -264,6 +290,7 @@ tfoot th, tfoot td {{ border-top: 2px solid #444; }}
 </tbody>
 <tfoot><tr><th scope="row">{html.escape(table.average_label)}</th>{average_cells}</tr></tfoot>
 </table>
+{f'<p id="unscored">{html.escape(table.unscored_note)}</p>' if table.unscored else ""}
 {_svg_chart(table)}
 {_cost_html(costs, table)}
 </body></html>

@@ -127,9 +127,9 @@ def resolve_model(name: str, revision: str | None, key: str, marker: str = "conf
         elif Path(name).expanduser().is_dir():
             resolved = ResolvedModel(name, Path(name).expanduser().resolve(), revision)
         else:
-            from huggingface_hub import snapshot_download
+            from beirflow.fetch import download_loaded_files
 
-            folder = Path(snapshot_download(repo_id=name, revision=revision))
+            folder = download_loaded_files(name, revision)[0]
             resolved = ResolvedModel(name, folder, folder.name)  # snapshots/<commit>
     except Exception as error:  # ImportError, hub errors, offline misses: all mean "not loadable"
         hint = (

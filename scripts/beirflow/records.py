@@ -21,6 +21,41 @@ from beirflow.paths import model_record
 
 PACKAGE_PREFIX = "package:"
 
+# What loading a model reads: transformers and sentence-transformers take their weights from safetensors,
+# else from PyTorch's .bin; nothing reads the other frameworks' exports, the training state or the docs.
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+NOT_LOADED_FOLDERS = ("onnx", "openvino", "coreml", "tflite", "tf", "flax", "runs", "checkpoints")
+NOT_LOADED_SUFFIXES = (".h5", ".msgpack", ".ot", ".onnx", ".onnx_data", ".tflite", ".mlmodel", ".pb", ".gguf", ".pt",
+                       ".pth", ".ckpt", ".md", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".pdf")  # fmt: skip
+NOT_LOADED_NAMES = (".gitattributes", ".gitignore", "training_args.bin")
+
+
+def _weight_format(path: str) -> str | None:
+    """'.safetensors' or '.bin' for a weight file or its shards' index, else None."""
+    name = path.rsplit("/", 1)[-1].removesuffix(".index.json")
+    return next((suffix for suffix in WEIGHT_SUFFIXES if name.endswith(suffix)), None)
+
+
+def files_to_fetch(paths: Iterable[str]) -> list[str]:
+    """Of a model repository's files, those loading reads: config, tokenizer and module files, and one
+    weight format per folder (safetensors where the folder has it, else .bin; a sentence-transformers
+    Dense module has its own folder). Never ONNX, OpenVINO, TensorFlow or Flax exports, training state or
+    docs: on the paper's grid those are several times what loading needs, on disk and on the quota."""
+    kept = [
+        path
+        for path in paths
+        if path.split("/", 1)[0] not in NOT_LOADED_FOLDERS
+        and not path.endswith(NOT_LOADED_SUFFIXES)
+        and path.rsplit("/", 1)[-1] not in NOT_LOADED_NAMES
+    ]
+    formats: dict[str, set[str]] = {}
+    for path in kept:
+        weight_format = _weight_format(path)
+        if weight_format:
+            formats.setdefault(path.rpartition("/")[0], set()).add(weight_format)
+    chosen = {folder: ".safetensors" if ".safetensors" in found else ".bin" for folder, found in formats.items()}
+    return sorted(path for path in kept if _weight_format(path) in (None, chosen.get(path.rpartition("/")[0])))
+
 
 class RecordError(BeirflowError):
     """A fetch record that cannot be read."""

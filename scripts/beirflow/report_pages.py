@@ -177,6 +177,12 @@ def _status_summary(report: Report) -> str:
             f"{report.unmatched_published} more concern systems this config does not run.")  # fmt: skip
 
 
+def unscored_note(report: Report) -> str:
+    """Datasets whose qrels hold no relevant judgement: nothing on them is scored, bolded or averaged."""
+    unscored = report.results.unscored
+    return ("Not scored: " + "; ".join(f"{dataset} ({why})" for dataset, why in unscored.items()) + ".") if unscored else ""
+
+
 def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
     settings = report.settings
     lines = [
@@ -197,6 +203,8 @@ def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
         "",
     ]
     lines += _md_table(header, body)
+    if report.results.unscored:
+        lines += ["", unscored_note(report)]
     if cqadupstack_note(report):
         lines += ["", cqadupstack_note(report)]
     lines += ["", "## Published against reproduced", "", _status_summary(report), ""]
@@ -275,6 +283,7 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 {_html_table("leaderboard", header, body, is_average)}
 <p id="beir-average-over">{html.escape(average_label(report, listed=False))} over: {html.escape(averaged_rows(report))}.</p>
 <p id="cqadupstack">{html.escape(cqadupstack_note(report))}</p>
+<p id="unscored">{html.escape(unscored_note(report))}</p>
 <h2>Plots</h2>
 {figures}
 <h2>Published against reproduced</h2>
