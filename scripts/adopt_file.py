@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from beirflow.cli import run_stage
+from beirflow.digest import CONTENT_DIGEST
 from beirflow.integrity import adopt
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     def adopt_all() -> None:
         for path in args.files:
             record = adopt(path)
-            logging.info("%s: adopted as written by hand (%s bytes, sha256 %s)", path, record["size"], record["sha256"][:12])
+            logging.info("%s: adopted as written by hand (%s bytes, content digest %s)", path, record["size"], record[CONTENT_DIGEST][:12])
 
     run_stage("adopt_file", " ".join(map(str, args.files)), adopt_all)
 

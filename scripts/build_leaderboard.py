@@ -8,7 +8,7 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.cost import read_costs
-from beirflow.leaderboard import build_table, load_entries, load_unscored, to_csv, to_html, to_markdown
+from beirflow.leaderboard import build_table, load_entries, load_unscored, to_csv, to_html, to_markdown, write_per_query
 
 
 def build(args: argparse.Namespace) -> None:
@@ -24,6 +24,8 @@ def build(args: argparse.Namespace) -> None:
     ):
         with atomic_write(path) as handle:
             handle.write(text)
+    if args.per_query:
+        write_per_query(args.metrics_files, args.per_query)
 
 
 def main() -> None:
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--html", required=True, type=Path)
+    parser.add_argument("--per-query", type=Path, help="per_query.parquet: every per-query value of the grid")
     args = parser.parse_args()
     run_stage("leaderboard", "all datasets and systems", lambda: build(args))
 

@@ -68,7 +68,7 @@ def test_a_record_names_its_writer_and_every_difference(tmp_path: Path) -> None:
     path.write_text("q1 Q0 d1 1 2.5 x\nq1 Q0 d2 2 1.4 x\n")  # same size, one byte changed
     with pytest.raises(
         IntegrityError,
-        match=rf"^{path}: not what rule bm25_search \(dataset=scifact, system=bm25-flat\) wrote: sha256 .*rebuild it with: snakemake --forcerun {path}$",
+        match=rf"^{path}: not what rule bm25_search \(dataset=scifact, system=bm25-flat\) wrote: content digest .*rebuild it with: snakemake --forcerun {path}$",
     ):
         verify(path)
     path.write_text("")
@@ -87,7 +87,7 @@ def test_a_hash_is_remembered_per_node_only_for_the_same_file_version(tmp_path: 
     verify(path, once_per_node=True)
     assert len(list((tmp_path / "verified").rglob("*"))) == 2  # the host's folder and one marker
     path.write_bytes(b"y" * 1000)  # same size, a new version (its mtime and ctime change)
-    with pytest.raises(IntegrityError, match="sha256"):
+    with pytest.raises(IntegrityError, match="content digest"):
         verify(path, once_per_node=True)
 
 
@@ -235,7 +235,7 @@ def test_nan_embeddings_of_the_same_size_stop_the_search_and_forcing_the_shard_r
     np.save(shard, np.full_like(vectors, np.nan))
     assert shard.stat().st_size == size
     output = run_failing(forked)
-    assert_stops_naming(forked, shard, "sha256", output)
+    assert_stops_naming(forked, shard, "content digest", output)
     assert not forked.path(f"{RESULTS}/dense/minilm/run.trec").exists()
     recovers(forked, dense, shard)
 

@@ -20,6 +20,24 @@ from conftest import REPO, SAMPLE, Workflow, final_of, sample_config, temporarie
 pytestmark = pytest.mark.workflow
 
 
+def test_the_per_query_table_holds_every_value_of_the_metrics_files(done: Workflow) -> None:
+    import pandas as pd
+
+    table = pd.read_parquet(done.path(paths.per_query()))
+    assert list(table.columns) == ["dataset", "system", "query", "metric", "value"]
+    evaluated = json.loads(done.path(paths.metrics("scifact-sample")).read_text())["systems"]
+    expected = {
+        ("scifact-sample", system, query, metric): value
+        for system, evaluation in evaluated.items()
+        for metric, values in evaluation["per_query"].items()
+        for query, value in values.items()
+    }
+    found = {(row.dataset, row.system, row.query, row.metric): row.value for row in table.itertuples(index=False)}
+    assert found == expected and len(table) == 5 * 4 * 50  # 5 systems, 4 metrics, 50 queries
+    means = table.groupby(["system", "metric"])["value"].mean()
+    assert means[("minilm", "ndcg@10")] == pytest.approx(evaluated["minilm"]["metrics"]["ndcg@10"], abs=1e-12)
+
+
 def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> None:
     board = done.path(paths.LEADERBOARD)
     markdown = (board / "leaderboard.md").read_text()

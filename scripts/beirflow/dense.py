@@ -120,13 +120,18 @@ def write_embeddings(
         np.save(handle, np.ascontiguousarray(vectors, dtype=np.float16))
 
 
+def read_array(path: Path) -> np.ndarray:
+    """A ``.npy`` memory-mapped; one that is not a complete array file names itself."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, EOFError, OSError) as error:
+        raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
+
+
 def check_embeddings(path: Path, rows: int, dimension: int) -> dict[str, int]:
     """A float16 ``.npy`` of ``rows`` x ``dimension``, all of its bytes on disk, every value finite (a model
     that overflows float16 gives infinities, and FAISS would silently drop their documents)."""
-    try:
-        vectors = np.load(path, mmap_mode="r")
-    except (ValueError, EOFError, OSError) as error:
-        raise DataError(path, f"not a complete NumPy array file: {type(error).__name__}: {error}") from None
+    vectors = read_array(path)
     if vectors.dtype != np.float16 or vectors.shape != (rows, dimension):
         raise DataError(path, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected float16 ({rows}, {dimension})")
     check_finite(vectors, path)

@@ -1,7 +1,8 @@
 """Records of what a job wrote, and the check every job that reads it makes first.
 
 A cached file is trusted only while it is what its producer wrote. Each published output has a record
-beside it, ``<name>.record.json``: its size and sha256 (a folder's: every file's), the counts its
+beside it, ``<name>.record.json``: its size and content digest (xxh3-128, :mod:`beirflow.digest`; a
+folder's: every file's), the counts its
 output check read back from it (queries, hits, rows, dimension, ...) and its writer (rule, dataset,
 system, shard). A job compares each input with its record, and with what the plan says the input must
 hold, before it reads it. A difference stops the job with the file, what differs and the command that
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from beirflow.digest import file_digest
+from beirflow.digest import CONTENT_DIGEST, content_digest, file_digest
 from beirflow.errors import DataError, rebuild_hint
 
 RECORD_SUFFIX = ".record.json"
@@ -99,7 +100,7 @@ def _files(path: Path) -> Iterator[tuple[str, Path]]:
 @_timed
 def describe(path: Path, writer: Writer, counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The record of ``path`` (a file or a folder) as it is now."""
-    files = {name: {"size": member.stat().st_size, "sha256": file_digest(member)} for name, member in _files(path)}
+    files = {name: {"size": member.stat().st_size, CONTENT_DIGEST: content_digest(member)} for name, member in _files(path)}
     record: dict[str, Any] = {"writer": asdict(writer), "kind": "folder" if path.is_dir() else "file"}
     if path.is_dir():
         record["files"] = files
@@ -145,13 +146,14 @@ def _check_file(
     size = path.stat().st_size
     if size != expected["size"]:
         raise _differs(shown, record, f"{_name(path, shown)}{size:,} bytes, recorded {expected['size']:,}")
-    if not digest or (once_per_node and _verified_before(path, expected["sha256"])):
+    recorded = expected[CONTENT_DIGEST]
+    if not digest or (once_per_node and _verified_before(path, recorded)):
         return
-    actual = file_digest(path)
-    if actual != expected["sha256"]:
-        raise _differs(shown, record, f"{_name(path, shown)}sha256 {actual[:12]}..., recorded {expected['sha256'][:12]}...")
+    actual = content_digest(path)
+    if actual != recorded:
+        raise _differs(shown, record, f"{_name(path, shown)}content digest {actual[:12]}..., recorded {recorded[:12]}...")
     if once_per_node:
-        _remember_verified(path, expected["sha256"])
+        _remember_verified(path, recorded)
 
 
 def _name(path: Path, shown: Path) -> str:
@@ -210,12 +212,12 @@ def verify_member(folder: str | Path, member: str, expect: Mapping[str, Any] | N
 # ---- remembered checks (once per node and file version)
 
 
-def _verified_key(path: Path, sha256: str) -> str | None:
+def _verified_key(path: Path, digest: str) -> str | None:
     directory = os.environ.get(VERIFIED_DIR)
     if not directory:
         return None
     status = path.stat()
-    identity = [str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns, sha256]
+    identity = [str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns, digest]
     return hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()
 
 
@@ -223,13 +225,13 @@ def _marker(key: str) -> Path:
     return Path(os.environ[VERIFIED_DIR]) / socket.gethostname() / key
 
 
-def _verified_before(path: Path, sha256: str) -> bool:
-    key = _verified_key(path, sha256)
+def _verified_before(path: Path, digest: str) -> bool:
+    key = _verified_key(path, digest)
     return key is not None and _marker(key).is_file()
 
 
-def _remember_verified(path: Path, sha256: str) -> None:
-    key = _verified_key(path, sha256)
+def _remember_verified(path: Path, digest: str) -> None:
+    key = _verified_key(path, digest)
     if key is None:
         return
     marker = _marker(key)
@@ -242,8 +244,8 @@ def _remember_verified(path: Path, sha256: str) -> None:
 
 @_timed
 def verify_file_once(path: Path, size: int, sha256: str, describe_as: str, restore: str) -> None:
-    """A file described elsewhere (a model's weights in its fetch record): its size by every job, its
-    content once per node and file version."""
+    """A file described elsewhere by its sha256 (a model's weights in its fetch record, as the hub gives
+    it): its size by every job, its content once per node and file version."""
     if not path.is_file():
         raise DataError(path, f"{describe_as}: the file is missing; {restore}")
     actual_size = path.stat().st_size
@@ -266,13 +268,27 @@ def adopt(path: str | Path, dataset: str = "-") -> dict[str, Any]:
     """Record ``path`` as it is now, written by hand: a file a user changed on purpose (a run edited to try
     something) is then read as theirs, and what reads it says so (``evaluate`` marks the system). A run is
     checked as a job's would be first, and its queries and hits recorded."""
-    from beirflow.checks import check_run_file
-
     path = Path(path)
-    counts = check_run_file(path) if path.suffix == ".trec" else {}
-    record = describe(path, Writer(BY_HAND, dataset), counts)
+    record = describe(path, Writer(BY_HAND, dataset), _adopted_counts(path))
     write_record(path, record)
     return record
+
+
+def _adopted_counts(path: Path) -> Counts:
+    """What a job's output check would record of the file: a run's queries and hits, embeddings' rows and
+    dimension (every value finite), an ids file's rows."""
+    if path.suffix == ".trec":
+        from beirflow.checks import check_run_file
+
+        return check_run_file(path)
+    if path.suffix == ".npy":
+        from beirflow.dense import check_embeddings, read_array
+
+        vectors = read_array(path)
+        return check_embeddings(path, len(vectors), int(vectors.shape[1]) if vectors.ndim == 2 else -1)
+    if path.suffix == ".ids":
+        return {"rows": len(path.read_text(encoding="utf-8").splitlines())}
+    return {}
 
 
 def written_by_hand(path: str | Path) -> bool:

@@ -70,6 +70,33 @@ def load_unscored(paths: Iterable[Path]) -> dict[str, str]:
     return unscored
 
 
+PER_QUERY_COLUMNS = ("dataset", "system", "query", "metric", "value")
+
+
+def write_per_query(paths: Iterable[Path], output: Path) -> int:
+    """Every per-query value of the metrics files as one Parquet table (``PER_QUERY_COLUMNS``), in the
+    files' order; returns its rows. What ir_measures' ``iter_calc`` and ranx's reports give per query."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from beirflow.atomic import atomic_path
+
+    columns: dict[str, list] = {name: [] for name in PER_QUERY_COLUMNS}
+    for path in paths:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        for system, evaluation in record["systems"].items():
+            for metric, values in evaluation.get("per_query", {}).items():
+                for query, value in values.items():
+                    for name, item in zip(
+                        PER_QUERY_COLUMNS, (record["dataset"], system, query, metric, float(value)), strict=True
+                    ):
+                        columns[name].append(item)
+    schema = pa.schema([*((name, pa.string()) for name in PER_QUERY_COLUMNS[:-1]), ("value", pa.float64())])
+    with atomic_path(output) as temporary:
+        pq.write_table(pa.table(columns, schema=schema), temporary)
+    return len(columns["value"])
+
+
 def with_group_averages(entries: Sequence[Entry]) -> list[Entry]:
     """Add one ``cqadupstack`` entry per system and metric where all 12 forums are present."""
     forums: dict[tuple[str, str], list[Entry]] = {}

@@ -150,6 +150,11 @@ def leaderboard(extension: str) -> str:
     return f"{LEADERBOARD}/leaderboard.{extension}"
 
 
+def per_query() -> str:
+    """Every per-query value of the grid, one tidy table: dataset, system, query, metric, value."""
+    return f"{LEADERBOARD}/per_query.parquet"
+
+
 def report(name: str) -> str:
     """A file of the report: ``report.html``, ``report.md``, ``significance.csv``, ..."""
     return f"{REPORT}/{name}"

@@ -8,7 +8,13 @@ rule evaluate:
         runs=dataset_run_files,
         qrels=paths.qrels(),
     output:
-        paths.metrics(),
+        report(
+            paths.metrics(),
+            caption="../report/metrics.rst",
+            category="Per dataset",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}"},
+        ),
     log:
         paths.log("evaluate", "{dataset}"),
     conda:

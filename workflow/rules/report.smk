@@ -5,7 +5,7 @@ rule cost:
     input:
         gpu_job_records(),
     output:
-        paths.cost(),
+        report(paths.cost(), caption="../report/cost.rst", category="Cost"),
     log:
         paths.log("cost", "cost"),
     conda:
@@ -23,9 +23,25 @@ rule leaderboard:
         metrics=metrics_files(),
         cost=paths.cost(),
     output:
-        csv=paths.leaderboard("csv"),
+        csv=report(
+            paths.leaderboard("csv"),
+            caption="../report/leaderboard_csv.rst",
+            category="Leaderboard",
+            subcategory="All metrics",
+        ),
         markdown=paths.leaderboard("md"),
-        html=paths.leaderboard("html"),
+        html=report(
+            paths.leaderboard("html"),
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+            subcategory="Table",
+        ),
+        per_query=report(
+            paths.per_query(),
+            caption="../report/per_query.rst",
+            category="Leaderboard",
+            subcategory="Per query",
+        ),
     log:
         paths.log("leaderboard", "leaderboard"),
     conda:
@@ -38,7 +54,7 @@ rule leaderboard:
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --datasets {params.datasets:q} --cqadupstack {params.cqadupstack}"
-        " --markdown {output.markdown} --html {output.html} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"
+        " --markdown {output.markdown} --html {output.html} --per-query {output.per_query:q} {params.labels} --cost {input.cost:q} {input.metrics:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -47,12 +63,34 @@ rule report:
         provenance=model_provenance_files(),
         published=published_files(),
     output:
-        html=paths.report("report.html"),
+        html=report(
+            paths.report("report.html"),
+            caption="../report/report_page.rst",
+            category="Report",
+        ),
         markdown=paths.report("report.md"),
-        published=paths.report("published_vs_reproduced.csv"),
-        significance=paths.report("significance.csv"),
+        published=report(
+            paths.report("published_vs_reproduced.csv"),
+            caption="../report/published.rst",
+            category="Report",
+            subcategory="Published vs reproduced",
+        ),
+        significance=report(
+            paths.report("significance.csv"),
+            caption="../report/significance.rst",
+            category="Report",
+            subcategory="Significance",
+        ),
         summary=paths.report("report.json"),
-        plots=[paths.plot(plot) for plot in PLOTS],
+        plots=[
+            report(
+                paths.plot(plot),
+                caption="../report/plot.rst",
+                category="Plots",
+                labels={"plot": plot},
+            )
+            for plot in PLOTS
+        ],
     log:
         paths.log("report", "report"),
     conda:
