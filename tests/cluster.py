@@ -29,6 +29,8 @@ class ClusterWorkflow(Workflow):
             str(REPO / "profiles" / "slurm"),
             "--slurm-init-seconds-before-status-checks",
             "2",
+            "--max-status-checks-per-second",  # the profile's 0.1 protects a busy controller; this one is idle
+            "10",
             "--latency-wait",
             "5",
             *args,

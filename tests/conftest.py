@@ -50,7 +50,7 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 # mostly waiting on the cluster, one worker each); then the two longest modules (all of SciFact, the
 # fault injections) on the other two; then two tiny ones, which xdist queues behind the SLURM fault
 # module and SciFact (at the start it gives a worker with two tests or fewer a second module); then
-# the rest, longest first (measured: the README's durations table), so that no long module starts
+# the rest, longest first (measured: docs/testing.md's durations table), so that no long module starts
 # late and ends the run alone.
 LONGEST_FIRST = (
     "test_slurm.py",

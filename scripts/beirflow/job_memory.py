@@ -1,7 +1,7 @@
 """The memory (MB) a CPU job over a whole corpus asks for, from what ``bench/scaling.py`` measured.
 
 Each rule's ask is a floor plus an amount per million documents, well above its peak measured at
-1M documents (README, "At scale"): about five times for the Python jobs, two and a half for
+1M documents (docs/performance.md): about five times for the Python jobs, two and a half for
 Anserini's indexer, whose JVM heap is sized from the ask. A retry after an out-of-memory kill asks
 for the attempt's multiple, as every rule does.
 """

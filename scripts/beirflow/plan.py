@@ -373,7 +373,7 @@ def check_local_datasets(plans: dict[str, DatasetPlan]) -> None:
             if declared is None and not path.is_file():
                 raise ConfigError(
                     f"datasets.{plan.name}.path: {path} not found, and datasets.{plan.name}.{what} is not declared, so the shards cannot be planned: "
-                    f"prepare the folder (see the README, 'Datasets you prepare yourself') or declare '{what}'"
+                    f"prepare the folder (docs/datasets.md, 'Datasets you prepare yourself') or declare '{what}'"
                 )
         if plan.queries is None and plan.files.qrels.is_file() and plan.query_count() == 0:
             raise ConfigError(

@@ -57,5 +57,5 @@ def install_if_present() -> str | None:
         return None
     return (
         "beirflow: the SLURM executor plugin no longer has query_job_status; the workaround for jobs "
-        "cancelled with scancel ('CANCELLED by <uid>') is not installed (see the README, 'On a SLURM cluster')"
+        "cancelled with scancel ('CANCELLED by <uid>') is not installed (docs/cluster.md)"
     )

@@ -35,7 +35,7 @@ from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
 from beirflow.slurm_status import install_if_present
 
 # The SLURM executor plugin waits forever on a job cancelled with scancel ('CANCELLED by <uid>');
-# see beirflow/slurm_status.py and the README's SLURM section.
+# see beirflow/slurm_status.py and docs/cluster.md.
 _slurm_warning = install_if_present()
 if _slurm_warning:
     logger.warning(_slurm_warning)
@@ -209,7 +209,7 @@ class MissingLocalDataset:
         self.message = (
             f"datasets.{plan.name}: {', '.join(str(path) for path in paths)} missing. "
             + (f"{guide} " if guide else "")
-            + "See the README, 'Datasets you prepare yourself'."
+            + "See docs/datasets.md, 'Datasets you prepare yourself'."
         )
 
 
