@@ -262,7 +262,7 @@ def run_size(
 
 def evaluation_at_msmarco_size(root: Path, data: Path, seed: int) -> Measurement:
     """One evaluate job of 20 systems x 7,000 queries x 1,000 hits, with the synthetic qrels."""
-    work = root / "evaluation-msmarco"
+    work = root / f"evaluation-msmarco-{data.name}"  # the runs draw their queries from this size's qrels
     qrels = work / "qrels.tsv"
     work.mkdir(parents=True, exist_ok=True)
     judged = [line.split("\t") for line in (data / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]]

@@ -297,7 +297,7 @@ def test_a_changed_weight_file_stops_the_encoding_naming_the_file_and_the_fetch(
     ]
     output = run_failing(workflow, queries[0])
     logs = job_logs(workflow)
-    assert f"{weights}: model '{model}': sha256" in logs and "fetch it again: snakemake --forcerun results/models/" in logs, (
+    assert f"{weights}: model '{model}': xxh3_128" in logs and "fetch it again: snakemake --forcerun results/models/" in logs, (
         output[-3000:]
     )
     assert not workflow.path(queries[0]).exists()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from beirflow.digest import file_digest
+from beirflow.digest import content_digest, file_digest
 from beirflow.integrity import verify_file_once
 from beirflow.models import PACKAGE_PREFIX, RECORDED, ModelError, ResolvedModel, is_hub_name, resolve_model
 from beirflow.records import FileRecord, ModelRecord, files_to_fetch, read_record
@@ -36,7 +36,8 @@ def use_records(paths: Iterable[Path]) -> None:
 def check_model_files(record: ModelRecord, record_file: Path) -> None:
     restore = f"the model's files changed since its fetch; fetch it again: snakemake --forcerun {record_file}"
     for entry in record.files:
-        verify_file_once(Path(record.folder) / entry.path, entry.size, entry.sha256, f"model '{record.name}'", restore)
+        digest = ("xxh3_128", entry.xxh3_128) if entry.xxh3_128 else ("sha256", entry.sha256)
+        verify_file_once(Path(record.folder) / entry.path, entry.size, digest, f"model '{record.name}'", restore)
 
 
 def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None, only: Iterable[str] | None = None) -> list[FileRecord]:
@@ -50,7 +51,11 @@ def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None, only:
         relative = path.relative_to(folder).as_posix()
         if wanted is not None and relative not in wanted:
             continue
-        records.append(FileRecord(relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative)))
+        records.append(
+            FileRecord(
+                relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative), content_digest(path)
+            )
+        )
     return records
 
 

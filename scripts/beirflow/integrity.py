@@ -243,20 +243,22 @@ def _remember_verified(path: Path, digest: str) -> None:
 
 
 @_timed
-def verify_file_once(path: Path, size: int, sha256: str, describe_as: str, restore: str) -> None:
-    """A file described elsewhere by its sha256 (a model's weights in its fetch record, as the hub gives
-    it): its size by every job, its content once per node and file version."""
+def verify_file_once(path: Path, size: int, digest: tuple[str, str], describe_as: str, restore: str) -> None:
+    """A file described elsewhere (a model's weights in its fetch record) by its size and ``digest``,
+    ``(algorithm, hex)`` with the algorithm ``xxh3_128`` or ``sha256``: its size checked by every job, its
+    content once per node and file version."""
     if not path.is_file():
         raise DataError(path, f"{describe_as}: the file is missing; {restore}")
     actual_size = path.stat().st_size
     if actual_size != size:
         raise DataError(path, f"{describe_as}: {actual_size:,} bytes, recorded {size:,}; {restore}")
-    if _verified_before(path, sha256):
+    algorithm, recorded = digest
+    if _verified_before(path, recorded):
         return
-    actual = file_digest(path)
-    if actual != sha256:
-        raise DataError(path, f"{describe_as}: sha256 {actual[:12]}..., recorded {sha256[:12]}...; {restore}")
-    _remember_verified(path, sha256)
+    actual = content_digest(path) if algorithm == CONTENT_DIGEST else file_digest(path, algorithm)
+    if actual != recorded:
+        raise DataError(path, f"{describe_as}: {algorithm} {actual[:12]}..., recorded {recorded[:12]}...; {restore}")
+    _remember_verified(path, recorded)
 
 
 # ---- files changed on purpose
