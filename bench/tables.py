@@ -43,7 +43,9 @@ def scaling() -> str:
             cells.append(f"{float(row['seconds']):.2f} s, {float(row['peak_rss_mb']):,.0f} MB" if row else "")
         row = cell.get((stage, largest))
         checks = float(row.get("integrity_seconds") or 0.0) if row else 0.0
-        cells.append(f"{checks:.3f} s ({100 * checks / float(row['seconds']):.1f}%)" if row and row.get("integrity_seconds") else "")
+        cells.append(
+            f"{checks:.3f} s ({100 * checks / float(row['seconds']):.1f}%)" if row and row.get("integrity_seconds") else ""
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -66,7 +68,8 @@ def rewritten(page: str) -> str:
         pattern = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
         if not pattern.search(page):
             raise SystemExit(f"{PAGE}: no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
-        page = pattern.sub(lambda match: match[1] + table() + "\n" + match[2], page)
+        text = table()
+        page = pattern.sub(lambda match, text=text: match[1] + text + "\n" + match[2], page)
     return page
 
 

@@ -24,7 +24,9 @@ def main() -> None:
     def adopt_all() -> None:
         for path in args.files:
             record = adopt(path)
-            logging.info("%s: adopted as written by hand (%s bytes, content digest %s)", path, record["size"], record[CONTENT_DIGEST][:12])
+            logging.info(
+                "%s: adopted as written by hand (%s bytes, content digest %s)", path, record["size"], record[CONTENT_DIGEST][:12]
+            )
 
     run_stage("adopt_file", " ".join(map(str, args.files)), adopt_all)
 

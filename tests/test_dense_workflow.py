@@ -166,7 +166,10 @@ def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: 
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"{folder / '0001.ids'}: not what rule encode_documents (dataset=scifact-sample, system={KEY}, shard=0001) wrote" in result.stderr
+    assert (
+        f"{folder / '0001.ids'}: not what rule encode_documents (dataset=scifact-sample, system={KEY}, shard=0001) wrote"
+        in result.stderr
+    )
     assert not output.exists() and not (tmp_path / "provenance.json").exists()
 
 

@@ -52,7 +52,10 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
     costs = read_costs(board / "cost.csv")  # the GPU rules' jobs, run here on the CPU
     assert sorted(cost.rule for cost in costs) == ["dense_search", "encode_documents", "encode_queries", "rerank_shard"]
     assert all(cost.source == "benchmark" and cost.elapsed_s > 0 and cost.gpus == 0 and cost.gpu_seconds == 0 for cost in costs)
-    assert "No GPU jobs ran: every model job ran on CPUs" in markdown and 'id="gpu-hours"' in (board / "leaderboard.html").read_text()
+    assert (
+        "No GPU jobs ran: every model job ran on CPUs" in markdown
+        and 'id="gpu-hours"' in (board / "leaderboard.html").read_text()
+    )
 
     sidecar = json.loads(done.path(paths.provenance("bm25", "scifact-sample", "bm25-flat")).read_text())
     assert sidecar["config"] == {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}

@@ -52,9 +52,7 @@ def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None, only:
         if wanted is not None and relative not in wanted:
             continue
         records.append(
-            FileRecord(
-                relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative), content_digest(path)
-            )
+            FileRecord(relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative), content_digest(path))
         )
     return records
 
