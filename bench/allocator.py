@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from beirflow.allocator import GLIBC_TUNABLES  # noqa: E402
+from results import write_results  # noqa: E402
 
 ENCODE = """
 import hashlib, json, resource, sys
@@ -88,6 +89,19 @@ def main() -> None:
     if len(digests) != 1:
         sys.exit(f"vectors DIFFER between runs: {len(digests)} digests; the timings above compare different work")
     print("vectors: the same bytes in every run")
+    rows = []
+    for name, measured in runs.items():
+        cpu = statistics.median(run["cpu_s"] for run in measured)
+        rows.append(
+            {
+                "malloc": name,
+                "CPU-s": f"{cpu:.1f}",
+                "page faults": f"{statistics.median(run['page_faults'] for run in measured):,.0f}",
+                "peak MB": f"{statistics.median(run['peak_mb'] for run in measured):.0f}",
+                "CPU vs defaults": f"{cpu / baseline:.2f}x",
+            }
+        )
+    write_results("allocator", rows)
 
 
 if __name__ == "__main__":

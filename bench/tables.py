@@ -4,8 +4,9 @@
     python bench/tables.py --check    # exit 1 if a table is not what its CSV gives
 
 Each table sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; what is between is replaced,
-never appended to. NAME is a function of this file: `scaling` (bench/scaling.csv, from bench/scaling.py)
-and `gpu` (bench/throughput.csv's H100 rows, from bench/gpu_throughput.py).
+never appended to. NAME is a function of this file, `scaling` (bench/scaling.csv, from bench/scaling.py)
+and `gpu` (bench/throughput.csv's H100 rows, from bench/gpu_throughput.py), or the name of a CSV a
+benchmark left in bench/results/ (bench/results.py), shown as it is.
 """
 
 from __future__ import annotations
@@ -60,11 +61,22 @@ def gpu() -> str:
     return "\n".join(lines)
 
 
+def results_table(name: str) -> str:
+    """A CSV of bench/results/ as a Markdown table, its columns as written."""
+    rows = _rows(REPO / "bench" / "results" / f"{name}.csv")
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row[column] for column in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {"scaling": scaling, "gpu": gpu}
 
 
 def rewritten(page: str) -> str:
-    for name, table in TABLES.items():
+    names = list(dict.fromkeys(re.findall(r"<!-- table:([\w-]+) -->", page)))
+    for name in names:
+        table = TABLES.get(name) or (lambda name=name: results_table(name))
         pattern = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
         if not pattern.search(page):
             raise SystemExit(f"{PAGE}: no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
