@@ -13,7 +13,7 @@ reader never finds the final name missing.
 Durable: the temporary's bytes (every file of a folder) are fsynced before the rename and the folder
 holding the final name after it, so a node that crashes right after a job cannot leave an empty or
 short file under a final name. Where a writer is given, the output's record
-(:mod:`beirflow.integrity`) is published before the output itself: its size, sha256 and the counts the
+(:mod:`beirflow.integrity`) is published before the output itself: its size, content digest and the counts the
 check read back.
 """
 

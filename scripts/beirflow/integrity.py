@@ -2,16 +2,15 @@
 
 A cached file is trusted only while it is what its producer wrote. Each published output has a record
 beside it, ``<name>.record.json``: its size and content digest (xxh3-128, :mod:`beirflow.digest`; a
-folder's: every file's), the counts its
-output check read back from it (queries, hits, rows, dimension, ...) and its writer (rule, dataset,
-system, shard). A job compares each input with its record, and with what the plan says the input must
+folder's: every file's), the counts its output check read back from it (queries, hits, rows, dimension,
+...) and its writer (rule, dataset, system, shard). A job compares each input with its record, and with what the plan says the input must
 hold, before it reads it. A difference stops the job with the file, what differs and the command that
 rebuilds it; nothing is moved or deleted (docs/integrity.md says why).
 
 Inputs that many jobs read whole (a document store, a Lucene index, model weights) are hashed once per
 node and file version: a check that passed is remembered under ``BEIRFLOW_VERIFIED_DIR``, keyed by the
-file's inode, size and modification time, so a file changed in any of these is hashed again. Their size
-is checked by every job. Standard library only, so every environment imports it.
+file's inode, size, modification and change times, so a file changed in any of these is hashed again.
+Their size is checked by every job. The standard library and xxhash only: every environment imports it.
 """
 
 from __future__ import annotations
@@ -127,7 +126,10 @@ def read_record(path: Path) -> dict[str, Any]:
         Writer.from_dict(record["writer"])
         return record
     except FileNotFoundError:
-        reason = f"it has no record ({sidecar.name}): it was not written by this workflow's job, or its record was lost"
+        reason = (
+            f"it has no record ({sidecar.name}): it was not written by this workflow's job, or its record was lost"
+            f" (a file you made yourself is adopted with: python scripts/adopt_file.py {path})"
+        )
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = f"its record {sidecar} cannot be read ({type(error).__name__}: {error})"
     raise IntegrityError(path, f"{reason}; {rebuild_hint(path)}")
@@ -138,16 +140,14 @@ def _differs(path: Path, record: Mapping[str, Any], difference: str) -> Integrit
     return IntegrityError(path, f"not what {writer} wrote: {difference}; {rebuild_hint(path)}")
 
 
-def _check_file(
-    path: Path, shown: Path, expected: Mapping[str, Any], record: Mapping[str, Any], digest: bool, once_per_node: bool = False
-) -> None:
+def _check_file(path: Path, shown: Path, expected: Mapping[str, Any], record: Mapping[str, Any], once_per_node: bool) -> None:
     if not path.is_file():
         raise _differs(shown, record, f"{path} is missing")
     size = path.stat().st_size
     if size != expected["size"]:
         raise _differs(shown, record, f"{_name(path, shown)}{size:,} bytes, recorded {expected['size']:,}")
     recorded = expected[CONTENT_DIGEST]
-    if not digest or (once_per_node and _verified_before(path, recorded)):
+    if once_per_node and _verified_before(path, recorded):
         return
     actual = content_digest(path)
     if actual != recorded:
@@ -161,13 +161,11 @@ def _name(path: Path, shown: Path) -> str:
 
 
 @_timed
-def verify(
-    path: str | Path, expect: Mapping[str, Any] | None = None, *, digest: bool = True, once_per_node: bool = False
-) -> Counts:
+def verify(path: str | Path, expect: Mapping[str, Any] | None = None, *, once_per_node: bool = False) -> Counts:
     """Check ``path`` against its record before reading it; returns the recorded counts.
 
     ``expect`` holds counts the plan knows (a shard's documents, the dataset's queries), compared with the
-    record's. ``digest=False`` checks sizes only; ``once_per_node`` hashes a file version once per node."""
+    record's. ``once_per_node`` hashes a file version once per node (sizes are checked every time)."""
     path = Path(path)
     record = read_record(path)
     if record.get("kind") == "folder":
@@ -176,12 +174,14 @@ def verify(
         present = {name for name, _ in _files(path)}
         absent = sorted(set(record["files"]) - present)
         extra = sorted(present - set(record["files"]))
-        if absent or extra:
-            raise _differs(path, record, f"files missing {absent[:3]}, files not written by it {extra[:3]}")
+        if absent:
+            raise _differs(path, record, f"{len(absent)} of its files missing, e.g. {absent[0]}")
+        if extra:
+            raise _differs(path, record, f"{len(extra)} files it did not write, e.g. {extra[0]}")
         for name, expected in record["files"].items():
-            _check_file(path / name, path, expected, record, digest, once_per_node)
+            _check_file(path / name, path, expected, record, once_per_node)
     else:
-        _check_file(path, path, record, record, digest, once_per_node)
+        _check_file(path, path, record, record, once_per_node)
     counts: Counts = record.get("counts", {})
     for key, value in (expect or {}).items():
         if counts.get(key) != value:
@@ -201,7 +201,7 @@ def verify_member(folder: str | Path, member: str, expect: Mapping[str, Any] | N
     for name in (member, *(name for name in record["files"] if name.endswith(".json"))):
         if name not in record["files"]:
             raise _differs(folder, record, f"it wrote no {name}")
-        _check_file(folder / name, folder, record["files"][name], record, digest=True)
+        _check_file(folder / name, folder, record["files"][name], record, once_per_node=False)
     counts: Counts = record.get("counts", {}).get("members", {}).get(member, {})
     for key, value in (expect or {}).items():
         if counts.get(key) != value:
