@@ -54,6 +54,7 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
     assert all(cost.source == "benchmark" and cost.elapsed_s > 0 and cost.gpus == 0 and cost.gpu_seconds == 0 for cost in costs)
     assert (
         "No GPU jobs ran: every model job ran on CPUs" in markdown
+        and "GPU-hours" not in markdown  # no table of zeros
         and 'id="gpu-hours"' in (board / "leaderboard.html").read_text()
     )
 

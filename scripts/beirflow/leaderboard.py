@@ -197,7 +197,10 @@ def to_csv(entries: Sequence[Entry]) -> str:
 
 
 def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], list[list[str]], str]:
-    """GPU-hours per dataset (rows) and GPU system (columns), and the total line."""
+    """GPU-hours per dataset (rows) and GPU system (columns), and the total line; where no job had a GPU,
+    no table, only the line that says so."""
+    if not any(cost.gpus for cost in costs):
+        return [], [], "No GPU jobs ran: every model job ran on CPUs (their times are in cost.csv)."
     per_system, total = gpu_hours(costs)
     systems = [system for system in table.systems if any(key[1] == system for key in per_system)]
     datasets = _ordered(cost.dataset for cost in costs)
@@ -206,12 +209,7 @@ def cost_section(costs: Sequence[JobCost], table: Table) -> tuple[list[str], lis
         for dataset in datasets
     ]
     sources = sorted({cost.source for cost in costs})
-    if not any(cost.gpus for cost in costs):
-        note = "No GPU jobs ran: every model job ran on CPUs (their time is in the cost table's CSV)."
-    else:
-        note = (
-            f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources)}); all GPU jobs together: {total:.3f} GPU-hours."
-        )
+    note = f"GPU-hours (allocated GPUs × elapsed, from {' and '.join(sources)}); all GPU jobs together: {total:.3f} GPU-hours."
     return ["dataset", *(table.label(system) for system in systems)], rows, note
 
 
@@ -230,8 +228,10 @@ def to_markdown(table: Table, costs: Sequence[JobCost] | None = None) -> str:
         lines += ["", table.unscored_note]
     if costs is not None:
         header, rows, note = cost_section(costs, table)
-        lines += ["", note, "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", note]
+        if rows:
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -280,6 +280,8 @@ def _cost_html(costs: Sequence[JobCost] | None, table: Table) -> str:
     if costs is None:
         return ""
     header, rows, note = cost_section(costs, table)
+    if not rows:
+        return f'<h2>Cost</h2><p id="gpu-hours">{html.escape(note)}</p>'
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
     body = "".join(
         "<tr>" + f'<th scope="row">{html.escape(row[0])}</th>' + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>"
