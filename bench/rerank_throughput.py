@@ -42,6 +42,7 @@ from beirflow.beir import BeirFiles, document_text, prepare_dataset  # noqa: E40
 from beirflow.candidates import Candidates  # noqa: E402
 from beirflow.docstore import DocumentStore, build_document_store  # noqa: E402
 from beirflow.rerank import Reranker, RerankSettings  # noqa: E402
+from results import write_results  # noqa: E402
 
 PEER_BATCH = 32  # sentence-transformers' and rerankers' default; pyterrier-t5's is 4
 
@@ -335,13 +336,33 @@ def main() -> None:
         print(
             f"  {sum(len(c.doc_ids) for c in shard)} pairs: {len(shard)} SciFact test queries x BM25 top {args.depth}", flush=True
         )
+        measured = []
         if args.only in (None, "cross-encoder"):
-            bench_cross_encoder(build_minilm_cross_encoder(workdir / "minilm-ce"), shard, store, args.repeat, precision)
+            measured.append(
+                bench_cross_encoder(build_minilm_cross_encoder(workdir / "minilm-ce"), shard, store, args.repeat, precision)
+            )
         if args.only in (None, "monot5"):
             folder = build_t5(workdir / args.t5_size, args.data, args.t5_size)
             row = bench_monot5(folder, shard, store, args.repeat, precision, peers=args.t5_size == "base")
+            measured.append(row)
             if torch.cuda.is_available():
                 peak_fraction(folder, shard, store, row.best, args.peak_tflops)
+        if measured:
+            write_results(
+                "rerank_throughput",
+                [
+                    {
+                        "model": row.model,
+                        "device": device,
+                        "pairs": row.pairs,
+                        "who": who,
+                        "settings": settings,
+                        "pairs/s": f"{rate:.1f}",
+                    }
+                    for row in measured
+                    for who, settings, rate in row.rows
+                ],
+            )
         if args.only in (None, "ndcg"):
             ndcg_shard, ndcg_store = scifact_pairs(args.data, 300, 100, workdir / "ndcg")
             bf16_ndcg_check(args.data, workdir, ndcg_shard, ndcg_store)
