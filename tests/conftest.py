@@ -474,6 +474,18 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
     return _run_once_across_workers(tmp_path_factory, "dense", dense_config(), run_bare)
 
 
+def run_failing(workflow: Workflow, *args: str) -> str:
+    """Run the workflow expecting it to fail; its output."""
+    result = workflow.run(*args, check=False)
+    assert result.returncode != 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def job_logs(workflow: Workflow) -> str:
+    """Every job log of a workdir, in one text."""
+    return "\n".join(path.read_text(errors="replace") for path in sorted(workflow.path("logs").rglob("*.log")))
+
+
 def recorded(path: Path, rule: str = "test") -> Path:
     """A record for a file a test wrote, as its producer's would be (beirflow.integrity), without the
     producer's content checks: for tests of what a reader does with a file no job would publish."""

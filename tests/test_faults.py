@@ -32,20 +32,10 @@ from beirflow.dense import read_embeddings
 from beirflow.errors import DataError
 from beirflow.models import ModelError
 from beirflow.rerank import Reranker, RerankSettings
-from conftest import REPO, SAMPLE, Workflow, fork, sample_config
+from conftest import REPO, SAMPLE, Workflow, fork, job_logs, run_failing, sample_config
 
 LEADERBOARD = paths.leaderboard("csv")
 DATASET = "results/scifact-sample"
-
-
-def run_failing(workflow: Workflow, *args: str) -> str:
-    result = workflow.run(*args, check=False)
-    assert result.returncode != 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def job_logs(workflow: Workflow) -> str:
-    return "\n".join(path.read_text(errors="replace") for path in sorted(workflow.path("logs").rglob("*.log")))
 
 
 @pytest.mark.workflow

@@ -24,21 +24,11 @@ from beirflow.dense import DenseSettings, encoder_key
 from beirflow.fusion_methods import parameter_problem
 from beirflow.integrity import IntegrityError, Writer, adopt, describe, verify, write_record
 from beirflow.records import record_path
-from conftest import REPO, SAMPLE, Workflow, fork, sample_config
+from conftest import REPO, SAMPLE, Workflow, fork, job_logs, run_failing, sample_config
 
 DATASET = "scifact-sample"
 RESULTS = f"results/{DATASET}"
 LEADERBOARD = paths.leaderboard("csv")
-
-
-def run_failing(workflow: Workflow, *args: str) -> str:
-    result = workflow.run(*args, check=False)
-    assert result.returncode != 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def job_logs(workflow: Workflow) -> str:
-    return "\n".join(path.read_text(errors="replace") for path in sorted(workflow.path("logs").rglob("*.log")))
 
 
 def assert_stops_naming(workflow: Workflow, damaged: Path, difference: str, output: str) -> None:
