@@ -70,7 +70,25 @@ def results_table(name: str) -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[], str]] = {"scaling": scaling, "gpu": gpu}
+def rerank_throughput() -> str:
+    """bench/rerank_throughput.py's rates, each peer's with beirflow's over it: at the peer's defaults against
+    beirflow's own (auto batches), at equal settings against beirflow at the peer's batch size."""
+    rows = _rows(REPO / "bench" / "results" / "rerank_throughput.csv")
+    lines = [
+        "| model | pairs | who | settings | pairs/s | beirflow / peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours = [other for other in rows if other["model"] == row["model"] and other["who"] == "beirflow"]
+        ratio = ""
+        if row["who"] != "beirflow" and len(ours) == 2:
+            reference = ours[0] if row["settings"].startswith("defaults") else ours[1]
+            ratio = f"{float(reference['pairs/s']) / float(row['pairs/s']):.2f}x"
+        lines.append(f"| {row['model']} | {row['pairs']} | {row['who']} | {row['settings']} | {row['pairs/s']} | {ratio} |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[], str]] = {"scaling": scaling, "gpu": gpu, "rerank_throughput": rerank_throughput}
 
 
 def rewritten(page: str) -> str:
