@@ -96,10 +96,19 @@ def _files(path: Path) -> Iterator[tuple[str, Path]]:
         yield path.name, path
 
 
+def digests(path: Path) -> dict[str, str]:
+    """The content digest of ``path``, or of every file of a folder, by the name its record gives it."""
+    return {name: content_digest(member) for name, member in _files(path)}
+
+
 @_timed
-def describe(path: Path, writer: Writer, counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The record of ``path`` (a file or a folder) as it is now."""
-    files = {name: {"size": member.stat().st_size, CONTENT_DIGEST: content_digest(member)} for name, member in _files(path)}
+def describe(
+    path: Path, writer: Writer, counts: Mapping[str, Any] | None = None, known: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The record of ``path`` (a file or a folder) as it is now; ``known`` holds digests :func:`digests` took
+    of it already (beside the output's check, on another core)."""
+    known = known or digests(path)
+    files = {name: {"size": member.stat().st_size, CONTENT_DIGEST: known[name]} for name, member in _files(path)}
     record: dict[str, Any] = {"writer": asdict(writer), "kind": "folder" if path.is_dir() else "file"}
     if path.is_dir():
         record["files"] = files
