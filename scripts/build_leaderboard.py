@@ -8,14 +8,15 @@ from pathlib import Path
 from beirflow.atomic import atomic_write
 from beirflow.cli import run_stage
 from beirflow.cost import read_costs
-from beirflow.leaderboard import build_table, load_entries, load_unscored, to_csv, to_html, to_markdown, write_per_query
+from beirflow.leaderboard import build_table, entries_of, read_metrics, to_csv, to_html, to_markdown, unscored_of, write_per_query
 
 
 def build(args: argparse.Namespace) -> None:
-    entries = load_entries(args.metrics_files)
+    records = read_metrics(args.metrics_files)
+    entries = entries_of(records)
     labels = dict(label.split("=", 1) for label in args.label)
     table = build_table(entries, args.primary, labels, json.loads(args.datasets), args.cqadupstack)
-    table = dataclasses.replace(table, unscored=load_unscored(args.metrics_files))
+    table = dataclasses.replace(table, unscored=unscored_of(records))
     costs = read_costs(args.cost) if args.cost else None
     for path, text in (
         (args.csv, to_csv(entries)),
@@ -25,7 +26,7 @@ def build(args: argparse.Namespace) -> None:
         with atomic_write(path) as handle:
             handle.write(text)
     if args.per_query:
-        write_per_query(args.metrics_files, args.per_query)
+        write_per_query(records, args.per_query)
 
 
 def main() -> None:

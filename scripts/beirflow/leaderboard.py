@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from beirflow.cells import score_cells
 from beirflow.cost import JobCost, gpu_hours
@@ -37,11 +38,19 @@ class Entry:
     run_sha256: str
 
 
+def read_metrics(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The per-dataset metrics files that ``evaluate_dataset.py`` writes, each read once."""
+    return [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+
+
 def load_entries(paths: Iterable[Path]) -> list[Entry]:
-    """Read the per-dataset metrics files that ``evaluate_dataset.py`` writes."""
+    return entries_of(read_metrics(paths))
+
+
+def entries_of(records: Iterable[dict[str, Any]]) -> list[Entry]:
+    """The leaderboard's entries of metrics files' records: one per dataset, system and scored metric."""
     entries = []
-    for path in paths:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    for record in records:
         for system, evaluation in record["systems"].items():
             for metric, value in evaluation["metrics"].items():
                 if value is None or not evaluation["judged_queries"]:
@@ -59,11 +68,10 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
     return entries
 
 
-def load_unscored(paths: Iterable[Path]) -> dict[str, str]:
+def unscored_of(records: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Datasets whose evaluation scored nothing, with the reason its metrics file gives."""
     unscored = {}
-    for path in paths:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    for record in records:
         notes = {evaluation.get("note") for evaluation in record["systems"].values()} - {None}
         if notes:
             unscored[record["dataset"]] = "; ".join(sorted(notes))
@@ -73,7 +81,7 @@ def load_unscored(paths: Iterable[Path]) -> dict[str, str]:
 PER_QUERY_COLUMNS = ("dataset", "system", "query", "metric", "value")
 
 
-def write_per_query(paths: Iterable[Path], output: Path) -> int:
+def write_per_query(records: Iterable[dict[str, Any]], output: Path) -> int:
     """Every per-query value of the metrics files as one Parquet table (``PER_QUERY_COLUMNS``), in the
     files' order; returns its rows. What ir_measures' ``iter_calc`` and ranx's reports give per query."""
     import pyarrow as pa
@@ -82,8 +90,7 @@ def write_per_query(paths: Iterable[Path], output: Path) -> int:
     from beirflow.atomic import atomic_path
 
     columns: dict[str, list] = {name: [] for name in PER_QUERY_COLUMNS}
-    for path in paths:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    for record in records:
         for system, evaluation in record["systems"].items():
             for metric, values in evaluation.get("per_query", {}).items():
                 for query, value in values.items():
