@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from beirflow.digest import content_digest, file_digest
+from beirflow.digest import sha256_and_content_digest
 from beirflow.integrity import verify_file_once
 from beirflow.models import PACKAGE_PREFIX, RECORDED, ModelError, ResolvedModel, is_hub_name, resolve_model
 from beirflow.records import FileRecord, ModelRecord, files_to_fetch, read_record
@@ -51,9 +51,8 @@ def describe_files(folder: Path, hub_sha256: dict[str, str] | None = None, only:
         relative = path.relative_to(folder).as_posix()
         if wanted is not None and relative not in wanted:
             continue
-        records.append(
-            FileRecord(relative, path.stat().st_size, file_digest(path), (hub_sha256 or {}).get(relative), content_digest(path))
-        )
+        sha256, content = sha256_and_content_digest(path)
+        records.append(FileRecord(relative, path.stat().st_size, sha256, (hub_sha256 or {}).get(relative), content))
     return records
 
 
