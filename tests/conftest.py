@@ -486,6 +486,23 @@ def job_logs(workflow: Workflow) -> str:
     return "\n".join(path.read_text(errors="replace") for path in sorted(workflow.path("logs").rglob("*.log")))
 
 
+def sbatch_preview(workflow: Workflow, *args: str, environment: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Rule -> what scripts/sbatch_preview.py prints for it with the SLURM profile: its heading, its sbatch
+    line and any warning."""
+    command = [sys.executable, str(REPO / "scripts" / "sbatch_preview.py"), "-s", str(workflow.snakefile)]
+    command += ["--directory", str(workflow.root), "--configfile", str(workflow.config_path)]
+    command += ["--profile", str(REPO / "profiles" / "slurm"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("# ") and not line.startswith("# warning"):
+            printed[line[2:].split(":")[0]] = lines = [line]
+        elif printed and line.startswith(("sbatch ", "# warning")):
+            lines.append(line)
+    return printed
+
+
 def recorded(path: Path, rule: str = "test") -> Path:
     """A record for a file a test wrote, as its producer's would be (beirflow.integrity), without the
     producer's content checks: for tests of what a reader does with a file no job would publish."""

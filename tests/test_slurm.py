@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from beirflow import paths
 from beirflow.cost import read_costs, sacct_usage
 from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
-from conftest import REPO, Workflow, dense_config
+from conftest import REPO, Workflow, dense_config, sbatch_preview
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -99,6 +101,45 @@ def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> N
     ).stdout
     predicted = int(next(line for line in plan.splitlines() if line.startswith("total")).split()[2])
     assert len(submitted) == predicted, plan
+
+
+def _options(sbatch: str) -> list[str]:
+    """An sbatch line's options up to the command, less those that name this run (job name, work dir, log
+    file, account): the same for a preview and for the submission it previews."""
+    words = shlex.split(sbatch.split(" --wrap=")[0])
+    kept, skip = [], False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word in ("--job-name", "--output", "-D", "-A"):
+            skip = True
+        else:
+            kept.append(word)
+    return kept
+
+
+def _rule(sbatch: str) -> str:
+    """The rule an sbatch line submits, from the comment the plugin gives it (rule_<name>[_wildcards_...])."""
+    comment = sbatch.split(" --comment ")[1].split()[0].strip("'")
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def test_the_preview_prints_the_sbatch_lines_the_plugin_submitted(on_cluster: Workflow, tmp_path: Path) -> None:
+    """scripts/sbatch_preview.py on a fresh workdir of the same config prints, without submitting, the options
+    SLURM recorded for the real submissions (sacct's SubmitLine): a single job and an array of shards."""
+    fresh = Workflow(tmp_path / "fresh", on_cluster.config)
+    environment = {**os.environ, "BEIRFLOW_SLURM_PARTITION": "gpu"}
+    previewed = {rule: lines[1] for rule, lines in sbatch_preview(fresh, environment=environment).items()}
+    lines = [row["SubmitLine"] for row in sacct("SubmitLine", workdir=on_cluster.root, since=on_cluster.since)]  # type: ignore[attr-defined]
+    submitted = {_rule(line): line for line in lines}
+    for rule in ("rerank_shard", "encode_documents", "bm25_search"):
+        expected, shown = _options(submitted[rule]), _options(previewed[rule])
+        if "--array=1-3" in expected:  # the plugin adds a few MB to an array's --mem for its tasks' commands
+            mem = expected.index("--mem") + 1
+            assert 0 < int(expected[mem]) - int(shown[mem]) < 16, (expected, shown)
+            expected[mem] = shown[mem]
+        assert shown == expected, rule
+    assert not list(fresh.root.glob("results/**/*.record.json"))
 
 
 def test_the_cost_table_comes_from_slurm_accounting(on_cluster: Workflow) -> None:
