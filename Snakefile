@@ -24,8 +24,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 
 
-# One rule file per family of systems, workflow/rules/<family>.smk, for each family the schema
-# declares (its 'x-family' record), in the schema's order.
+# One rule file per family of systems, workflow/rules/<family>.smk, for each family record
+# (scripts/beirflow/families/<family>.py), in pipeline order.
 for family in PLAN.families:
 
     include: f"workflow/rules/{family}.smk"

@@ -57,14 +57,28 @@ SHARDS = [f"{index:04d}" for index in range(20)]
 DIRECTORY_RULES = {"download_beir", "shard_queries", "first_stage"}
 
 
+SHARDED_RECORD = """\
+from beirflow.family import Family, FamilyReport, FamilyRule
+
+FAMILY = Family(
+    name="sharded",
+    position=50,
+    run_rule="sharded_merge",
+    rules=(FamilyRule("sharded_shard", shards="queries", array=True), FamilyRule("sharded_merge")),
+    report=FamilyReport(noun="sharded", role="reranker"),
+)
+"""
+
+
 def beirflow_workdir(root: Path) -> tuple[Path, Path]:
-    """A copy of the workflow whose schema declares the planning-only family (the way a new family is added)."""
+    """A copy of the workflow with the planning-only family added the way a new family is: its schema section, its
+    rules and its record."""
     shutil.copytree(REPO / "workflow", root / "workflow")
-    (root / "scripts").symlink_to(REPO / "scripts")
+    shutil.copytree(REPO / "scripts", root / "scripts", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "scripts" / "beirflow" / "families" / "sharded.py").write_text(SHARDED_RECORD, encoding="utf-8")
     schema_file = root / "workflow" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_file.read_text(encoding="utf-8"))
     schema["properties"]["sharded"] = {
-        "x-family": {"run_rule": "sharded_merge", "rules": {"sharded_shard": {"shards": "queries", "array": True}}},
         "type": "object",
         "default": {},
         "additionalProperties": {"type": "object"},

@@ -329,7 +329,10 @@ def check_gpu_path(data: Path, work: Path) -> None:
 
 def systems_in_order(config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(family, system, entry): enabled systems first, each model, kind and precision once."""
-    entries = [(family, name, entry) for family in ("rerank", "dense") for name, entry in (config.get(family) or {}).items()]
+    from beirflow.family import families
+
+    priced = [name for name, family in families().items() if family.cost.gpu_work]  # the families plan_grid prices
+    entries = [(family, name, entry) for family in priced for name, entry in (config.get(family) or {}).items()]
     seen: set[tuple[str, str, str]] = set()
     for family, name, entry in sorted(entries, key=lambda item: item[2].get("enabled", True) is False):
         identity = (entry["model"], entry.get("kind", "dense"), entry.get("precision", "bf16"))

@@ -88,7 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("metrics_files", nargs="+", type=Path, help="results/{dataset}/metrics.json")
     parser.add_argument(
-        "--systems", required=True, help="JSON list: name, family, label, series, parameters, published_as, first_stage"
+        "--systems",
+        required=True,
+        help="JSON list: name, family, label, series, parameters, published_as, first_stage, kind, role, markers, line",
     )
     parser.add_argument("--datasets", required=True, help="JSON object: dataset -> the BEIR dataset it is (or null)")
     parser.add_argument("--settings", required=True, help="JSON object: the report settings (primary, baseline, tolerance, ...)")

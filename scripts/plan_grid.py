@@ -19,19 +19,16 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from beirflow.dense import search_job_memory_mb
-from beirflow.errors import DataError
+from beirflow.family import DiskRow, ModelWork
 from beirflow.fetch import hub_sizes
 from beirflow.models import is_hub_name
 from beirflow.paths import MODEL_RECORDS
 from beirflow.plan import ConfigError, Plan, build
-from beirflow.records import distinct_models, read_record, record_name
+from beirflow.records import distinct_models, read_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,51 +92,19 @@ def read_throughputs(path: Path) -> dict[tuple[str, str, str, str], float]:
         }
 
 
-def model_work(plan: Plan) -> list[dict[str, Any]]:
-    """What each model must process over the grid: a reranker's pairs, an encoder's texts."""
-    work: list[dict[str, Any]] = []
-    for name, entry in plan.sections["rerank"].items():
-        pairs = sum(plan.datasets[dataset].query_count() * int(entry["depth"]) for dataset in plan.datasets_of[name])
-        work.append(
-            {
-                "system": name,
-                "model": entry["model"],
-                "kind": entry["kind"],
-                "precision": entry["precision"],
-                "count": pairs,
-                "unit": "pairs",
-                "gpus": entry["resources"]["gpus"],
-            }
-        )
-    for encoder in plan.encoders.values():
-        entry = plan.sections["dense"][encoder.systems[0]]
-        work.append(
-            {
-                "system": ", ".join(encoder.systems),
-                "model": entry["model"],
-                "kind": "dense",
-                "precision": entry["precision"],
-                "count": encoded_texts(plan, encoder.systems),
-                "unit": "documents",
-                "gpus": entry["resources"]["gpus"],
-            }
-        )
-    return work
-
-
-def encoded_texts(plan: Plan, systems: Iterable[str]) -> int:
-    """Documents and queries an encoder encodes: those of every dataset any of its systems runs on."""
-    encoded = {dataset for system in systems for dataset in plan.datasets_of[system]}
-    return sum(plan.datasets[dataset].document_count() + plan.datasets[dataset].query_count() for dataset in encoded)
+def model_work(plan: Plan) -> list[ModelWork]:
+    """What each model must process over the grid, as each family's record counts it (a reranker's pairs,
+    an encoder's texts)."""
+    return [item for family in plan.families.values() if family.cost.gpu_work for item in family.cost.gpu_work(plan)]
 
 
 def gpu_hours(
-    work: Iterable[dict[str, Any]], throughputs: dict[tuple[str, str, str, str], float], device: str
-) -> list[tuple[dict[str, Any], float | None]]:
+    work: Iterable[ModelWork], throughputs: dict[tuple[str, str, str, str], float], device: str
+) -> list[tuple[ModelWork, float | None]]:
     rows = []
     for item in work:
-        rate = throughputs.get((item["model"], item["kind"], device, item["precision"]))
-        rows.append((item, None if rate is None else item["count"] / rate / 3600 * max(int(item["gpus"]), 1)))
+        rate = throughputs.get((item.model, item.kind, device, item.precision))
+        rows.append((item, None if rate is None else item.count / rate / 3600 * max(item.gpus, 1)))
     return rows
 
 
@@ -168,92 +133,27 @@ def model_downloads(plan: Plan, records: Path) -> list[tuple[str, str | None, in
     return [rows[name] for name in models]
 
 
-# Bytes on disk per unit, measured on the embedded sample (SciFact abstracts, results of `make run`):
-# a run file's line (ids, rank, the score's shortest repr, the tag), and Lucene indexes and the
-# document store against the corpus file's bytes. Passages shorter than abstracts index a little
-# larger per byte; these are the basis the plan states, not a promise.
+# Bytes on disk of a run file's line, measured on the embedded sample (results of `make run`): ids, rank,
+# the score's shortest repr, the tag. The basis the plan states, not a promise.
 RUN_LINE_BYTES = 52
-PER_CORPUS_BYTE = {"bm25_index (flat)": 1.40, "bm25_index (multifield)": 1.45, "document_store": 1.25}
-
-
-def embedding_dimension(entry: dict[str, Any], records: Path) -> int | None:
-    """From the fetched model's own config where it is fetched, else the entry's 'dimension'."""
-    record_file = records / f"{record_name(entry['model'], entry.get('revision'))}.json"
-    if record_file.is_file():
-        folder = Path(read_record(record_file).folder)
-        from beirflow.encoder import folder_defaults
-
-        dense_layers = folder_defaults(folder, "plan").dense if folder.is_dir() else ()
-        if dense_layers:
-            return int(json.loads((dense_layers[-1].folder / "config.json").read_text(encoding="utf-8"))["out_features"])
-        config_file = folder / "config.json"
-        if config_file.is_file():
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-            return int(config.get("hidden_size") or config.get("d_model") or config.get("n_embd"))
-    dimension = entry.get("dimension")
-    return int(dimension) if dimension else None
-
-
-@dataclass(frozen=True)
-class DiskRow:
-    stage: str
-    size: int | None  # bytes, None where unknown
-    basis: str
-    deleted_after_search: bool = False  # embeddings of an encoder whose systems all say keep_embeddings: false
 
 
 def disk_plan(plan: Plan, records: Path) -> list[DiskRow]:
-    """What the grid writes, stage by stage, with the basis of each figure."""
-    datasets, families, runs_on = plan.datasets, plan.sections, plan.datasets_of
+    """What the grid writes, stage by stage, with the basis of each figure: each family's own outputs as
+    its record prices them, and the run files of every system."""
     rows: list[DiskRow] = []
-    for encoder in plan.encoders.values():
-        entry = families["dense"][encoder.systems[0]]
-        dimension = embedding_dimension(entry, records)
-        texts = encoded_texts(plan, encoder.systems)
-        basis = (
-            f"{texts:,} texts x {dimension} dimensions x 2 bytes (float16)"
-            if dimension
-            else f"{texts:,} texts; dimension unknown (declare 'dimension' or fetch the model)"
-        )
-        if not encoder.keeps_embeddings:
-            basis += "; deleted once searched (keep_embeddings: false)"
-        size = texts * dimension * 2 if dimension else None
-        rows.append(DiskRow(f"embeddings {entry['model']}", size, basis, not encoder.keeps_embeddings))
+    for family in plan.families.values():
+        if family.cost.disk:
+            rows += family.cost.disk(plan, records)
     run_lines = 0
-    for family, systems in families.items():
-        for name, entry in systems.items():
-            hits = int(entry["depth"] if family == "rerank" else entry.get("hits", 1000))
-            lines = sum(datasets[dataset].query_count() * hits for dataset in runs_on[name])
-            run_lines += lines * (2 if family == "rerank" else 1)  # a reranker's shard runs as much again
-    rows.append(
-        DiskRow(
-            "run files (merged and shard runs)",
-            run_lines * RUN_LINE_BYTES,
-            f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)",
-        )
-    )
-    fields = {entry["fields"] for entry in families["bm25"].values()}
-    needs_store = bool(families["rerank"])
-    for stage, ratio in PER_CORPUS_BYTE.items():
-        if (stage.startswith("bm25_index") and stage.split("(")[1].rstrip(")") not in fields) or (
-            stage == "document_store" and not needs_store
-        ):
-            continue
-        corpora = [datasets[dataset].files.corpus for dataset in datasets]
-        present = [path for path in corpora if path.is_file()]
-        if len(present) == len(corpora):
-            size = sum(path.stat().st_size for path in present)
-            rows.append(
-                DiskRow(stage, int(size * ratio), f"{size / 1e9:.2f} GB of corpus files x {ratio} (measured on the sample)")
+    for name, family in plan.families.items():
+        for system, entry in plan.sections[name].items():
+            lines = sum(
+                plan.datasets[dataset].query_count() * family.cost.run_hits(entry) for dataset in plan.datasets_of[system]
             )
-        else:
-            rows.append(
-                DiskRow(
-                    stage,
-                    None,
-                    f"unknown: {len(corpora) - len(present)} of {len(corpora)} corpora not downloaded yet (x {ratio} of their bytes, measured on the sample)",
-                )
-            )
+            run_lines += lines * family.cost.run_copies
+    basis = f"{run_lines:,} lines x {RUN_LINE_BYTES} bytes (the sample's average line)"
+    rows.append(DiskRow("run files (merged and shard runs)", run_lines * RUN_LINE_BYTES, basis))
     return rows
 
 
@@ -261,7 +161,7 @@ def disk_totals(disk: Sequence[DiskRow]) -> dict[str, int]:
     """Bytes written in all; kept at the end (embeddings with keep_embeddings: false deleted once
     searched); and kept at the end were every dense system to set it false, or none."""
     known = [row for row in disk if row.size is not None]
-    embeddings = sum(row.size or 0 for row in known if row.stage.startswith("embeddings "))
+    embeddings = sum(row.size or 0 for row in known if row.embeddings)
     written = sum(row.size or 0 for row in known)
     deleted = sum(row.size or 0 for row in known if row.deleted_after_search)
     return {
@@ -287,20 +187,10 @@ def print_disk(disk: Sequence[DiskRow]) -> None:
     )
 
 
-def job_memory(plan: Plan, documents_per_shard: int) -> list[tuple[str, str, int]]:
-    """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry); for
-    a search, the largest over its datasets whose size is known (see beirflow.dense.search_job_memory_mb)."""
-    rows = [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in plan.sections["rerank"].items()]
-    for name, entry in plan.sections["dense"].items():
-        rows.append(("encode_documents", name, int(entry["resources"]["mem_mb"])))
-        searches = [0]
-        for dataset in plan.datasets.values():
-            try:
-                searches.append(search_job_memory_mb(entry, documents_per_shard, dataset))
-            except (OSError, DataError):  # a local dataset not prepared yet
-                continue
-        rows.append(("dense_search", name, max(searches)))
-    return rows
+def job_memory(plan: Plan) -> list[tuple[str, str, int]]:
+    """(rule, system, mem_mb) each GPU-rule job asks for on its first attempt (grown with each retry), as each
+    family's record says."""
+    return [row for family in plan.families.values() if family.cost.job_memory for row in family.cost.job_memory(plan)]
 
 
 def main() -> None:
@@ -336,15 +226,15 @@ def main() -> None:
     )
     total, unknown = 0.0, 0
     for item, hours in gpu_hours(work, read_throughputs(args.throughput), args.device):
-        what = f"{item['count']:,} {item['unit']}, {item['precision']}, {item['gpus']} GPU(s) a job"
+        what = f"{item.count:,} {item.unit}, {item.precision}, {item.gpus} GPU(s) a job"
         if hours is None:
             unknown += 1
             print(
-                f"  {item['system']:28} unknown: no measured throughput for {item['model']} ({item['kind']}, {item['precision']}) on {args.device}; {what}"
+                f"  {item.systems:28} unknown: no measured throughput for {item.model} ({item.kind}, {item.precision}) on {args.device}; {what}"
             )
         else:
             total += hours
-            print(f"  {item['system']:28} {hours:10.2f}  ({what})")
+            print(f"  {item.systems:28} {hours:10.2f}  ({what})")
     print(f"  {'total':28} {total:10.2f}" + (f"  + {unknown} model(s) unknown" if unknown else ""))
     downloads = model_downloads(plan, args.directory / MODEL_RECORDS)
     print(f"\nModel downloads (rule fetch_model, on the submit host, once per model and revision): {len(downloads)}")
@@ -358,7 +248,7 @@ def main() -> None:
     )
     print_disk(disk_plan(plan, args.directory / MODEL_RECORDS))
     print("\nMemory each GPU-rule job asks for (mem_mb, first attempt; x2 and x3 on retries after a kill):")
-    for rule, system, mem_mb in job_memory(plan, plan.config["shards"]["documents_per_shard"]):
+    for rule, system, mem_mb in job_memory(plan):
         print(f"  {rule:18} {system:30} {mem_mb:8,d} MB")
 
 

@@ -1,12 +1,14 @@
-"""Adding a family of systems is three files: a schema section with its family record, one rule file
-and one module. A toy family ('reverse': a first stage's top hits in reverse order, sharded over the
-queries like a reranker) is added to a copy of the checkout, and shows up in the plan, the SLURM
-submissions, the cost table, the leaderboard and the report, with nothing else edited."""
+"""Adding a family of systems is its own files: a schema section (its config keys), one rule file, its
+record (beirflow/families/<name>.py) and its stage program. A toy family ('reverse': a first stage's top
+hits in reverse order, sharded over the queries like a reranker) is added to a copy of the checkout, and
+shows up in the plan, the SLURM submissions, the cost table, the leaderboard and the report, with nothing
+else edited."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,18 +24,6 @@ pytestmark = pytest.mark.workflow
 
 SCHEMA_SECTION = {
     "description": "Toy family: a first stage's top 'depth' hits per query in reverse order.",
-    "x-family": {
-        "run_rule": "reverse_merge",
-        "rules": {
-            "reverse_shard": {
-                "shards": "queries",
-                "array": True,
-                "record": "results/{dataset}/reverse/{system}/shards/{shard}.json",
-                "benchmark": "benchmarks/reverse_shard/{dataset}/{system}/{shard}.tsv",
-            },
-            "reverse_merge": {"local": True},
-        },
-    },
     "type": "object",
     "default": {},
     "propertyNames": {"$ref": "#/$defs/name"},
@@ -86,6 +76,29 @@ rule reverse_merge:
         " --tag {wildcards.system} --output {output.run} --provenance {output.provenance} -- {input.runs} > {log} 2>&1"
 """
 
+RECORD = """\
+from beirflow import paths
+from beirflow.family import Family, FamilyReport, FamilyRule
+
+FAMILY = Family(
+    name="reverse",
+    position=50,
+    run_rule="reverse_merge",
+    rules=(
+        FamilyRule(
+            "reverse_shard",
+            shards="queries",
+            array=True,
+            record=lambda dataset, system, shard: f"results/{dataset}/reverse/{system}/shards/{shard}.json",
+            benchmark=lambda dataset, system, shard: paths.benchmark("reverse_shard", dataset, system, shard),
+        ),
+        FamilyRule("reverse_merge", local=True),
+    ),
+    report=FamilyReport(noun="reversed run", role="reranker"),
+    reads=("first_stage",),
+)
+"""
+
 MODULE = """\
 import argparse
 import json
@@ -119,12 +132,13 @@ if __name__ == "__main__":
 
 
 def add_toy_family(checkout: Path) -> None:
-    """The three files of a new family, in a copy of the checkout."""
+    """The four files of a new family, in a copy of the checkout."""
     schema_file = checkout / "workflow" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_file.read_text(encoding="utf-8"))
     schema["properties"]["reverse"] = SCHEMA_SECTION
     schema_file.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
     (checkout / "workflow" / "rules" / "reverse.smk").write_text(RULE_FILE, encoding="utf-8")
+    (checkout / "scripts" / "beirflow" / "families" / "reverse.py").write_text(RECORD, encoding="utf-8")
     (checkout / "scripts" / "reverse_family.py").write_text(MODULE, encoding="utf-8")
 
 
@@ -142,21 +156,36 @@ def toy_checkout(tmp_path: Path) -> Path:
     return checkout
 
 
-def test_a_toy_family_is_planned_from_its_schema_record(toy_checkout: Path, done: Workflow) -> None:
-    sys.path.insert(0, str(toy_checkout / "scripts"))
-    try:
-        from beirflow.plan import build, load_schema
+PLANNED = """\
+import json, sys
+from beirflow.plan import build
 
-        config = {**done.config, "reverse": {"reversed-bm25": {"first_stage": "bm25-flat", "depth": 5}}}
-        plan = build(config, load_schema(toy_checkout / "workflow" / "schemas" / "config.schema.yaml"))
-    finally:
-        sys.path.remove(str(toy_checkout / "scripts"))
-    assert plan.systems["reversed-bm25"] == "reverse"
-    assert "reverse_merge" in plan.local_rules and "reverse_shard" in plan.array_rules
-    shards = plan.query_shards("scifact-sample")
-    recorded = [job for job in plan.recorded_jobs() if job.rule == "reverse_shard"]
-    assert [job.job for job in recorded] == [f"reversed-bm25/{shard}" for shard in shards]
-    assert plan.array_submissions()["reverse_shard"] == 1
+plan = build(json.loads(sys.argv[1]))
+recorded = [job.job for job in plan.recorded_jobs() if job.rule == "reverse_shard"]
+print(json.dumps({
+    "family": plan.systems["reversed-bm25"], "local": list(plan.local_rules), "array": list(plan.array_rules),
+    "recorded": recorded, "shards": plan.query_shards("scifact-sample"), "arrays": plan.array_submissions()["reverse_shard"],
+    "chain": plan.stack_chain("reversed-bm25"),
+}))
+"""
+
+
+def test_a_toy_family_is_planned_from_its_record(toy_checkout: Path, done: Workflow) -> None:
+    config = {**done.config, "reverse": {"reversed-bm25": {"first_stage": "bm25-flat", "depth": 5}}}
+    environment = {**os.environ, "PYTHONPATH": str(toy_checkout / "scripts")}
+    planned = subprocess.run(
+        [sys.executable, "-c", PLANNED, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=toy_checkout,
+        check=True,
+    )
+    plan = json.loads(planned.stdout)
+    assert plan["family"] == "reverse" and plan["chain"] == ["bm25-flat", "reversed-bm25"]
+    assert "reverse_merge" in plan["local"] and "reverse_shard" in plan["array"]
+    assert plan["recorded"] == [f"reversed-bm25/{shard}" for shard in plan["shards"]]
+    assert plan["arrays"] == 1
 
 
 def test_a_toy_family_runs_into_the_cost_table_the_leaderboard_and_the_report(

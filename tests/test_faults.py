@@ -275,7 +275,8 @@ def test_names_with_a_trailing_newline_are_refused() -> None:
 
 
 def test_model_folders_and_packages_are_checked_when_planning(tmp_path: Path) -> None:
-    from beirflow.plan import ConfigError, check_model_locations
+    from beirflow.config_checks import check_model_locations
+    from beirflow.errors import ConfigError
 
     missing = tmp_path / "no-such-model"
     cases = {
@@ -298,7 +299,8 @@ def test_model_folders_and_packages_are_checked_when_planning(tmp_path: Path) ->
 
 
 def test_a_missing_local_dataset_without_declared_counts_is_named_when_planning(tmp_path: Path) -> None:
-    from beirflow.plan import ConfigError, check_local_datasets, plan_datasets
+    from beirflow.dataset_plan import check_local_datasets, plan_datasets
+    from beirflow.errors import ConfigError
 
     plans = plan_datasets({"mine": {"path": str(tmp_path / "absent")}}, tmp_path)
     with pytest.raises(

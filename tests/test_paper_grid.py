@@ -8,6 +8,7 @@ import copy
 import yaml
 
 from beirflow import paths
+from beirflow.family import families
 from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB
 from beirflow.plan import build
 from beirflow.records import distinct_models
@@ -18,6 +19,18 @@ PAPER = REPO / "config" / "paper.yaml"
 
 def _paper_config() -> dict:
     return yaml.safe_load(PAPER.read_text(encoding="utf-8"))
+
+
+def _model_families() -> list[str]:
+    return [name for name, family in families().items() if family.models]
+
+
+def _every_extension_on() -> dict:
+    config = _paper_config()
+    for family in _model_families():
+        for entry in (config.get(family) or {}).values():
+            entry["enabled"] = True
+    return config
 
 
 def _paper(tmp_path) -> Workflow:
@@ -101,29 +114,29 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
     from model_builders import ARCHITECTURES, build_shape
 
     sys.path.insert(0, str(REPO / "scripts"))
-    from plan_grid import read_throughputs
+
+    from plan_grid import model_work, read_throughputs
 
     rates = read_throughputs(REPO / "bench" / "throughput.csv")
-    config = _paper_config()
-    for family in ("rerank", "dense"):
-        for name, entry in config[family].items():
-            kind = entry.get("kind", "dense")
-            assert (entry["model"], kind, "h100", entry.get("precision", "bf16")) in rates, f"{family}.{name}: no H100 rate"
-            assert entry["model"] in ARCHITECTURES, f"{family}.{name}: no shape for {entry['model']}"
-            model = build_shape(entry["model"], kind)  # as a job loads it (beirflow.models.loader_for), on the meta device
-            parameters = sum(parameter.numel() for parameter in model.parameters())
-            assert abs(parameters / entry["report"]["parameters"] - 1) < 0.08, f"{family}.{name}: {parameters:,} parameters"
+    plan = build(_every_extension_on(), check_models=False)
+    for item in model_work(plan):
+        name = item.systems.split(", ")[0]
+        assert (item.model, item.kind, "h100", item.precision) in rates, f"{name}: no H100 rate"
+        assert item.model in ARCHITECTURES, f"{name}: no shape for {item.model}"
+        model = build_shape(item.model, item.kind)  # as a job loads it (beirflow.models.loader_for), on the meta device
+        parameters = sum(parameter.numel() for parameter in model.parameters())
+        assert abs(parameters / plan.entry(name)["report"]["parameters"] - 1) < 0.08, f"{name}: {parameters:,} parameters"
 
 
 def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
     """Extensions included: a branch such as 'main' moves, and a result must name the weights it came from."""
-    from beirflow.plan import unpinned_models
+    from beirflow.config_checks import unpinned_models
 
     config = _paper_config()
-    assert unpinned_models({family: config.get(family) or {} for family in ("rerank", "dense")}) == []
+    assert unpinned_models({family: config.get(family) or {} for family in _model_families()}) == []
     revisions = [
         entry.get(key)
-        for family in ("rerank", "dense")
+        for family in _model_families()
         for entry in config[family].values()
         for key in ("revision", "adapter_revision")
         if entry.get(key)
@@ -134,12 +147,8 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
 def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once() -> None:
     """Against the plan that rule fetch_model reads (a dry run of the whole grid through Snakemake, which
     costs about 30 CPU-seconds, is the first test's, and counts the same records there)."""
-    config = _paper_config()
     base = distinct_models(build(_paper_config()).model_sections)
-    for family in ("rerank", "dense"):
-        for entry in config[family].values():
-            entry["enabled"] = True
-    fetched = distinct_models(build(config).model_sections)
+    fetched = distinct_models(build(_every_extension_on()).model_sections)
     # 5 rerankers (monoT5-large on) + Llama-2 and RankLLaMA's adapter + 14 dense models (E5 and BGE on)
     assert len(fetched) == 5 + 2 + 14 and len(base) == 4 + 10
     assert {fetch.key for fetch in fetched.values()} >= {"rerank.rankllama-7b.adapter", "dense.e5-large-v2.model"}

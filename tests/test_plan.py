@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from beirflow.plan import ConfigError, plan_datasets, plan_systems
+from beirflow.dataset_plan import plan_datasets
+from beirflow.errors import ConfigError
 from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
 from beirflow.shards import shard_count, shard_ids
+from beirflow.systems import plan_systems
 from conftest import REPO, SAMPLE
 
 
@@ -73,7 +75,7 @@ def test_cqadupstack_forums_share_one_leaderboard_row() -> None:
 
 
 def test_local_counts_are_declared_or_counted_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import beirflow.plan as plan
+    import beirflow.dataset_plan as plan
 
     monkeypatch.setattr(plan, "COUNT_CACHE", tmp_path / "counts.json")
     declared = plan_datasets({"bioasq": {"path": str(tmp_path / "absent"), "documents": 14914602, "queries": 500}}, tmp_path)[
@@ -102,28 +104,29 @@ def test_merged_cqadupstack_is_one_dataset_with_the_forums_counts(tmp_path: Path
 
 
 def test_systems_limited_to_datasets_and_their_inputs(tmp_path: Path) -> None:
-    from beirflow.plan import system_datasets
+    from beirflow.family import families
+    from beirflow.systems import system_datasets
 
     datasets = plan_datasets({"scifact": None, "nfcorpus": None, "cqadupstack": None}, tmp_path)
-    families = {
+    sections = {
         "bm25": {"bm25": {}},
         "rerank": {
             "big": {"first_stage": "bm25", "datasets": ["scifact", "cqadupstack"]},
             "bigger": {"first_stage": "big", "datasets": ["scifact"]},
         },
     }
-    chosen = system_datasets(families, datasets)
+    chosen = system_datasets(families(), sections, datasets)
     assert chosen["bm25"] == list(datasets) and chosen["big"] == [
         "scifact",
         *[d for d in datasets if d.startswith("cqadupstack-")],
     ]
     assert chosen["bigger"] == ["scifact"]
-    families["rerank"]["bigger"]["datasets"] = ["nfcorpus"]
+    sections["rerank"]["bigger"]["datasets"] = ["nfcorpus"]
     with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'big' \(first_stage\) does not run on nfcorpus"):
-        system_datasets(families, datasets)
-    families["rerank"]["bigger"]["datasets"] = ["trec-covid"]
+        system_datasets(families(), sections, datasets)
+    sections["rerank"]["bigger"]["datasets"] = ["trec-covid"]
     with pytest.raises(ConfigError, match=r"rerank\.bigger\.datasets: 'trec-covid' is not a configured dataset"):
-        system_datasets(families, datasets)
+        system_datasets(families(), sections, datasets)
 
 
 @pytest.mark.parametrize(("family", "settings"), [("rerank", "RerankSettings"), ("dense", "DenseSettings")])
@@ -134,6 +137,7 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
     import yaml
 
     from beirflow.dense import DenseSettings
+    from beirflow.family import families
     from beirflow.rerank import RerankSettings
     from beirflow.settings import OPERATIONAL_KEYS, SettingsError
 
@@ -141,7 +145,7 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
     entry = schema["properties"][family]["additionalProperties"]["properties"]
     fields = {field.name: field for field in dataclasses.fields(cls)}
-    assert set(entry) - set(OPERATIONAL_KEYS) == set(fields)
+    assert set(entry) - set(OPERATIONAL_KEYS) - set(families()[family].operational_keys) == set(fields)
     for name, spec in entry.items():
         if name in fields and "default" in spec and fields[name].default is not dataclasses.MISSING:
             assert spec["default"] == fields[name].default, name
@@ -153,12 +157,12 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
 
 
 def test_the_slurm_profile_sends_the_rules_the_family_records_mark_array_as_job_arrays() -> None:
-    from beirflow.plan import load_schema, schema_families
+    from beirflow.family import families
 
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.v9+.yaml").read_text(encoding="utf-8"))
     listed = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
-    marked = {rule.name for family in schema_families(load_schema()).values() for rule in family.rules if rule.array}
-    assert listed == marked == {"rerank_shard", "encode_documents"}
+    marked = {rule.name for family in families().values() for rule in family.rules if rule.array}
+    assert marked and listed == marked
 
 
 def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_write_records(
@@ -190,26 +194,14 @@ def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_writ
     assert build(renamed).jobs_config() != plan.jobs_config()
 
 
-def test_the_family_records_in_the_schema_are_the_paths_the_rules_write() -> None:
-    """The cost table reads each job's record where the schema's family record says; the rules write
-    it where beirflow.paths says. The two must be one path."""
-    from beirflow import paths
-    from beirflow.plan import load_schema, schema_families
+def test_the_family_records_name_the_files_the_rules_write(done) -> None:
+    """The cost table reads each job's record and benchmark where the family's record says; on a finished
+    run of the embedded default, every one of them is where the rules wrote it, and nothing else is."""
+    from beirflow.plan import build
 
-    families = schema_families(load_schema())
-    records = {rule.name: (rule.record, rule.benchmark) for family in families.values() for rule in family.rules if rule.record}
-    assert records == {
-        "rerank_shard": (
-            paths.rerank_shard(extension="json"),
-            paths.benchmark("rerank_shard", "{dataset}", "{system}", "{shard}"),
-        ),
-        "encode_documents": (
-            paths.corpus_embeddings(extension="json"),
-            paths.benchmark("encode_documents", "{dataset}", "{encoder}", "{shard}"),
-        ),
-        "encode_queries": (
-            paths.query_embeddings(extension="json"),
-            paths.benchmark("encode_queries", "{dataset}", "{encoder}", "queries"),
-        ),
-        "dense_search": (paths.provenance("dense"), paths.benchmark("dense_search", "{dataset}", "{system}")),
-    }
+    plan = build(done.config)
+    recorded = {(job.record, job.benchmark) for job in plan.recorded_jobs()}
+    for record, benchmark in recorded:
+        assert done.path(record).is_file() and done.path(benchmark).is_file(), (record, benchmark)
+    written = {str(path.relative_to(done.root)) for path in done.root.glob("benchmarks/**/*.tsv")}
+    assert written == {benchmark for _, benchmark in recorded}

@@ -24,12 +24,12 @@ from beirflow.results import ReportSettings, SystemInfo, load_results
 from beirflow.significance import holm, paired_tests
 
 SYSTEMS = [
-    SystemInfo("bm25", "bm25", "BM25"),
-    SystemInfo("monot5-small", "rerank", "monoT5-small", "monoT5", 60e6, first_stage="bm25"),
-    SystemInfo("monot5-base", "rerank", "monoT5-base", "monoT5", 220e6, first_stage="bm25"),
-    SystemInfo("monot5-3b", "rerank", "monoT5-3B", "monoT5", 3e9, first_stage="bm25"),
-    SystemInfo("gtr-base", "dense", "GTR-base", "GTR", 110e6),
-    SystemInfo("gtr-xxl", "dense", "GTR-XXL", "GTR", 4.8e9),
+    SystemInfo("bm25", "bm25", "BM25", kind="BM25", role="first stage"),
+    SystemInfo("monot5-small", "rerank", "monoT5-small", "monoT5", 60e6, first_stage="bm25", kind="reranker", role="reranker"),
+    SystemInfo("monot5-base", "rerank", "monoT5-base", "monoT5", 220e6, first_stage="bm25", kind="reranker", role="reranker"),
+    SystemInfo("monot5-3b", "rerank", "monoT5-3B", "monoT5", 3e9, first_stage="bm25", kind="reranker", role="reranker"),
+    SystemInfo("gtr-base", "dense", "GTR-base", "GTR", 110e6, kind="dense", role="dense retriever"),
+    SystemInfo("gtr-xxl", "dense", "GTR-XXL", "GTR", 4.8e9, kind="dense", role="dense retriever"),
 ]
 # Mean quality per system: in-domain gains are small with size, zero-shot gains large (the paper's shape).
 IN_DOMAIN = {"bm25": 0.19, "monot5-small": 0.36, "monot5-base": 0.38, "monot5-3b": 0.40, "gtr-base": 0.37, "gtr-xxl": 0.39}
@@ -219,7 +219,10 @@ def test_published_figures_match_differ_or_wait_for_their_runs(results) -> None:
         _published("scifact", "elsewhere", "ndcg@10", 0.5),
         _published("scifact", "gtr-tuned", "ndcg@10", 0.5),
     ]
-    systems = [*SYSTEMS[:5], SystemInfo("gtr-xxl", "dense", "GTR-XXL", "GTR", 4.8e9, published_as="gtr-tuned")]
+    systems = [
+        *SYSTEMS[:5],
+        SystemInfo("gtr-xxl", "dense", "GTR-XXL", "GTR", 4.8e9, published_as="gtr-tuned", kind="dense", role="dense retriever"),
+    ]
     report = build_report(results, systems, published, SETTINGS)
     statuses = [(c.published.dataset, c.system, c.status) for c in report.checks]
     assert statuses == [

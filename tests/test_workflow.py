@@ -232,7 +232,7 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
                 )
                 or c["rerank"]["minilm-rerank"].update(first_stage="again")
             ),
-            "the rerankers form a cycle (minilm-rerank -> again -> minilm-rerank)",
+            "the systems form a cycle (minilm-rerank -> again -> minilm-rerank)",
         ),
         (
             lambda c: c["dense"]["minilm"].update(model="sentence-transformers/gtr-t5-base"),

@@ -1,5 +1,5 @@
 # A planning-only family for bench/dag_planning.py: 12 systems sharded over queries, 20 shards
-# each, added as every family is (a schema section with its family record, which the bench writes,
+# each, added as every family is (a schema section and a family record, which the bench writes,
 # and this rule file: the query shard directory, one merge per dataset and system). Its jobs are
 # only ever dry-run.
 BENCH_SHARDS = [f"{index:04d}" for index in range(20)]

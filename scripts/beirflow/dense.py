@@ -37,9 +37,12 @@ from beirflow.models import ModelError
 from beirflow.settings import decode
 
 if TYPE_CHECKING:
-    from beirflow.plan import DatasetPlan
+    from beirflow.dataset_plan import DatasetPlan
 
 FLAT = "Flat"
+# Keys of a dense entry that change no result, beside the common ones (beirflow.settings.OPERATIONAL_KEYS):
+# a declared dimension serves the plan's disk figures only; keep_embeddings says what happens after the search.
+OPERATIONAL_KEYS = ("dimension", "keep_embeddings")
 QUERY_BLOCK = 1024  # queries searched and merged at once
 # faiss's GPU indexes return at most this many neighbours per query.
 GPU_MAX_K = 2048
@@ -66,7 +69,7 @@ class DenseSettings:
     @classmethod
     def from_config(cls, entry: Mapping[str, Any], key: str = "") -> DenseSettings:
         """Strict: a key this family does not know raises, naming ``key`` (``dense.<system>``)."""
-        return decode(cls, entry, key)
+        return decode(cls, entry, key, OPERATIONAL_KEYS)
 
     def encoder_identity(self) -> dict[str, Any]:
         """What the embeddings depend on; search keys (hits, index) are not part of it."""

@@ -70,19 +70,17 @@ class SeriesStyle:
 
 def series_styles(report: Report) -> dict[str, SeriesStyle]:
     """One style per series (a system without one is its own), the same in every plot of the report:
-    colours by the series' place in name order, circles and solid lines for rerankers, squares and
-    dashes for the others; past twenty series the colours repeat with other markers."""
-    families: dict[str, str] = {}
+    colours by the series' place in name order, markers and line as the family's record says (circles and
+    solid lines for rerankers, squares and dashes for retrievers); past twenty series the colours repeat with
+    other markers."""
+    firsts: dict[str, SystemInfo] = {}
     for system in _sized(report):
-        families.setdefault(system.series or system.label, system.family)
+        firsts.setdefault(system.series or system.label, system)
     styles = {}
-    for index, (key, family) in enumerate(sorted(families.items())):
-        markers = ("o", "v", "<") if family == "rerank" else ("s", "^", ">")
+    for index, (key, system) in enumerate(sorted(firsts.items())):
+        markers = system.markers
         styles[key] = SeriesStyle(
-            f"{key} ({'reranker' if family == 'rerank' else family})",
-            COLOURS[index % len(COLOURS)],
-            markers[index // len(COLOURS) % len(markers)],
-            "-" if family == "rerank" else "--",
+            f"{key} ({system.kind})", COLOURS[index % len(COLOURS)], markers[index // len(COLOURS) % len(markers)], system.line
         )
     return styles
 

@@ -74,8 +74,8 @@ def finding_rerankers_against_dense(
 ) -> list[str]:
     """Each reranker against the dense model nearest its size (at most 3x apart)."""
     metric = display_name(settings.primary)
-    rerankers = [s for s in systems if s.family == "rerank" and s.parameters]
-    dense = [s for s in systems if s.family == "dense" and s.parameters]
+    rerankers = [s for s in systems if s.role == "reranker" and s.parameters]
+    dense = [s for s in systems if s.role == "dense retriever" and s.parameters]
     sentences, ahead, pairs = [], 0, 0
     for reranker in rerankers:
         near = [d for d in dense if abs(math.log10(d.parameters / reranker.parameters)) <= math.log10(3)]  # type: ignore[operator]
@@ -106,7 +106,7 @@ def finding_largest_reranker(
     rerankers = [
         s
         for s in systems
-        if s.family == "rerank"
+        if s.role == "reranker"
         and s.parameters
         and any(row_value(results, row, s.name, settings.primary) is not None for row in beir)
     ]

@@ -20,16 +20,21 @@ BEIR_AVERAGE = "beir-average"
 @dataclass(frozen=True)
 class SystemInfo:
     name: str
-    family: str  # bm25 | rerank | dense | fusion
+    family: str  # its config section
     label: str
     series: str | None = None
     parameters: float | None = None
     published_as: str | None = None
-    first_stage: str | None = None
+    first_stage: str | None = None  # the system it is built on, if one
+    # How the family's record (beirflow.family.FamilyReport) shows it:
+    kind: str = ""  # the noun after its label ('reranker'); the family's name where empty
+    role: str = ""  # what the findings compare it as: 'reranker', 'dense retriever', ...
+    markers: tuple[str, ...] = ("s", "^", ">")
+    line: str = "--"
 
-    @property
-    def kind(self) -> str:
-        return {"rerank": "reranker", "dense": "dense", "bm25": "BM25", "fusion": "fusion"}.get(self.family, self.family)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.kind or self.family)
+        object.__setattr__(self, "markers", tuple(self.markers))
 
     @property
     def published_id(self) -> str:

@@ -23,14 +23,8 @@ from beirflow import paths
 from beirflow.dense import search_job_memory_mb
 from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB, corpus_job_memory_mb
 from beirflow.figures import PLOTS
-from beirflow.plan import (
-    ConfigError,
-    build,
-    first_stage_chain,
-    load_schema,
-    result_params,
-    unpinned_models,
-)
+from beirflow.config_checks import load_schema, unpinned_models
+from beirflow.plan import ConfigError, build
 from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
 from beirflow.slurm_status import install_if_present
 
@@ -84,8 +78,9 @@ envvars:
     "HF_HUB_CACHE",
 
 
-# The plan, built once from the config and the schema beside these rules (its 'x-family' records say
-# which sections are families of systems and which rules run them); everything below only reads it.
+# The plan, built once from the config, the schema beside these rules and the family records
+# (beirflow/families/: which sections are families of systems and which rules run them); everything
+# below only reads it.
 try:
     PLAN = build(
         config,
@@ -279,7 +274,7 @@ def system_entry(system):
 def system_config(wildcards):
     """The system's score-changing config as canonical JSON: a change to it reruns that system
     only. Batch sizes and resources are left out, so changing them reruns nothing."""
-    return json.dumps(result_params(system_entry(wildcards.system)), sort_keys=True)
+    return json.dumps(PLAN.result_params(wildcards.system), sort_keys=True)
 
 
 def run_file(dataset, system):
@@ -291,13 +286,10 @@ def provenance_file(dataset, system):
 
 
 def leaderboard_labels():
-    """'--label' options heading each reranker with its first stages: 'bm25-flat » monot5-base'."""
+    """'--label' options heading each system built on others with them: 'bm25-flat » monot5-base'."""
     labels = []
     for system in SYSTEMS:
-        try:
-            chain = first_stage_chain(system, config.get("rerank", {}))
-        except ConfigError as error:
-            raise WorkflowError(f"config key {error}") from None
+        chain = PLAN.stack_chain(system)
         if len(chain) > 1:
             heading = " » ".join(chain)
             labels.append(f"--label {shlex.quote(f'{system}={heading}')}")
@@ -403,7 +395,7 @@ def dropped_embeddings_markers():
     return [
         paths.dropped_embeddings(dataset, encoder.key)
         for encoder in ENCODERS.values()
-        if not encoder.keeps_embeddings
+        if not encoder.keeps_output
         for dataset in DATASETS
         if any(runs_on(system, dataset) for system in encoder.systems)
     ]
