@@ -184,7 +184,7 @@ def search(
     from pyserini.search.lucene import LuceneImpactSearcher
 
     by_text = {queries[query_id]: weights[query_id] for query_id in queries}
-    searcher = LuceneImpactSearcher(str(index_dir), EncodedQueries(by_text))  # type: ignore[arg-type]
+    searcher = LuceneImpactSearcher(str(index_dir), EncodedQueries(by_text))
     query_ids = list(queries)
     for start in range(0, len(query_ids), 100):
         batch = query_ids[start : start + 100]
