@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -243,3 +244,28 @@ def _read_run(path: Path) -> dict[str, dict[str, float]]:
         query_id, _, doc_id, _, score, _ = line.split()
         run.setdefault(query_id, {})[doc_id] = float(score)
     return run
+
+
+# The modules that serve every family: the planner, the cost plan and table, the leaderboard and the report.
+GENERIC_MODULES = [
+    *(f"scripts/beirflow/{name}.py" for name in ("plan", "family", "systems", "config_checks", "dataset_plan", "cost")),
+    *(f"scripts/beirflow/{name}.py" for name in ("results", "findings", "figures", "report", "report_pages", "leaderboard")),
+    *(f"scripts/{name}.py" for name in ("plan_grid", "gather_cost", "build_leaderboard", "build_report", "sbatch_preview")),
+    "Snakefile",
+]
+
+
+def test_the_generic_modules_name_no_family() -> None:
+    """What a family is, they read from its record; a family named in one of them would be a place a new
+    family has to edit. Every family record's name is looked for, quoted or as a module."""
+    from beirflow.family import families
+
+    names = "|".join(families())
+    named = re.compile(rf"""["']({names})["']|\\b(families|beirflow)\\.({names})\\b|config\\[["']({names})["']\\]""")
+    found = [
+        f"{module}:{number}: {line.strip()}"
+        for module in GENERIC_MODULES
+        for number, line in enumerate((REPO / module).read_text(encoding="utf-8").splitlines(), start=1)
+        if named.search(line)
+    ]
+    assert len(families()) >= 5 and not found, found

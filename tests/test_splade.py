@@ -6,6 +6,7 @@ with its own query encoder give the same hits and scores as beirflow's index and
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from beirflow import paths
 from beirflow.beir import document_text, iter_corpus, read_queries
 from beirflow.jvm import start_jvm
 from beirflow.models import resolve_model
+from beirflow.plan import build
 from beirflow.splade import SpladeEncoder, build_impact_index, check_vectors, search, write_vectors
-from conftest import REPO, SAMPLE
+from conftest import REPO, SAMPLE, Workflow, fork
 
 BATCH = 16
 DOCUMENTS = 96
@@ -129,3 +132,41 @@ def test_the_index_and_the_search_give_pyserinis_hits_and_scores(splade: dict, t
     assert ours == theirs
     assert sum(len(hits) for hits in ours.values()) > 5 * len(queries)  # the queries find documents
     assert len({score for hits in ours.values() for _, score in hits}) > 20  # scores that differ
+
+
+@pytest.mark.workflow
+def test_two_splade_systems_added_to_a_finished_run_share_one_encoding_and_index(
+    splade: dict, done: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Added to the embedded default's finished run, two systems of one encoder (one searching 100 hits):
+    only their jobs run (the corpus encoded once, indexed once, searched twice), and the runs, the cost table,
+    the leaderboard and the report carry them."""
+    workflow = fork(done, tmp_path / "work")
+    entry = {"model": str(splade["folder"]), "precision": "fp32", "resources": {"gpus": 0, "mem_mb": 4000, "threads": 2}}
+    config = {**workflow.config, "splade": {"tiny-splade": entry, "tiny-splade-100": {**entry, "hits": 100}}}
+    variant = workflow.variant(config)
+    planned = variant.planned_jobs()
+    monkeypatch.chdir(tmp_path)  # the plan caches counts of local folders under .snakemake/
+    shards = len(build(config).document_shards("scifact-sample"))
+    assert planned == {
+        "fetch_model": 1,
+        "encode_sparse_documents": shards,
+        "sparse_index": 1,
+        "sparse_search": 2,
+        "evaluate": 1,
+        "cost": 1,
+        "leaderboard": 1,
+        "report": 1,
+        "all": 1,
+    }, planned
+    variant.run()
+    assert variant.planned_jobs() == {}
+    runs = {system: workflow.path(paths.run("splade", "scifact-sample", system)) for system in ("tiny-splade", "tiny-splade-100")}
+    lines = {system: path.read_text(encoding="utf-8").splitlines() for system, path in runs.items()}
+    assert 0 < len(lines["tiny-splade-100"]) <= 100 * 50 < len(lines["tiny-splade"])
+    with open(workflow.path(paths.cost()), encoding="utf-8") as handle:
+        rules = [row["rule"] for row in csv.DictReader(handle) if row["system"] == "tiny-splade"]
+    assert sorted(rules) == sorted(["sparse_search", *["encode_sparse_documents"] * shards])
+    assert "tiny-splade-100" in workflow.path(paths.leaderboard("md")).read_text(encoding="utf-8")
+    report = json.loads(workflow.path(paths.report("report.json")).read_text(encoding="utf-8"))
+    assert "tiny-splade" in json.dumps(report)

@@ -18,10 +18,7 @@ of the corpus (for the tie order).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -32,6 +29,7 @@ import numpy as np
 
 from beirflow.atomic import atomic_path, atomic_write
 from beirflow.errors import DataError, rebuild_hint
+from beirflow.family import unit_key
 from beirflow.integrity import Writer, record_path, verify
 from beirflow.models import ModelError
 from beirflow.settings import decode
@@ -81,13 +79,8 @@ class DenseSettings:
         return identity
 
 
-def encoder_key(identity: dict[str, Any]) -> str:
-    """A folder name for one encoder's embeddings: readable model name, then a hash of the identity."""
-    canonical = json.dumps(identity, sort_keys=True)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-    tail = str(identity["model"]).rstrip("/").replace("package:", "").rsplit("/", 1)[-1]
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "model"
-    return f"{readable[:60]}-{digest}"
+# An encoder's folder name: its model's readable name and a hash of its identity.
+encoder_key = unit_key
 
 
 # ---- embeddings on disk -----------------------------------------------------------------

@@ -8,8 +8,11 @@ A family is a config section of systems (``bm25``, ``rerank``, ...), the rules t
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import pkgutil
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +37,16 @@ class FamilyRule:
     shards: str | None = None  # 'queries' or 'documents': one job per shard of that axis
     record: JobFile | None = None  # the record each job writes, read by the cost table
     benchmark: JobFile | None = None  # Snakemake's benchmark file of each job
+
+
+def unit_key(identity: Mapping[str, Any]) -> str:
+    """A folder name for a shared unit (an encoder's outputs): the model's readable name, then a hash of the
+    identity, so that a change to anything in it makes a new folder."""
+    canonical = json.dumps(identity, sort_keys=True)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    tail = str(identity["model"]).rstrip("/").replace("package:", "").rsplit("/", 1)[-1]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "model"
+    return f"{readable[:60]}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,8 @@ class FamilyCost:
 class FamilyReport:
     """How the report shows a family's systems."""
 
-    noun: str  # after a system's label: 'reranker', 'dense', 'BM25'
-    role: str  # what the findings compare: 'reranker', 'dense retriever', 'sparse retriever', 'first stage', 'fusion'
+    noun: str  # written after a system's label in the report
+    role: str  # what the findings compare it as: reranker, dense retriever, sparse retriever, first stage, fusion
     markers: tuple[str, ...] = ("s", "^", ">")
     line: str = "--"
 

@@ -112,6 +112,19 @@ def dropped_embeddings(dataset: str = DATASET, encoder: str = "{encoder}") -> st
     return f"{embeddings(dataset, encoder)}/dropped.json"
 
 
+def shared_unit(family: str, dataset: str = DATASET, unit: str = "{encoder}") -> str:
+    """The folder of a unit of work a family's systems share on a dataset (an encoder's outputs), for a
+    family whose record declares shared units."""
+    return f"{RESULTS}/{dataset}/{family}-shared/{unit}"
+
+
+def shared_unit_shard(
+    family: str, dataset: str = DATASET, unit: str = "{encoder}", shard: str = "{shard}", extension: str = "{extension}"
+) -> str:
+    """One document shard's output of a shared unit: the shard's data, ``json`` its record."""
+    return f"{shared_unit(family, dataset, unit)}/corpus/{shard}.{extension}"
+
+
 # ---- runs and their evaluation
 
 

@@ -138,9 +138,13 @@ class Plan(Grid):
         keys = ("tolerance", "max_p", "permutations", "in_domain", "in_domain_metric", "cqadupstack")
         return {
             "primary": self.config["evaluation"]["primary"],
-            "baseline": chosen.get("baseline") or next(iter(self.config["bm25"]), None),
+            "baseline": chosen.get("baseline") or next(iter(self.first_stages()), None),
             **{key: chosen[key] for key in keys},
         }
+
+    def first_stages(self) -> list[str]:
+        """The systems of the families that are first stages, in config order: the report's default baseline."""
+        return [system for system, family in self.systems.items() if self.families[family].report.role == "first stage"]
 
     def runs_on(self, system: str, dataset: str) -> bool:
         return dataset in self.datasets_of[system]
@@ -235,7 +239,7 @@ def build(
     sections = {section: checked[section] for section in records}
     systems = plan_systems(sections)
     if not systems:
-        raise ConfigError("bm25: no systems configured; add at least one under 'bm25'")
+        raise ConfigError(f"no systems configured: add at least one under {' or '.join(records)}")
     check_upstream_exists(records, sections, systems)
     for name, family in records.items():
         if family.check is not None:

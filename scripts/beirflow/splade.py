@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from beirflow.dense import encoder_key
+from beirflow.family import unit_key
 from beirflow.settings import decode
 
 # Pyserini's quantization: a weight w becomes round(w / 5 * 256), for documents and queries alike.
@@ -25,7 +25,7 @@ WEIGHT_RANGE = 5.0
 QUANT_RANGE = 256
 
 # Keys of a splade entry that change no result, beside the common ones (beirflow.settings.OPERATIONAL_KEYS).
-OPERATIONAL_KEYS = ("keep_vectors",)
+OPERATIONAL_KEYS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SpladeSettings:
 
     @property
     def encoder(self) -> str:
-        return encoder_key(self.encoder_identity())
+        return unit_key(self.encoder_identity())
 
 
 def quantize(weight: float) -> int:

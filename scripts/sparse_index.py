@@ -1,0 +1,40 @@
+"""Index a dataset's SPLADE vectors, every shard, into one Anserini impact index (rule sparse_index)."""
+
+import argparse
+from pathlib import Path
+
+from beirflow.atomic import atomic_path
+from beirflow.bm25 import index_document_count
+from beirflow.cli import run_stage
+from beirflow.errors import DataError
+from beirflow.integrity import Writer, verify
+from beirflow.splade import build_impact_index
+
+
+def index(args: argparse.Namespace) -> None:
+    documents = sum(int(verify(path)["documents"]) for path in args.vectors)
+
+    def check(folder: Path) -> dict[str, int]:
+        indexed = index_document_count(folder)
+        if indexed != documents:
+            raise DataError(folder, f"indexes {indexed} documents, the vectors hold {documents}")
+        return {"documents": indexed}
+
+    writer = Writer("sparse_index", args.dataset, args.encoder)
+    with atomic_path(args.index, check=check, writer=writer) as folder:
+        build_impact_index(args.vectors, folder, threads=args.threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--vectors", required=True, nargs="+", type=Path, help="the shards' JsonVectorCollection files")
+    parser.add_argument("--index", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--encoder", required=True)
+    args = parser.parse_args()
+    run_stage("sparse_index", f"dataset={args.dataset} encoder={args.encoder}", lambda: index(args))
+
+
+if __name__ == "__main__":
+    main()
