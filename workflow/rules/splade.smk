@@ -2,24 +2,7 @@
 # arrays on SLURM), the shards' vectors in one Anserini impact index per dataset and encoder, then one
 # search job per system that encodes the queries and searches the index. Vectors and index live under
 # the encoder's identity, so systems that share an encoder share them.
-from beirflow.families.splade import impact_index, vectors
-
-SPLADE_RESOURCE_DEFAULTS = {"gpus": 1, "mem_mb": 16000, "runtime": 240, "threads": 4}
-
-
-def splade_encoder_need(name):
-    """The largest need among the systems sharing the encoder, grown with each retry where it is a limit."""
-    default = SPLADE_RESOURCE_DEFAULTS[name]
-
-    def need(wildcards, attempt=1):
-        systems = PLAN.encoders[wildcards.encoder].systems
-        value = max(
-            PLAN.entry(system)["resources"].get(name, default) for system in systems
-        )
-        return value * attempt if name in ("mem_mb", "runtime") else value
-
-    return need
-
+from beirflow.families.splade import encoder_need, impact_index, vectors
 
 rule encode_sparse_documents:
     input:
@@ -34,11 +17,11 @@ rule encode_sparse_documents:
         paths.benchmark("encode_sparse_documents", "{dataset}", "{encoder}", "{shard}")
     conda:
         "../../envs/splade.yaml"
-    threads: splade_encoder_need("threads")
+    threads: encoder_need(PLAN, "threads")
     resources:
-        gpu=splade_encoder_need("gpus"),
-        mem_mb=splade_encoder_need("mem_mb"),
-        runtime=splade_encoder_need("runtime"),
+        gpu=encoder_need(PLAN, "gpus"),
+        mem_mb=encoder_need(PLAN, "mem_mb"),
+        runtime=encoder_need(PLAN, "runtime"),
         batch_size=lambda wildcards: max(
             PLAN.entry(system)["batch_size"]
             for system in PLAN.encoders[wildcards.encoder].systems
@@ -67,7 +50,7 @@ rule sparse_index:
         paths.log("sparse_index", "{dataset}", "{encoder}"),
     conda:
         "../../envs/splade.yaml"
-    threads: splade_encoder_need("threads")
+    threads: encoder_need(PLAN, "threads")
     resources:
         mem_mb=grown_with_attempt(8000),
         runtime=grown_with_attempt(120),

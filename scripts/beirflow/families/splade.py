@@ -3,8 +3,9 @@ impact index per dataset and encoder, one search per system (beirflow.splade).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from beirflow import paths
 from beirflow.errors import ConfigError
@@ -24,6 +25,23 @@ def vectors(dataset: str, encoder: str, shard: str, extension: str = "jsonl") ->
 
 def impact_index(dataset: str = paths.DATASET, encoder: str = "{encoder}") -> str:
     return f"{paths.shared_unit(NAME, dataset, encoder)}/index"
+
+
+# What one job asks for where its entry's 'resources' does not say (the schema's defaults).
+RESOURCE_DEFAULTS = {"gpus": 1, "mem_mb": 16000, "runtime": 240, "threads": 4}
+
+
+def encoder_need(grid: Grid, name: str) -> Callable[..., int]:
+    """A rule resource of an encoder's jobs: the largest need among the systems sharing the encoder, grown
+    with each retry where it is a limit."""
+    default = RESOURCE_DEFAULTS[name]
+
+    def need(wildcards: Any, attempt: int = 1) -> int:
+        systems = grid.units[NAME][wildcards.encoder].systems
+        value = max(int(grid.sections[NAME][system]["resources"].get(name, default)) for system in systems)
+        return value * attempt if name in ("mem_mb", "runtime") else value
+
+    return need
 
 
 def check_splade(entries: Entries, systems: Mapping[str, str]) -> None:
