@@ -137,7 +137,7 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
     revisions = [
         entry.get(key)
         for family in _model_families()
-        for entry in config[family].values()
+        for entry in (config.get(family) or {}).values()
         for key in ("revision", "adapter_revision")
         if entry.get(key)
     ]

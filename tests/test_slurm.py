@@ -105,7 +105,7 @@ def test_the_sbatch_calls_are_those_the_plan_predicts(on_cluster: Workflow) -> N
 
 def _options(sbatch: str) -> list[str]:
     """An sbatch line's options up to the command, less those that name this run (job name, work dir, log
-    file, account): the same for a preview and for the submission it previews."""
+    file, account, an array's first task): the same for a preview and for the submission it previews."""
     words = shlex.split(sbatch.split(" --wrap=")[0])
     kept, skip = [], False
     for word in words[1:]:
@@ -113,6 +113,8 @@ def _options(sbatch: str) -> list[str]:
             skip = False
         elif word in ("--job-name", "--output", "-D", "-A"):
             skip = True
+        elif kept and kept[-1] == "--comment":  # an array's names its first task, which varies: the rule stays
+            kept.append(word.split("_wildcards_")[0])
         else:
             kept.append(word)
     return kept

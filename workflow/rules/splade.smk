@@ -4,6 +4,7 @@
 # the encoder's identity, so systems that share an encoder share them.
 from beirflow.families.splade import encoder_need, impact_index, vectors
 
+
 rule encode_sparse_documents:
     input:
         shards=paths.shards("corpus"),
