@@ -154,7 +154,10 @@ def dry_run(snakefile: Path, workdir: Path, config: Path | None, quiet: bool = T
 
 
 def job_count(output: str) -> int:
-    return int(re.search(r"^total\s+(\d+)", output, flags=re.MULTILINE).group(1))
+    found = re.search(r"^total\s+(\d+)", output, flags=re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"no job total in snakemake's output:\n{output[-2000:]}")
+    return int(found.group(1))
 
 
 def materialise_outputs(output: str, workdir: Path) -> int:

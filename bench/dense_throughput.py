@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +40,7 @@ from beirflow.encoder import EncoderSettings, TextEncoder  # noqa: E402
 from beirflow.models import pick_device, resolve_model  # noqa: E402
 
 
-def best_of(repeat: int, work) -> float:  # type: ignore[no-untyped-def]
+def best_of(repeat: int, work: Callable[[], object]) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -59,7 +61,7 @@ def bench_encoding(texts: list[str], repeat: int, device: str) -> None:
         encoder = TextEncoder(resolved, EncoderSettings(), "bench", precision, device)
         budget = TokenBudget.for_batch_size("auto", device, encoder.max_length)
         ours = encoder.encode(texts[:64], budget)
-        seconds = best_of(repeat, lambda encoder=encoder, budget=budget: encoder.encode(texts, budget))
+        seconds = best_of(repeat, partial(encoder.encode, texts, budget))
         ours = encoder.encode(texts, budget)
         print(f"{'beirflow ' + precision + ', auto batches':40} {len(texts) / seconds:10.1f} {'1.00x':>12}")
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,10 @@ def timed(run: Callable[[], object]) -> float:
     run()
     synchronize()
     return time.perf_counter() - started
+
+
+def _timed_run(run: Callable[[int], object], count: int) -> float:
+    return timed(lambda: run(count))
 
 
 def sized_pass(measure: Callable[[int], float], warm_up: int, probe: int, seconds: float, most: int) -> tuple[int, float]:
@@ -269,7 +274,7 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
             def run(count: int, peer: Any = peer) -> object:
                 return peer.encode(cycled(texts, count), batch_size=32)
 
-        count, elapsed = sized_pass(lambda count, run=run: timed(lambda: run(count)), 256, 1024, seconds, 20_000)
+        count, elapsed = sized_pass(partial(_timed_run, run), 256, 1024, seconds, 20_000)
         rates[name] = count / elapsed
     return rates
 

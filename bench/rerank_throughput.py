@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -208,8 +209,8 @@ def bench_monot5(
 
     from rerankers import Reranker as PeerReranker
 
-    def rerankers_run(ranker: object) -> Callable[[], None]:
-        return lambda: [ranker.rank(c.query, docs) for c, docs in zip(shard, texts, strict=False)]  # type: ignore[attr-defined]
+    def rerankers_run(ranker: Any) -> Callable[[], object]:
+        return lambda: [ranker.rank(c.query, docs) for c, docs in zip(shard, texts, strict=False)]
 
     default = PeerReranker(str(folder), model_type="t5", verbose=0, token_false="▁false", token_true="▁true")
     peer_default = row.add(

@@ -181,7 +181,7 @@ def run_size(
             flush=True,
         )
 
-    def script(name: str, *arguments: str | Path) -> list[str]:
+    def script(name: str, *arguments: str | Path | int) -> list[str]:
         return [PYTHON, str(SCRIPTS / f"{name}.py"), *map(str, arguments)]
 
     if not (data / "qrels" / "test.tsv").is_file():
@@ -313,7 +313,7 @@ def plot(rows: list[Measurement], path: Path) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(15, 9))
     stages = sorted({row.stage for row in rows if row.documents})
-    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>pPhX*dH"
+    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>pPhX*dH"  # type: ignore[attr-defined]
     for axis, field, label in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak memory (MB)")):
         exponents = growth_exponents(rows, field)
         for number, stage in enumerate(stages):

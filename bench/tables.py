@@ -16,6 +16,7 @@ import csv
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,15 +92,19 @@ def rerank_throughput() -> str:
 TABLES: dict[str, Callable[[], str]] = {"scaling": scaling, "gpu": gpu, "rerank_throughput": rerank_throughput}
 
 
+def _filled(text: str, match: re.Match[str]) -> str:
+    return match[1] + text + "\n" + match[2]
+
+
 def rewritten(page: str) -> str:
     names = list(dict.fromkeys(re.findall(r"<!-- table:([\w-]+) -->", page)))
     for name in names:
-        table = TABLES.get(name) or (lambda name=name: results_table(name))
+        table: Callable[[], str] = TABLES.get(name) or partial(results_table, name)
         pattern = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
         if not pattern.search(page):
             raise SystemExit(f"{PAGE}: no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
         text = table()
-        page = pattern.sub(lambda match, text=text: match[1] + text + "\n" + match[2], page)
+        page = pattern.sub(partial(_filled, text), page)
     return page
 
 

@@ -72,7 +72,7 @@ def _collect_jobs() -> dict[str, list[Any]]:
                 jobs[single.name].append(single)
         run_job(self, job)
 
-    dryrun.Executor.run_job = collecting_run_job  # type: ignore[method-assign]
+    dryrun.Executor.run_job = collecting_run_job
     return jobs
 
 
