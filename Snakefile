@@ -25,7 +25,7 @@ include: "workflow/rules/models.smk"
 
 
 # One rule file per family of systems, workflow/rules/<family>.smk, for each family record
-# (scripts/beirflow/families/<family>.py), in pipeline order.
+# (scripts/beirflow/workflow/families/<family>.py), in pipeline order.
 for family in PLAN.families:
 
     include: f"workflow/rules/{family}.smk"

@@ -1,4 +1,4 @@
-"""The jobs' malloc settings (``beirflow/allocator.py``) against glibc's defaults, on a CPU encoding job.
+"""The jobs' malloc settings (``beirflow/models/allocator.py``) against glibc's defaults, on a CPU encoding job.
 
 Each run is a fresh process (glibc reads ``GLIBC_TUNABLES`` when a process starts) that encodes the
 first ``--texts`` real SciFact abstracts (``../shared/data/scifact``) with all-MiniLM-L6-v2 through
@@ -24,17 +24,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from beirflow.allocator import GLIBC_TUNABLES  # noqa: E402
+from beirflow.models.allocator import GLIBC_TUNABLES  # noqa: E402
 from results import write_results  # noqa: E402
 
 ENCODE = """
 import hashlib, json, resource, sys
 from pathlib import Path
 import torch
-from beirflow.batching import TokenBudget
-from beirflow.beir import document_text, iter_corpus
-from beirflow.encoder import EncoderSettings, TextEncoder
-from beirflow.models import resolve_model
+from beirflow.models.batching import TokenBudget
+from beirflow.data.beir import document_text, iter_corpus
+from beirflow.models.encoder import EncoderSettings, TextEncoder
+from beirflow.models.loading import resolve_model
 
 corpus, count, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)

@@ -24,13 +24,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from beirflow.beir import read_prepared_queries  # noqa: E402
-from beirflow.integrity import adopt  # noqa: E402
-from beirflow.trec import read_run  # noqa: E402
+from beirflow.data.beir import read_prepared_queries  # noqa: E402
+from beirflow.runs.trec import read_run  # noqa: E402
+from beirflow.workflow.integrity import adopt  # noqa: E402
 from results import write_results  # noqa: E402
 
 PYSERINI_CLI = (
-    "import sys, runpy; sys.path.insert(0, {scripts!r}); from beirflow.jvm import start_jvm; start_jvm(); "
+    "import sys, runpy; sys.path.insert(0, {scripts!r}); from beirflow.workflow.jvm import start_jvm; start_jvm(); "
     "sys.argv = ['pyserini.search.lucene'] + {argv!r}; runpy.run_module('pyserini.search.lucene', run_name='__main__')"
 )
 
@@ -78,7 +78,7 @@ def main() -> None:
             "".join(f"{query_id}\t{' '.join(text.split())}\n" for query_id, text in queries.items()), encoding="utf-8"
         )
 
-        beirflow_run, pyserini_run = root / "beirflow.trec", root / "pyserini.trec"
+        beirflow_run, pyserini_run = root / "beirflow.runs.trec", root / "pyserini.trec"
         params = json.dumps({"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True})
         beirflow_command = [
             python,

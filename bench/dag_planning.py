@@ -58,7 +58,7 @@ DIRECTORY_RULES = {"download_beir", "shard_queries", "first_stage"}
 
 
 SHARDED_RECORD = """\
-from beirflow.family import Family, FamilyReport, FamilyRule
+from beirflow.workflow.family import Family, FamilyReport, FamilyRule
 
 FAMILY = Family(
     name="sharded",
@@ -75,7 +75,7 @@ def beirflow_workdir(root: Path) -> tuple[Path, Path]:
     rules and its record."""
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "scripts", root / "scripts", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "scripts" / "beirflow" / "families" / "sharded.py").write_text(SHARDED_RECORD, encoding="utf-8")
+    (root / "scripts" / "beirflow" / "workflow" / "families" / "sharded.py").write_text(SHARDED_RECORD, encoding="utf-8")
     schema_file = root / "workflow" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_file.read_text(encoding="utf-8"))
     schema["properties"]["sharded"] = {

@@ -33,11 +33,11 @@ sys.path.insert(0, str(REPO / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from beirflow.batching import TokenBudget  # noqa: E402
-from beirflow.beir import document_text, iter_corpus  # noqa: E402
-from beirflow.dense import Embeddings, search  # noqa: E402
-from beirflow.encoder import EncoderSettings, TextEncoder  # noqa: E402
-from beirflow.models import pick_device, resolve_model  # noqa: E402
+from beirflow.data.beir import document_text, iter_corpus  # noqa: E402
+from beirflow.dense.search import Embeddings, search  # noqa: E402
+from beirflow.models.batching import TokenBudget  # noqa: E402
+from beirflow.models.encoder import EncoderSettings, TextEncoder  # noqa: E402
+from beirflow.models.loading import pick_device, resolve_model  # noqa: E402
 
 
 def best_of(repeat: int, work: Callable[[], object]) -> float:

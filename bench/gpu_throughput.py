@@ -44,12 +44,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from beirflow.batching import TokenBudget  # noqa: E402
-from beirflow.candidates import Candidates  # noqa: E402
-from beirflow.dense import DenseSettings  # noqa: E402
-from beirflow.encoder import SPECB_BRACKETS, EncoderSettings  # noqa: E402
-from beirflow.models import pick_device  # noqa: E402
-from beirflow.rerank import RerankSettings  # noqa: E402
+from beirflow.dense.search import DenseSettings  # noqa: E402
+from beirflow.models.batching import TokenBudget  # noqa: E402
+from beirflow.models.encoder import SPECB_BRACKETS, EncoderSettings  # noqa: E402
+from beirflow.models.loading import pick_device  # noqa: E402
+from beirflow.rerank.candidates import Candidates  # noqa: E402
+from beirflow.rerank.scoring import RerankSettings  # noqa: E402
 from model_builders import ARCHITECTURES, build_shape, minilm_folder, random_weights, shape_config, train_tokenizer  # noqa: E402
 
 THROUGHPUT_CSV = REPO / "bench" / "throughput.csv"
@@ -60,7 +60,7 @@ DEPTH = 100  # candidates a query in the prepared inputs
 
 
 def corpus_texts(corpus: Path) -> list[str]:
-    from beirflow.beir import document_text, iter_corpus
+    from beirflow.data.beir import document_text, iter_corpus
 
     return [document_text(document) for _, document in iter_corpus(corpus)]
 
@@ -70,9 +70,9 @@ def prepare(data: Path, out: Path, queries: int) -> None:
 
     from transformers import AutoTokenizer
 
-    from beirflow.beir import BeirFiles, prepare_dataset
-    from beirflow.bm25 import Bm25Params, build_index, search
-    from beirflow.docstore import build_document_store
+    from beirflow.bm25.lucene import Bm25Params, build_index, search
+    from beirflow.data.beir import BeirFiles, prepare_dataset
+    from beirflow.rerank.docstore import build_document_store
 
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_dataset("scifact", BeirFiles(data, "test"))
@@ -168,9 +168,9 @@ def flops_per_token(model: Any) -> int:
 
 
 def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
-    from beirflow.beir import document_text
-    from beirflow.docstore import DocumentStore
-    from beirflow.rerank import PairScorer, Reranker
+    from beirflow.data.beir import document_text
+    from beirflow.rerank.docstore import DocumentStore
+    from beirflow.rerank.scoring import PairScorer, Reranker
 
     settings = replace(
         RerankSettings.from_config(entry),
@@ -206,8 +206,8 @@ def measure_reranker(name: str, entry: dict[str, Any], key: str, data: Path, wor
 
 
 def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
-    from beirflow.encoder import TextEncoder
-    from beirflow.models import resolve_model
+    from beirflow.models.encoder import TextEncoder
+    from beirflow.models.loading import resolve_model
 
     dense = DenseSettings.from_config(entry)
     folder = model_folder(entry["model"], "dense", data, work)
@@ -247,8 +247,8 @@ def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from beirflow.beir import document_text
-    from beirflow.docstore import DocumentStore
+    from beirflow.data.beir import document_text
+    from beirflow.rerank.docstore import DocumentStore
 
     device = pick_device()
     store = DocumentStore(data / "documents.sqlite")
@@ -286,10 +286,10 @@ def check_gpu_path(data: Path, work: Path) -> None:
     import numpy as np
     import torch
 
-    from beirflow.docstore import DocumentStore
-    from beirflow.encoder import TextEncoder
-    from beirflow.models import resolve_model
-    from beirflow.rerank import Reranker
+    from beirflow.models.encoder import TextEncoder
+    from beirflow.models.loading import resolve_model
+    from beirflow.rerank.docstore import DocumentStore
+    from beirflow.rerank.scoring import Reranker
 
     store = DocumentStore(data / "documents.sqlite")
     candidates = read_candidates(data / "candidates.jsonl")[:5]
@@ -334,7 +334,7 @@ def check_gpu_path(data: Path, work: Path) -> None:
 
 def systems_in_order(config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(family, system, entry): enabled systems first, each model, kind and precision once."""
-    from beirflow.family import families
+    from beirflow.workflow.family import families
 
     priced = [name for name, family in families().items() if family.cost.gpu_work]  # the families plan_grid prices
     entries = [(family, name, entry) for family in priced for name, entry in (config.get(family) or {}).items()]

@@ -5,7 +5,7 @@
 
 A folder holding one file of random bytes of the checkpoint's size (castorini/monot5-3b-msmarco-10k:
 2.85B parameters in fp32), described as rule fetch_model describes a model. Then the check every GPU job
-makes when it loads the model (beirflow.fetch.check_model_files), three times: the first job on a node
+makes when it loads the model (beirflow.workflow.fetch.check_model_files), three times: the first job on a node
 (every file hashed), a later job on that node (sizes only: the hash is remembered for that file
 version), and a job after the file changed (hashed again, and refused). Prints each against a monoT5-3B
 shard job's time: 100 queries x 1,000 candidates at the pairs per second docs/performance.md gives
@@ -46,9 +46,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="where the model folder goes (default: a temporary folder)")
     args = parser.parse_args()
 
-    from beirflow.errors import DataError
-    from beirflow.fetch import check_model_files, describe_files
-    from beirflow.records import ModelRecord
+    from beirflow.workflow.errors import DataError
+    from beirflow.workflow.fetch import check_model_files, describe_files
+    from beirflow.workflow.records import ModelRecord
 
     root = Path(tempfile.mkdtemp(prefix="beirflow-model-check-", dir=args.root))
     try:

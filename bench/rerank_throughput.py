@@ -38,18 +38,18 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import torch  # noqa: E402
 
-from beirflow.batching import TokenBudget  # noqa: E402
-from beirflow.beir import BeirFiles, document_text, prepare_dataset  # noqa: E402
-from beirflow.candidates import Candidates  # noqa: E402
-from beirflow.docstore import DocumentStore, build_document_store  # noqa: E402
-from beirflow.rerank import Reranker, RerankSettings  # noqa: E402
+from beirflow.data.beir import BeirFiles, document_text, prepare_dataset  # noqa: E402
+from beirflow.models.batching import TokenBudget  # noqa: E402
+from beirflow.rerank.candidates import Candidates  # noqa: E402
+from beirflow.rerank.docstore import DocumentStore, build_document_store  # noqa: E402
+from beirflow.rerank.scoring import Reranker, RerankSettings  # noqa: E402
 from results import write_results  # noqa: E402
 
 PEER_BATCH = 32  # sentence-transformers' and rerankers' default; pyterrier-t5's is 4
 
 
 def scifact_pairs(data: Path, queries: int, depth: int, workdir: Path) -> tuple[list[Candidates], DocumentStore]:
-    from beirflow.bm25 import Bm25Params, build_index, search
+    from beirflow.bm25.lucene import Bm25Params, build_index, search
 
     prepared = prepare_dataset("scifact", BeirFiles(data, "test"))
     chosen = dict(list(prepared.queries.items())[:queries])
@@ -292,8 +292,8 @@ def bench_cross_encoder(folder: Path, shard: list[Candidates], store: DocumentSt
 
 def bf16_ndcg_check(data: Path, workdir: Path, shard: list[Candidates], store: DocumentStore) -> None:
     """all-MiniLM-L6-v2 as a bi-encoder reranker of BM25's top 100, bf16 against fp32: nDCG@10 within 0.001."""
-    from beirflow.beir import read_qrels_tsv
-    from beirflow.evaluate import evaluate_run
+    from beirflow.data.beir import read_qrels_tsv
+    from beirflow.evaluate.metrics import evaluate_run
     from model_builders import minilm_folder
 
     qrels, _ = read_qrels_tsv(BeirFiles(data, "test").qrels)

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(REPO / "tests"))
 
-from beirflow.integrity import adopt, record_path  # noqa: E402
+from beirflow.workflow.integrity import adopt, record_path  # noqa: E402
 from model_builders import build_tiny_minilm_pair  # noqa: E402
 
 PYTHON = sys.executable
@@ -203,7 +203,7 @@ def run_size(
         [store],
     )
     fetch = (
-        "import random, time; from pathlib import Path; from beirflow.docstore import DocumentStore;"
+        "import random, time; from pathlib import Path; from beirflow.rerank.docstore import DocumentStore;"
         f"ids = [f'doc{{i}}' for i in random.Random(0).sample(range({documents}), min(100_000, {documents}))];"
         f"store = DocumentStore(Path({str(store)!r})); found = store.fetch(ids); assert len(found) == len(ids), len(found)"
     )

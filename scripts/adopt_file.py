@@ -11,9 +11,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.cli import run_stage
-from beirflow.digest import CONTENT_DIGEST
-from beirflow.integrity import adopt
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.digest import CONTENT_DIGEST
+from beirflow.workflow.integrity import adopt
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_path
-from beirflow.bm25 import COLLECTIONS, build_index, indexable_documents
-from beirflow.checks import check_lucene_index
-from beirflow.cli import run_stage
-from beirflow.integrity import Writer
+from beirflow.bm25.lucene import COLLECTIONS, build_index, indexable_documents
+from beirflow.runs.checks import check_lucene_index
+from beirflow.workflow.atomic import atomic_path
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer
 
 
 def main() -> None:

@@ -5,14 +5,14 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import read_prepared_queries
-from beirflow.bm25 import Bm25Params, search
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.integrity import Writer, verify
-from beirflow.provenance import now, provenance, write_provenance
-from beirflow.trec import write_query_hits
+from beirflow.bm25.lucene import Bm25Params, search
+from beirflow.data.beir import read_prepared_queries
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.trec import write_query_hits
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import now, provenance, write_provenance
 
 
 def run(args: argparse.Namespace) -> None:

@@ -4,10 +4,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.checks import validated_document_count
-from beirflow.cli import run_stage
-from beirflow.docstore import build_document_store
-from beirflow.integrity import Writer
+from beirflow.rerank.docstore import build_document_store
+from beirflow.runs.checks import validated_document_count
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer
 
 
 def main() -> None:

@@ -5,10 +5,19 @@ import dataclasses
 import json
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.cli import run_stage
-from beirflow.cost import read_costs
-from beirflow.leaderboard import build_table, entries_of, read_metrics, to_csv, to_html, to_markdown, unscored_of, write_per_query
+from beirflow.report.cost import read_costs
+from beirflow.report.leaderboard import (
+    build_table,
+    entries_of,
+    read_metrics,
+    to_csv,
+    to_html,
+    to_markdown,
+    unscored_of,
+    write_per_query,
+)
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
 
 
 def build(args: argparse.Namespace) -> None:

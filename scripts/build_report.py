@@ -5,12 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from beirflow.atomic import atomic_write
-from beirflow.cli import run_stage
-from beirflow.figures import all_plots
-from beirflow.published import read_published
-from beirflow.report import build_report
-from beirflow.report_pages import (
+from beirflow.report.assemble import build_report
+from beirflow.report.figures import all_plots
+from beirflow.report.pages import (
     PUBLISHED_HEADER,
     SIGNIFICANCE_HEADER,
     published_rows,
@@ -19,7 +16,10 @@ from beirflow.report_pages import (
     to_html,
     to_markdown,
 )
-from beirflow.results import ReportSettings, SystemInfo, load_results
+from beirflow.report.published import read_published
+from beirflow.report.results import ReportSettings, SystemInfo, load_results
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
 
 
 def measured_parameters(paths: list[Path]) -> dict[str, float]:

@@ -6,14 +6,14 @@ import logging
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.dense import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
-from beirflow.integrity import Writer, verify
-from beirflow.provenance import now, provenance, write_provenance
-from beirflow.records import cited_models
-from beirflow.trec import write_query_hits
+from beirflow.dense.search import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.trec import write_query_hits
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import now, provenance, write_provenance
+from beirflow.workflow.records import cited_models
 
 
 def shard_files(shard_dir: Path, shards: list[str]) -> list[tuple[Path, Path]]:

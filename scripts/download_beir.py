@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from beirflow.cli import run_stage
-from beirflow.download import fetch_beir_archive
+from beirflow.data.download import fetch_beir_archive
+from beirflow.workflow.cli import run_stage
 
 
 def fetch(args: argparse.Namespace) -> None:

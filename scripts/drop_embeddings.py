@@ -8,9 +8,9 @@ import json
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.cli import run_stage
-from beirflow.integrity import record_path
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import record_path
 
 log = logging.getLogger("beirflow.drop_embeddings")
 

@@ -6,16 +6,16 @@ import logging
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import document_text, iter_corpus
-from beirflow.cli import run_stage
-from beirflow.errors import DataError
-from beirflow.fetch import use_records
-from beirflow.integrity import Writer
-from beirflow.models import device_name, pick_device, resolve_model
-from beirflow.provenance import slurm_job
-from beirflow.shards import verified_shard
-from beirflow.splade import SpladeEncoder, check_vectors, write_vectors
+from beirflow.data.beir import document_text, iter_corpus
+from beirflow.data.shards import verified_shard
+from beirflow.models.loading import device_name, pick_device, resolve_model
+from beirflow.sparse.splade import SpladeEncoder, check_vectors, write_vectors
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.errors import DataError
+from beirflow.workflow.fetch import use_records
+from beirflow.workflow.integrity import Writer
+from beirflow.workflow.provenance import slurm_job
 
 
 def encode(args: argparse.Namespace) -> None:

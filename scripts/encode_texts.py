@@ -6,18 +6,18 @@ import logging
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.batching import TokenBudget
-from beirflow.beir import document_text, iter_corpus, read_prepared_queries
-from beirflow.cli import run_stage
-from beirflow.dense import DenseSettings, write_embeddings
-from beirflow.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
-from beirflow.errors import DataError
-from beirflow.fetch import use_records
-from beirflow.integrity import Writer, verify
-from beirflow.models import device_name, pick_device, resolve_model
-from beirflow.provenance import slurm_job
-from beirflow.shards import verified_shard
+from beirflow.data.beir import document_text, iter_corpus, read_prepared_queries
+from beirflow.data.shards import verified_shard
+from beirflow.dense.search import DenseSettings, write_embeddings
+from beirflow.models.batching import TokenBudget
+from beirflow.models.encoder import SPECB_BRACKETS, EncoderSettings, TextEncoder
+from beirflow.models.loading import device_name, pick_device, resolve_model
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.errors import DataError
+from beirflow.workflow.fetch import use_records
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import slurm_job
 
 
 def read_texts(path: Path, kind: str, prefix: str) -> tuple[list[str], list[str]]:

@@ -9,14 +9,14 @@ import json
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import read_qrels_trec
-from beirflow.cli import run_stage
-from beirflow.digest import file_digest
-from beirflow.errors import DataError, rebuild_hint
-from beirflow.evaluate import evaluate_run
-from beirflow.integrity import Writer, verify, written_by_hand
-from beirflow.run_table import RunTable, read_run_table
+from beirflow.data.beir import read_qrels_trec
+from beirflow.evaluate.metrics import evaluate_run
+from beirflow.runs.table import RunTable, read_run_table
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.digest import file_digest
+from beirflow.workflow.errors import DataError, rebuild_hint
+from beirflow.workflow.integrity import Writer, verify, written_by_hand
 
 
 def checked_run(path: Path, qrels: dict[str, dict[str, int]]) -> RunTable:

@@ -7,9 +7,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.cli import run_stage
-from beirflow.fetch import fetch_model
-from beirflow.records import write_record
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.fetch import fetch_model
+from beirflow.workflow.records import write_record
 
 
 def fetch(args: argparse.Namespace) -> None:

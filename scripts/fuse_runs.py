@@ -5,14 +5,14 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.fusion import fuse_tables
-from beirflow.integrity import Writer, verify
-from beirflow.provenance import now, provenance, write_provenance
-from beirflow.run_table import read_run_table
-from beirflow.trec import write_query_hits
+from beirflow.fusion.fuse import fuse_tables
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.table import read_run_table
+from beirflow.runs.trec import write_query_hits
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import now, provenance, write_provenance
 
 
 def fuse(args: argparse.Namespace) -> None:

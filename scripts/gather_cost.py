@@ -9,10 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.cli import run_stage
-from beirflow.cost import JobRecord, job_costs, sacct_usage, to_csv
-from beirflow.plan import RecordedJob, build
+from beirflow.report.cost import JobRecord, job_costs, sacct_usage, to_csv
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.plan import RecordedJob, build
 
 
 def benchmark_seconds(path: Path) -> float | None:

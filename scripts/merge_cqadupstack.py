@@ -5,12 +5,12 @@ import json
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_path, atomic_write
-from beirflow.beir import BeirFiles
-from beirflow.cli import run_stage
-from beirflow.download import cache_lock
-from beirflow.merge import merge_forums
-from beirflow.registry import CQADUPSTACK_FORUMS
+from beirflow.data.beir import BeirFiles
+from beirflow.data.download import cache_lock
+from beirflow.data.registry import CQADUPSTACK_FORUMS
+from beirflow.runs.merge import merge_forums
+from beirflow.workflow.atomic import atomic_path, atomic_write
+from beirflow.workflow.cli import run_stage
 
 
 def run(args: argparse.Namespace) -> None:

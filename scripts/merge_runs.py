@@ -5,13 +5,13 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.integrity import Writer, verify
-from beirflow.provenance import now, provenance, shard_summary, write_provenance
-from beirflow.records import cited_models
-from beirflow.trec import merge_runs, read_run, write_run
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.trec import merge_runs, read_run, write_run
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import now, provenance, shard_summary, write_provenance
+from beirflow.workflow.records import cited_models
 
 
 def merge(args: argparse.Namespace) -> None:

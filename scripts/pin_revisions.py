@@ -46,7 +46,7 @@ def unpinned(text: str) -> list[tuple[int, str, str]]:
 
 def check(path: Path, text: str) -> int:
     """Print each revision's state; 1 if one is unpinned or a pinned commit is not on the hub."""
-    from beirflow.fetch import hub_reachable
+    from beirflow.workflow.fetch import hub_reachable
 
     failed = 0
     reachable = hub_reachable()

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import yaml
 
-from beirflow.family import DiskRow, ModelWork
-from beirflow.fetch import hub_sizes
-from beirflow.models import is_hub_name
-from beirflow.paths import MODEL_RECORDS
-from beirflow.plan import ConfigError, Plan, build
-from beirflow.records import distinct_models, read_record
+from beirflow.models.loading import is_hub_name
+from beirflow.workflow.family import DiskRow, ModelWork
+from beirflow.workflow.fetch import hub_sizes
+from beirflow.workflow.paths import MODEL_RECORDS
+from beirflow.workflow.plan import ConfigError, Plan, build
+from beirflow.workflow.records import distinct_models, read_record
 
 REPO = Path(__file__).resolve().parents[1]
 

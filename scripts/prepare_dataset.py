@@ -5,11 +5,11 @@ import json
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import BeirFiles, prepare_dataset, write_qrels_trec, write_queries_jsonl
-from beirflow.cli import run_stage
-from beirflow.errors import DataError
-from beirflow.integrity import Writer
+from beirflow.data.beir import BeirFiles, prepare_dataset, write_qrels_trec, write_queries_jsonl
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.errors import DataError
+from beirflow.workflow.integrity import Writer
 
 
 def prepare(args: argparse.Namespace) -> None:

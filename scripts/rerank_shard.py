@@ -5,18 +5,18 @@ import json
 import logging
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.batching import TokenBudget
-from beirflow.candidates import read_candidates
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.docstore import DocumentStore
-from beirflow.fetch import use_records
-from beirflow.integrity import Writer
-from beirflow.models import device_name, pick_device
-from beirflow.provenance import slurm_job
-from beirflow.rerank import Reranker, RerankSettings
-from beirflow.trec import write_query_hits
+from beirflow.models.batching import TokenBudget
+from beirflow.models.loading import device_name, pick_device
+from beirflow.rerank.candidates import read_candidates
+from beirflow.rerank.docstore import DocumentStore
+from beirflow.rerank.scoring import Reranker, RerankSettings
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.trec import write_query_hits
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.fetch import use_records
+from beirflow.workflow.integrity import Writer
+from beirflow.workflow.provenance import slurm_job
 
 
 def rerank(args: argparse.Namespace) -> None:

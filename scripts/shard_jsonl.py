@@ -4,9 +4,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.cli import run_stage
-from beirflow.integrity import Writer
-from beirflow.shards import write_shards
+from beirflow.data.shards import write_shards
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer
 
 
 def main() -> None:

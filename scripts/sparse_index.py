@@ -3,12 +3,12 @@
 import argparse
 from pathlib import Path
 
-from beirflow.atomic import atomic_path
-from beirflow.bm25 import index_document_count
-from beirflow.cli import run_stage
-from beirflow.errors import DataError
-from beirflow.integrity import Writer, verify
-from beirflow.splade import build_impact_index
+from beirflow.bm25.lucene import index_document_count
+from beirflow.sparse.splade import build_impact_index
+from beirflow.workflow.atomic import atomic_path
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.errors import DataError
+from beirflow.workflow.integrity import Writer, verify
 
 
 def index(args: argparse.Namespace) -> None:

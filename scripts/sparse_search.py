@@ -5,16 +5,16 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import read_prepared_queries
-from beirflow.checks import check_run_file
-from beirflow.cli import run_stage
-from beirflow.fetch import use_records
-from beirflow.integrity import Writer, verify
-from beirflow.models import device_name, pick_device, resolve_model
-from beirflow.provenance import now, provenance, slurm_job, write_provenance
-from beirflow.splade import SpladeEncoder, SpladeSettings, search
-from beirflow.trec import write_query_hits
+from beirflow.data.beir import read_prepared_queries
+from beirflow.models.loading import device_name, pick_device, resolve_model
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.trec import write_query_hits
+from beirflow.sparse.splade import SpladeEncoder, SpladeSettings, search
+from beirflow.workflow.atomic import atomic_write
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.fetch import use_records
+from beirflow.workflow.integrity import Writer, verify
+from beirflow.workflow.provenance import now, provenance, slurm_job, write_provenance
 
 
 def run(args: argparse.Namespace) -> None:

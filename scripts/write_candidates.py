@@ -4,9 +4,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from beirflow.candidates import write_candidates
-from beirflow.cli import run_stage
-from beirflow.integrity import Writer
+from beirflow.rerank.candidates import write_candidates
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import Writer
 
 
 def main() -> None:

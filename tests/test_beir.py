@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.beir import BeirFiles, prepare_dataset, read_qrels_trec, write_qrels_trec
-from beirflow.errors import DataError
+from beirflow.data.beir import BeirFiles, prepare_dataset, read_qrels_trec, write_qrels_trec
+from beirflow.workflow.errors import DataError
 from conftest import SAMPLE, write_beir
 
 

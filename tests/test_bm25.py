@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.bm25 import Bm25Params, build_index, index_document_count, indexable_documents, indexing_memory, search
+from beirflow.bm25.lucene import Bm25Params, build_index, index_document_count, indexable_documents, indexing_memory, search
 
 QUERIES = {"q1": "purring cats", "q2": "swimming fish"}
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.candidates import read_candidates, top_hits, write_candidates
-from beirflow.docstore import DocumentStore, build_document_store
-from beirflow.errors import DataError
-from beirflow.shards import write_shards
+from beirflow.data.shards import write_shards
+from beirflow.rerank.candidates import read_candidates, top_hits, write_candidates
+from beirflow.rerank.docstore import DocumentStore, build_document_store
+from beirflow.workflow.errors import DataError
 from conftest import SAMPLE, recorded
 
 

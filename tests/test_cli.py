@@ -67,7 +67,7 @@ def test_evaluating_a_malformed_run_names_its_line(tmp_path: Path) -> None:
 def test_a_rerank_job_whose_model_cannot_load_names_the_reranker_key_and_writes_nothing(tmp_path: Path) -> None:
     import json
 
-    from beirflow.docstore import build_document_store
+    from beirflow.rerank.docstore import build_document_store
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"_id": "d1", "title": "", "text": "cats"}\n')

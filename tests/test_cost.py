@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beirflow.cost import JobRecord, gpu_hours, job_costs, read_costs, to_csv
+from beirflow.report.cost import JobRecord, gpu_hours, job_costs, read_costs, to_csv
 
 
 def test_accounting_wins_and_gpu_seconds_are_gpus_times_elapsed(tmp_path) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beirflow.batching import TokenBudget
-from beirflow.dense import DenseSettings, Embeddings, encoder_key, read_embeddings, search, write_embeddings
-from beirflow.encoder import EncoderSettings, TextEncoder
-from beirflow.errors import DataError
-from beirflow.fusion import fuse_runs, fuse_tables
-from beirflow.models import ModelError, resolve_model
-from beirflow.run_table import RunTable, read_run_table
-from beirflow.trec import ordered_hits, write_run
+from beirflow.dense.search import DenseSettings, Embeddings, encoder_key, read_embeddings, search, write_embeddings
+from beirflow.fusion.fuse import fuse_runs, fuse_tables
+from beirflow.models.batching import TokenBudget
+from beirflow.models.encoder import EncoderSettings, TextEncoder
+from beirflow.models.loading import ModelError, resolve_model
+from beirflow.runs.table import RunTable, read_run_table
+from beirflow.runs.trec import ordered_hits, write_run
+from beirflow.workflow.errors import DataError
 from conftest import SAMPLE
 
 TEXTS = [
@@ -92,7 +92,7 @@ def test_sgpt_specb_brackets_equal_sgpts_own_code(kind: str, tiny_sgpt: Path) ->
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from beirflow.encoder import SPECB_BRACKETS
+    from beirflow.models.encoder import SPECB_BRACKETS
 
     opening, closing = SPECB_BRACKETS[kind]
     ours = _encoder(tiny_sgpt, brackets=(opening, closing)).encode(TEXTS, TokenBudget(2048, 16))
@@ -227,7 +227,7 @@ def _brute_force(
 def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(
     k: int, query_block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import beirflow.dense as dense
+    import beirflow.dense.search as dense
 
     monkeypatch.setattr(dense, "QUERY_BLOCK", query_block)  # 7: the queries in several blocks
     queries, vectors, ids = _corpus()
@@ -239,7 +239,7 @@ def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(
 
 
 def test_the_integer_sort_keys_order_hits_as_a_lexsort_of_score_and_id_does() -> None:
-    from beirflow.dense import NO_HIT_RANK, run_order_keys
+    from beirflow.dense.search import NO_HIT_RANK, run_order_keys
 
     rng = np.random.default_rng(11)
     scores = rng.choice(np.array([-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 2.0, 7e30], dtype=np.float32), size=(50, 200))
@@ -254,7 +254,7 @@ def test_the_search_memory_estimate_covers_what_bench_scaling_measured_without_w
     shards of 100,000): above each, and less than three times it."""
     import csv
 
-    from beirflow.dense import search_memory_mb
+    from beirflow.dense.search import search_memory_mb
     from conftest import REPO
 
     with open(REPO / "bench" / "scaling.csv", encoding="utf-8") as handle:
@@ -276,7 +276,7 @@ def test_ties_at_the_cut_keep_the_smallest_ids() -> None:
 
 
 def test_a_tie_at_the_cut_deepens_the_search_only_until_the_tie_is_complete(monkeypatch: pytest.MonkeyPatch) -> None:
-    import beirflow.dense as dense
+    import beirflow.dense.search as dense
 
     depths = []
     real_build = dense.build_index
@@ -450,7 +450,7 @@ def test_ranx_runs_built_from_columns_equal_ranx_runs_of_dicts_and_read_back_as_
     hit order included (ties among them), and reads back as the columns it came from."""
     from ranx import Run
 
-    from beirflow import ranx_arrays
+    from beirflow.evaluate import ranx_arrays
 
     keys = ranx_arrays.keys(1200)
     assert keys[7] == "000000000007" and keys[1199] == "000000001199" and list(keys) == sorted(keys)
@@ -518,7 +518,7 @@ def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:
 
 
 def test_progress_is_logged_every_5_percent_and_every_30_s_with_rate_and_eta() -> None:
-    from beirflow.progress import Progress
+    from beirflow.workflow.progress import Progress
 
     now = [0.0]
     progress = Progress("encoding documents", 1000, "texts", clock=lambda: now[0])

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beirflow import paths
-from beirflow.dense import DenseSettings, encoder_key, read_embeddings, search
-from beirflow.trec import read_run
+from beirflow.dense.search import DenseSettings, encoder_key, read_embeddings, search
+from beirflow.runs.trec import read_run
+from beirflow.workflow import paths
 from conftest import MINILM, REPO, Workflow, fork
 
 pytestmark = pytest.mark.workflow
@@ -56,7 +56,7 @@ def test_the_merged_run_equals_one_search_over_the_whole_corpus(dense: Workflow)
 def test_stored_embeddings_equal_sentence_transformers_encode(dense: Workflow) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from beirflow.beir import document_text, iter_corpus
+    from beirflow.data.beir import document_text, iter_corpus
     from model_builders import minilm_folder
 
     documents = [document for _, document in iter_corpus(dense.path(paths.shards("corpus", "scifact-sample")) / "0002.jsonl")]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.download import fetch_beir_archive
-from beirflow.errors import ChecksumError, DataError
+from beirflow.data.download import fetch_beir_archive
+from beirflow.workflow.errors import ChecksumError, DataError
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import pytrec_eval
 
-from beirflow.beir import BeirFiles, prepare_dataset
-from beirflow.evaluate import display_name, evaluate_run
-from beirflow.run_table import read_run_table
-from beirflow.trec import RunDict, trec_eval_order, write_run
+from beirflow.data.beir import BeirFiles, prepare_dataset
+from beirflow.evaluate.metrics import display_name, evaluate_run
+from beirflow.runs.table import read_run_table
+from beirflow.runs.trec import RunDict, trec_eval_order, write_run
 from conftest import SAMPLE
 
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "precision@10"]
@@ -60,7 +60,7 @@ def bm25_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str,
     """Real BM25 runs (flat and multifield) on the sample: 50 queries, up to 600 hits each. (All of SciFact
     cost about 50 CPU-seconds more here; the SciFact acceptance test evaluates all of it through the workflow
     and matches Pyserini's published figures.)"""
-    from beirflow.bm25 import Bm25Params, build_index, search
+    from beirflow.bm25.lucene import Bm25Params, build_index, search
 
     prepared = prepare_dataset("scifact", BeirFiles(SAMPLE, "test"))
     runs = {}

@@ -1,5 +1,5 @@
 """Adding a family of systems is its own files: a schema section (its config keys), one rule file, its
-record (beirflow/families/<name>.py) and its stage program. A toy family ('reverse': a first stage's top
+record (beirflow/workflow/families/<name>.py) and its stage program. A toy family ('reverse': a first stage's top
 hits in reverse order, sharded over the queries like a reranker) is added to a copy of the checkout, and
 shows up in the plan, the SLURM submissions, the cost table, the leaderboard and the report, with nothing
 else edited."""
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from beirflow import paths
+from beirflow.workflow import paths
 from conftest import REPO, Workflow, fork
 
 pytestmark = pytest.mark.workflow
@@ -78,8 +78,8 @@ rule reverse_merge:
 """
 
 RECORD = """\
-from beirflow import paths
-from beirflow.family import Family, FamilyReport, FamilyRule
+from beirflow.workflow import paths
+from beirflow.workflow.family import Family, FamilyReport, FamilyRule
 
 FAMILY = Family(
     name="reverse",
@@ -105,9 +105,9 @@ import argparse
 import json
 from pathlib import Path
 
-from beirflow.atomic import atomic_write
-from beirflow.beir import iter_jsonl
-from beirflow.trec import read_run, run_order, write_run
+from beirflow.workflow.atomic import atomic_write
+from beirflow.data.beir import iter_jsonl
+from beirflow.runs.trec import read_run, run_order, write_run
 
 
 def reverse(run, queries, depth):
@@ -139,7 +139,7 @@ def add_toy_family(checkout: Path) -> None:
     schema["properties"]["reverse"] = SCHEMA_SECTION
     schema_file.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
     (checkout / "workflow" / "rules" / "reverse.smk").write_text(RULE_FILE, encoding="utf-8")
-    (checkout / "scripts" / "beirflow" / "families" / "reverse.py").write_text(RECORD, encoding="utf-8")
+    (checkout / "scripts" / "beirflow" / "workflow" / "families" / "reverse.py").write_text(RECORD, encoding="utf-8")
     (checkout / "scripts" / "reverse_family.py").write_text(MODULE, encoding="utf-8")
 
 
@@ -159,7 +159,7 @@ def toy_checkout(tmp_path: Path) -> Path:
 
 PLANNED = """\
 import json, sys
-from beirflow.plan import build
+from beirflow.workflow.plan import build
 
 plan = build(json.loads(sys.argv[1]))
 recorded = [job.job for job in plan.recorded_jobs() if job.rule == "reverse_shard"]
@@ -248,8 +248,11 @@ def _read_run(path: Path) -> dict[str, dict[str, float]]:
 
 # The modules that serve every family: the planner, the cost plan and table, the leaderboard and the report.
 GENERIC_MODULES = [
-    *(f"scripts/beirflow/{name}.py" for name in ("plan", "family", "systems", "config_checks", "dataset_plan", "cost")),
-    *(f"scripts/beirflow/{name}.py" for name in ("results", "findings", "figures", "report", "report_pages", "leaderboard")),
+    *(f"scripts/beirflow/workflow/{name}.py" for name in ("plan", "family", "systems", "config_checks", "dataset_plan")),
+    *(
+        f"scripts/beirflow/report/{name}.py"
+        for name in ("results", "findings", "figures", "assemble", "pages", "leaderboard", "cost")
+    ),
     *(f"scripts/{name}.py" for name in ("plan_grid", "gather_cost", "build_leaderboard", "build_report", "sbatch_preview")),
     "Snakefile",
 ]
@@ -258,7 +261,7 @@ GENERIC_MODULES = [
 def test_the_generic_modules_name_no_family() -> None:
     """What a family is, they read from its record; a family named in one of them would be a place a new
     family has to edit. Every family record's name is looked for, quoted or as a module."""
-    from beirflow.family import families
+    from beirflow.workflow.family import families
 
     names = "|".join(families())
     named = re.compile(rf"""["']({names})["']|\\b(families|beirflow)\\.({names})\\b|config\\[["']({names})["']\\]""")

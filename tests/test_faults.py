@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 import yaml
 
-from beirflow import paths
-from beirflow.atomic import OutputCheckError, atomic_path, atomic_write
-from beirflow.dense import read_embeddings
-from beirflow.errors import DataError
-from beirflow.models import ModelError
-from beirflow.rerank import Reranker, RerankSettings
+from beirflow.dense.search import read_embeddings
+from beirflow.models.loading import ModelError
+from beirflow.rerank.scoring import Reranker, RerankSettings
+from beirflow.workflow import paths
+from beirflow.workflow.atomic import OutputCheckError, atomic_path, atomic_write
+from beirflow.workflow.errors import DataError
 from conftest import REPO, SAMPLE, Workflow, fork, job_logs, run_failing, sample_config
 
 LEADERBOARD = paths.leaderboard("csv")
@@ -143,7 +143,7 @@ def test_a_check_that_fails_leaves_nothing_under_the_final_name(tmp_path: Path) 
 
 
 def test_an_empty_or_truncated_embeddings_file_names_the_file_and_how_to_rebuild_it(tmp_path: Path) -> None:
-    from beirflow.dense import write_embeddings
+    from beirflow.dense.search import write_embeddings
 
     vectors, ids = tmp_path / "0000.npy", tmp_path / "0000.ids"
     write_embeddings(np.ones((3, 4), dtype=np.float32), ["a", "b", "c"], vectors, ids)
@@ -192,7 +192,7 @@ def test_a_full_disk_under_results_publishes_no_index_and_the_next_run_builds_it
     finally:
         subprocess.run(["umount", str(bm25)], check=True)
     workflow.run(f"{DATASET}/bm25/index-flat")  # space freed: the same command builds it
-    from beirflow.bm25 import index_document_count
+    from beirflow.bm25.lucene import index_document_count
 
     assert index_document_count(bm25 / "index-flat") == 600
 
@@ -275,8 +275,8 @@ def test_names_with_a_trailing_newline_are_refused() -> None:
 
 
 def test_model_folders_and_packages_are_checked_when_planning(tmp_path: Path) -> None:
-    from beirflow.config_checks import check_model_locations
-    from beirflow.errors import ConfigError
+    from beirflow.workflow.config_checks import check_model_locations
+    from beirflow.workflow.errors import ConfigError
 
     missing = tmp_path / "no-such-model"
     cases = {
@@ -299,8 +299,8 @@ def test_model_folders_and_packages_are_checked_when_planning(tmp_path: Path) ->
 
 
 def test_a_missing_local_dataset_without_declared_counts_is_named_when_planning(tmp_path: Path) -> None:
-    from beirflow.dataset_plan import check_local_datasets, plan_datasets
-    from beirflow.errors import ConfigError
+    from beirflow.workflow.dataset_plan import check_local_datasets, plan_datasets
+    from beirflow.workflow.errors import ConfigError
 
     plans = plan_datasets({"mine": {"path": str(tmp_path / "absent")}}, tmp_path)
     with pytest.raises(
@@ -412,7 +412,7 @@ def test_two_workflows_on_one_data_dir_force_its_download_twenty_times_without_a
 
 
 def test_merged_cqadupstack_is_written_once_under_the_archive_lock(tmp_path: Path) -> None:
-    from beirflow.registry import CQADUPSTACK_FORUMS
+    from beirflow.data.registry import CQADUPSTACK_FORUMS
     from conftest import write_beir
 
     archive = tmp_path / "cache" / "cqadupstack"
@@ -469,7 +469,7 @@ def test_a_temporary_of_a_live_writer_is_never_removed_and_a_dead_ones_is(tmp_pa
 
 
 def test_a_cancelled_state_from_sacct_reads_as_cancelled() -> None:
-    from beirflow.slurm_status import normalised_state, normalising
+    from beirflow.workflow.slurm_status import normalised_state, normalising
 
     assert normalised_state("CANCELLED by 0") == "CANCELLED" and normalised_state("CANCELLED by 1234") == "CANCELLED"
     assert [normalised_state(state) for state in ("COMPLETED", "RUNNING", "TIMEOUT", "OUT_OF_MEMORY")] == [
@@ -486,7 +486,7 @@ def test_a_cancelled_state_from_sacct_reads_as_cancelled() -> None:
 
 
 def test_the_slurm_plugin_still_needs_the_workaround() -> None:
-    """Fails once upstream fixes it: then beirflow/slurm_status.py and this test can go."""
+    """Fails once upstream fixes it: then beirflow/workflow/slurm_status.py and this test can go."""
     import inspect
     import logging
 
@@ -499,6 +499,6 @@ def test_the_slurm_plugin_still_needs_the_workaround() -> None:
     assert "elif status in fail_stati:" in source, (
         "the plugin changed how it matches failure states: check whether the workaround is still needed"
     )
-    from beirflow.slurm_status import install
+    from beirflow.workflow.slurm_status import install
 
     assert install(plugin) and getattr(plugin.query_job_status, "beirflow_normalised", False)

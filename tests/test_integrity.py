@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beirflow import paths
-from beirflow.cli import run_stage
-from beirflow.dense import DenseSettings, encoder_key
-from beirflow.fusion_methods import parameter_problem
-from beirflow.integrity import IntegrityError, Writer, adopt, describe, verify, write_record
-from beirflow.records import record_path
+from beirflow.dense.search import DenseSettings, encoder_key
+from beirflow.fusion.methods import parameter_problem
+from beirflow.workflow import paths
+from beirflow.workflow.cli import run_stage
+from beirflow.workflow.integrity import IntegrityError, Writer, adopt, describe, verify, write_record
+from beirflow.workflow.records import record_path
 from conftest import REPO, SAMPLE, Workflow, fork, job_logs, run_failing, sample_config
 
 DATASET = "scifact-sample"
@@ -87,7 +87,7 @@ def test_outputs_are_fsynced_with_their_folder_before_and_after_the_rename(tmp_p
     if strace is None:
         pytest.skip("strace is not installed")
     script = (
-        "from beirflow.atomic import atomic_write\n"
+        "from beirflow.workflow.atomic import atomic_write\n"
         f"with atomic_write({str(tmp_path / 'out.txt')!r}) as handle: handle.write('x')\n"
     )
     traced = subprocess.run(
@@ -231,8 +231,8 @@ def test_nan_embeddings_of_the_same_size_stop_the_search_and_forcing_the_shard_r
 
 
 def test_an_encoder_that_gives_nan_publishes_no_embeddings(tmp_path: Path) -> None:
-    from beirflow.atomic import OutputCheckError
-    from beirflow.dense import write_embeddings
+    from beirflow.dense.search import write_embeddings
+    from beirflow.workflow.atomic import OutputCheckError
 
     vectors = np.ones((3, 4), dtype=np.float32)
     vectors[1, 2] = np.inf

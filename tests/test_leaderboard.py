@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.leaderboard import build_table, load_entries, to_csv, to_html, to_markdown
-from beirflow.registry import CQADUPSTACK_FORUMS
+from beirflow.data.registry import CQADUPSTACK_FORUMS
+from beirflow.report.leaderboard import build_table, load_entries, to_csv, to_html, to_markdown
 
 
 def _metrics_file(folder: Path, dataset: str, system: str, ndcg: float, queries: int = 10) -> Path:

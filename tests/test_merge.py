@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from beirflow.beir import BeirFiles, prepare_dataset
-from beirflow.merge import merge_forums
+from beirflow.data.beir import BeirFiles, prepare_dataset
+from beirflow.runs.merge import merge_forums
 from conftest import write_beir
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.digest import file_digest
-from beirflow.records import files_to_fetch, read_record, record_path
+from beirflow.workflow import paths
+from beirflow.workflow.digest import file_digest
+from beirflow.workflow.records import files_to_fetch, read_record, record_path
 from conftest import REPO, Workflow, sample_config
 from local_hub import LocalHub
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.beir import document_text, iter_corpus, read_prepared_queries
-from beirflow.models import resolve_model
-from beirflow.rerank import MonoT5Scorer, RerankSettings
-from beirflow.trec import read_run
+from beirflow.data.beir import document_text, iter_corpus, read_prepared_queries
+from beirflow.models.loading import resolve_model
+from beirflow.rerank.scoring import MonoT5Scorer, RerankSettings
+from beirflow.runs.trec import read_run
+from beirflow.workflow import paths
 from conftest import SAMPLE, Workflow
 from model_builders import T5_VOCAB, build_tiny_monot5_on_t5_vocabulary
 from pygaggle_monot5 import PygaggleMonoT5

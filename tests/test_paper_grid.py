@@ -7,11 +7,11 @@ import copy
 
 import yaml
 
-from beirflow import paths
-from beirflow.family import families
-from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB
-from beirflow.plan import build
-from beirflow.records import distinct_models
+from beirflow.workflow import paths
+from beirflow.workflow.family import families
+from beirflow.workflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB
+from beirflow.workflow.plan import build
+from beirflow.workflow.records import distinct_models
 from conftest import REPO, SAMPLE, Workflow, job_counts, job_resources, sample_config
 
 PAPER = REPO / "config" / "paper.yaml"
@@ -123,14 +123,14 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
         name = item.systems.split(", ")[0]
         assert (item.model, item.kind, "h100", item.precision) in rates, f"{name}: no H100 rate"
         assert item.model in ARCHITECTURES, f"{name}: no shape for {item.model}"
-        model = build_shape(item.model, item.kind)  # as a job loads it (beirflow.models.loader_for), on the meta device
+        model = build_shape(item.model, item.kind)  # as a job loads it (beirflow.models.loading.loader_for), on the meta device
         parameters = sum(parameter.numel() for parameter in model.parameters())
         assert abs(parameters / plan.entry(name)["report"]["parameters"] - 1) < 0.08, f"{name}: {parameters:,} parameters"
 
 
 def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
     """Extensions included: a branch such as 'main' moves, and a result must name the weights it came from."""
-    from beirflow.config_checks import unpinned_models
+    from beirflow.workflow.config_checks import unpinned_models
 
     config = _paper_config()
     assert unpinned_models({family: config.get(family) or {} for family in _model_families()}) == []

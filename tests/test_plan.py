@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from beirflow.dataset_plan import plan_datasets
-from beirflow.errors import ConfigError
-from beirflow.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
-from beirflow.shards import shard_count, shard_ids
-from beirflow.systems import plan_systems
+from beirflow.data.registry import CQADUPSTACK_FORUMS, beir_archives, beir_datasets, leaderboard_group
+from beirflow.data.shards import shard_count, shard_ids
+from beirflow.workflow.dataset_plan import plan_datasets
+from beirflow.workflow.errors import ConfigError
+from beirflow.workflow.systems import plan_systems
 from conftest import REPO, SAMPLE
 
 
@@ -75,7 +75,7 @@ def test_cqadupstack_forums_share_one_leaderboard_row() -> None:
 
 
 def test_local_counts_are_declared_or_counted_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import beirflow.dataset_plan as plan
+    import beirflow.workflow.dataset_plan as plan
 
     monkeypatch.setattr(plan, "COUNT_CACHE", tmp_path / "counts.json")
     declared = plan_datasets({"bioasq": {"path": str(tmp_path / "absent"), "documents": 14914602, "queries": 500}}, tmp_path)[
@@ -104,8 +104,8 @@ def test_merged_cqadupstack_is_one_dataset_with_the_forums_counts(tmp_path: Path
 
 
 def test_systems_limited_to_datasets_and_their_inputs(tmp_path: Path) -> None:
-    from beirflow.family import families
-    from beirflow.systems import system_datasets
+    from beirflow.workflow.family import families
+    from beirflow.workflow.systems import system_datasets
 
     datasets = plan_datasets({"scifact": None, "nfcorpus": None, "cqadupstack": None}, tmp_path)
     sections = {
@@ -136,10 +136,10 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
 
     import yaml
 
-    from beirflow.dense import DenseSettings
-    from beirflow.family import families
-    from beirflow.rerank import RerankSettings
-    from beirflow.settings import OPERATIONAL_KEYS, SettingsError
+    from beirflow.dense.search import DenseSettings
+    from beirflow.rerank.scoring import RerankSettings
+    from beirflow.workflow.family import families
+    from beirflow.workflow.settings import OPERATIONAL_KEYS, SettingsError
 
     cls = {"RerankSettings": RerankSettings, "DenseSettings": DenseSettings}[settings]
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
@@ -157,7 +157,7 @@ def test_each_familys_settings_know_exactly_the_schemas_result_keys_with_the_sam
 
 
 def test_the_slurm_profile_sends_the_rules_the_family_records_mark_array_as_job_arrays() -> None:
-    from beirflow.family import families
+    from beirflow.workflow.family import families
 
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.v9+.yaml").read_text(encoding="utf-8"))
     listed = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
@@ -170,7 +170,7 @@ def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_writ
 ) -> None:
     import copy
 
-    from beirflow.plan import build
+    from beirflow.workflow.plan import build
     from conftest import sample_config
 
     monkeypatch.chdir(tmp_path)
@@ -197,7 +197,7 @@ def test_the_cost_tables_plan_is_the_plan_and_moves_only_with_the_jobs_that_writ
 def test_the_family_records_name_the_files_the_rules_write(done) -> None:
     """The cost table reads each job's record and benchmark where the family's record says; on a finished
     run of the embedded default, every one of them is where the rules wrote it, and nothing else is."""
-    from beirflow.plan import build
+    from beirflow.workflow.plan import build
 
     plan = build(done.config)
     recorded = {(job.record, job.benchmark) for job in plan.recorded_jobs()}

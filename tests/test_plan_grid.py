@@ -72,7 +72,7 @@ def test_the_plan_leaves_out_disabled_systems_and_counts_only_their_datasets(tmp
 
 def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(tmp_path: Path) -> None:
     """Here no hub is reachable: a hub model without a record is 'unknown', never guessed."""
-    from beirflow.records import read_record, record_path
+    from beirflow.workflow.records import read_record, record_path
     from conftest import Workflow, sample_config
 
     config = sample_config()
@@ -95,7 +95,7 @@ def test_model_downloads_are_counted_and_sized_from_their_records_else_unknown(t
 
 
 def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_the_corpus(tmp_path: Path) -> None:
-    from beirflow.records import record_path
+    from beirflow.workflow.records import record_path
     from conftest import SAMPLE, Workflow, sample_config
 
     config = sample_config()
@@ -112,7 +112,7 @@ def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_
     assert f"{corpus * 1.40 / 1e9:.1f} GB" in flat and f"{corpus / 1e9:.2f} GB of corpus files x 1.4" in flat
     memory = disk.split("Memory each GPU-rule job", 1)[1]
     assert "rerank_shard       minilm-rerank" in memory
-    from beirflow.dense import search_memory_mb
+    from beirflow.dense.search import search_memory_mb
 
     searched = search_memory_mb(600, 100_000, None, 50, config["dense"]["minilm"]["hits"])  # 600 documents: one shard
     assert f"{'dense_search':18} {'minilm':30} {searched:8,d} MB" in memory  # the search's own estimate
@@ -121,7 +121,7 @@ def test_the_disk_plan_sizes_embeddings_from_the_fetched_model_and_indexes_from_
 def test_the_disk_plan_counts_embeddings_deleted_once_searched_as_written_not_kept(tmp_path: Path) -> None:
     """The sample with a second dense system on another encoder: deleting one encoder's embeddings frees
     exactly their bytes; an encoder is deleted only when every system sharing it says so."""
-    from beirflow.plan import build
+    from beirflow.workflow.plan import build
     from conftest import sample_config
 
     sys.path.insert(0, str(REPO / "scripts"))

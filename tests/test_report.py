@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beirflow import paths
-from beirflow.errors import DataError
-from beirflow.figures import all_plots
-from beirflow.published import Published, read_published
-from beirflow.registry import CQADUPSTACK_FORUMS
-from beirflow.report import build_report
-from beirflow.report_pages import cqadupstack_note, to_html, to_markdown
-from beirflow.results import ReportSettings, SystemInfo, load_results
-from beirflow.significance import holm, paired_tests
+from beirflow.data.registry import CQADUPSTACK_FORUMS
+from beirflow.report.assemble import build_report
+from beirflow.report.figures import all_plots
+from beirflow.report.pages import cqadupstack_note, to_html, to_markdown
+from beirflow.report.published import Published, read_published
+from beirflow.report.results import ReportSettings, SystemInfo, load_results
+from beirflow.report.significance import holm, paired_tests
+from beirflow.workflow import paths
+from beirflow.workflow.errors import DataError
 
 SYSTEMS = [
     SystemInfo("bm25", "bm25", "BM25", kind="BM25", role="first stage"),
@@ -87,7 +87,7 @@ def _beir_average(results, system: str) -> float:
 
 def test_beir_average_takes_beir_datasets_only_and_cqadupstack_once(report, results) -> None:
     assert [row.name for row in report.beir] == ["scifact", "nfcorpus", "fiqa", "cqadupstack"]  # not msmarco, not my-corpus
-    from beirflow.results import beir_average
+    from beirflow.report.results import beir_average
 
     for system in SYSTEMS:
         assert beir_average(results, report.beir, system.name, "ndcg@10").value == pytest.approx(
@@ -170,8 +170,8 @@ def test_paired_tests_equal_ranx_compare_on_real_runs(done) -> None:
     """Our p-values, from the per-query values in metrics.json, equal ranx.compare on the runs."""
     import ranx
 
-    from beirflow.beir import read_qrels_trec
-    from beirflow.trec import read_run, trec_eval_order
+    from beirflow.data.beir import read_qrels_trec
+    from beirflow.runs.trec import read_run, trec_eval_order
 
     def rank_scores(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         """Strictly decreasing scores in trec_eval's order, as the evaluation hands ranx, so it cannot reorder ties."""
@@ -418,8 +418,8 @@ def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -
     headline numbers are the report's, whichever form the average takes."""
     import json
 
-    from beirflow.leaderboard import build_table, load_entries
-    from beirflow.leaderboard import to_markdown as leaderboard_markdown
+    from beirflow.report.leaderboard import build_table, load_entries
+    from beirflow.report.leaderboard import to_markdown as leaderboard_markdown
 
     records = [*_records(), {**_record("cqadupstack-merged", ZERO_SHOT, 99), "dataset": "cqadupstack-merged"}]
     files = []
@@ -433,7 +433,7 @@ def test_the_leaderboard_and_the_report_print_one_beir_average(tmp_path: Path) -
         settings = ReportSettings(primary="ndcg@10", baseline="bm25", permutations=200, cqadupstack=choice)
         report = build_report(load_results(records, beir_names), SYSTEMS, [], settings)
         table = build_table(load_entries(files), "ndcg@10", beir_names=beir_names, cqadupstack=choice)
-        from beirflow.results import beir_average
+        from beirflow.report.results import beir_average
 
         assert table.averaged == tuple(row.name for row in report.beir)
         assert "my-corpus" not in table.averaged and "msmarco" not in table.averaged
@@ -469,7 +469,7 @@ def _paper_grid_report(tmp_path: Path):
     metrics drawn per query (quality growing with size, rerankers ahead), the repo's published figures."""
     import yaml
 
-    from beirflow.plan import build
+    from beirflow.workflow.plan import build
     from conftest import REPO
 
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text(encoding="utf-8"))
@@ -496,7 +496,7 @@ def _paper_grid_report(tmp_path: Path):
 def test_the_report_of_the_whole_paper_grid_is_legible_in_chromium(tmp_path: Path) -> None:
     """23 systems on 19 datasets and 12 forums: every plot drawn, each series its own colour in every plot,
     the wide tables scrolling inside their boxes (the page never does), no text running out of its box."""
-    from beirflow.figures import series_styles
+    from beirflow.report.figures import series_styles
 
     plan, report = _paper_grid_report(tmp_path)
     assert len(report.systems) == len(plan.systems) >= 23 and len(report.rows) == 20  # CQADupStack's forums in one row
@@ -530,7 +530,7 @@ def _has_colour(region: np.ndarray, colour: str, tolerance: float = 0.04) -> boo
 
 
 def _series_in_domain_or_averaged(report) -> set[str]:
-    from beirflow.results import beir_average
+    from beirflow.report.results import beir_average
 
     settings = report.settings
     return {

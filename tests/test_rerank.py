@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from beirflow.batching import Features, TokenBudget, pad, run_chunk
-from beirflow.candidates import Candidates
-from beirflow.docstore import DocumentStore, build_document_store
-from beirflow.models import ModelError
-from beirflow.rerank import MONOT5_TEMPLATE, Reranker, RerankSettings
+from beirflow.models.batching import Features, TokenBudget, pad, run_chunk
+from beirflow.models.loading import ModelError
+from beirflow.rerank.candidates import Candidates
+from beirflow.rerank.docstore import DocumentStore, build_document_store
+from beirflow.rerank.scoring import MONOT5_TEMPLATE, Reranker, RerankSettings
 from conftest import SAMPLE
 
 QUERIES = [json.loads(line) for line in (SAMPLE / "queries.jsonl").read_text().splitlines()][:6]
@@ -127,8 +127,8 @@ def test_monot5_equals_pygaggle_one_pair_at_a_time(tiny_monot5: Path, store: Doc
 
 def test_monot5_keeps_the_template_whole_by_default(tiny_monot5: Path, store: DocumentStore) -> None:
     """Short pairs score as in pygaggle; a long document is cut so 'Relevant:' and eos still end the input."""
-    from beirflow.models import resolve_model
-    from beirflow.rerank import MonoT5Scorer
+    from beirflow.models.loading import resolve_model
+    from beirflow.rerank.scoring import MonoT5Scorer
 
     settings = RerankSettings(kind="monot5", model=str(tiny_monot5), first_stage="x", precision="fp32")
     scorer = MonoT5Scorer(resolve_model(str(tiny_monot5), None, "k"), settings, "k", "cpu")
@@ -150,8 +150,8 @@ def test_monot5_keeps_the_template_whole_by_default(tiny_monot5: Path, store: Do
 
 def test_monot5_token_ids_come_from_the_tokenizer(tiny_monot5: Path) -> None:
     """The tiny vocabulary puts ▁true and ▁false far from t5-base's 1176 and 6136."""
-    from beirflow.models import resolve_model
-    from beirflow.rerank import MonoT5Scorer
+    from beirflow.models.loading import resolve_model
+    from beirflow.rerank.scoring import MonoT5Scorer
 
     settings = RerankSettings(kind="monot5", model=str(tiny_monot5), first_stage="x", precision="fp32")
     scorer = MonoT5Scorer(resolve_model(str(tiny_monot5), None, "k"), settings, "k", "cpu")

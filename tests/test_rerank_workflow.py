@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beirflow import paths
-from beirflow.batching import TokenBudget
-from beirflow.candidates import Candidates
-from beirflow.docstore import DocumentStore
-from beirflow.rerank import Reranker, RerankSettings
-from beirflow.trec import read_run
+from beirflow.models.batching import TokenBudget
+from beirflow.rerank.candidates import Candidates
+from beirflow.rerank.docstore import DocumentStore
+from beirflow.rerank.scoring import Reranker, RerankSettings
+from beirflow.runs.trec import read_run
+from beirflow.workflow import paths
 from conftest import Workflow, fork, sample_config
 
 pytestmark = pytest.mark.workflow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
+from beirflow.workflow import paths
 from conftest import REPO, Workflow, sample_config
 
 PUBLISHED = REPO / "published"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from beirflow.beir import iter_jsonl
-from beirflow.errors import DataError
-from beirflow.shards import join_shards, write_shards
+from beirflow.data.beir import iter_jsonl
+from beirflow.data.shards import join_shards, write_shards
+from beirflow.workflow.errors import DataError
 from conftest import SAMPLE
 
 

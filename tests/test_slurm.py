@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.cost import read_costs, sacct_usage
+from beirflow.report.cost import read_costs, sacct_usage
+from beirflow.workflow import paths
 from cluster import ClusterWorkflow, NodeTurns, cluster_fork, encoder_outputs, running_job, sacct, same_outputs
 from conftest import REPO, Workflow, dense_config, sbatch_preview
 
@@ -76,7 +76,7 @@ def test_its_jobs_are_in_sacct_and_the_gpu_rules_got_a_gpu(on_cluster: Workflow)
 
 
 def test_sacct_usage_reads_each_jobs_elapsed_seconds_and_gpus(on_cluster: Workflow) -> None:
-    """beirflow.cost's reader against sacct's own columns, on the finished jobs of this workflow (and an
+    """beirflow.report.cost's reader against sacct's own columns, on the finished jobs of this workflow (and an
     id sacct does not know, left out)."""
     jobs = sacct("JobIDRaw", "ElapsedRaw", "AllocTRES", workdir=on_cluster.root)
     usage = sacct_usage([*(job["JobIDRaw"] for job in jobs), "999999999"])

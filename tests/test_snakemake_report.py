@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.figures import PLOTS
+from beirflow.report.figures import PLOTS
+from beirflow.workflow import paths
 from conftest import Workflow
 
 pytestmark = pytest.mark.workflow

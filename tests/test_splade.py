@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.beir import document_text, iter_corpus, read_queries
-from beirflow.jvm import start_jvm
-from beirflow.models import resolve_model
-from beirflow.plan import build
-from beirflow.splade import SpladeEncoder, build_impact_index, check_vectors, search, write_vectors
+from beirflow.data.beir import document_text, iter_corpus, read_queries
+from beirflow.models.loading import resolve_model
+from beirflow.sparse.splade import SpladeEncoder, build_impact_index, check_vectors, search, write_vectors
+from beirflow.workflow import paths
+from beirflow.workflow.jvm import start_jvm
+from beirflow.workflow.plan import build
 from conftest import REPO, SAMPLE, Workflow, fork
 
 BATCH = 16
@@ -101,7 +101,7 @@ def test_the_index_and_the_search_give_pyserinis_hits_and_scores(splade: dict, t
             "--index", str(tmp_path / "their-index"), "--generator", "DefaultLuceneDocumentGenerator", "--threads", "1",
             "--impact", "--pretokenized"]  # fmt: skip
     # Pyserini's indexing CLI as `python -m pyserini.index.lucene` runs it, in a JVM started as beirflow starts it.
-    program = f"from beirflow.jvm import start_jvm; start_jvm(); import runpy, sys; sys.argv = {argv!r}; runpy.run_module('pyserini.index.lucene', run_name='__main__')"
+    program = f"from beirflow.workflow.jvm import start_jvm; start_jvm(); import runpy, sys; sys.argv = {argv!r}; runpy.run_module('pyserini.index.lucene', run_name='__main__')"
     subprocess.run(
         [sys.executable, "-c", program],
         check=True,

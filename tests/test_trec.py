@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import ranx
 
-from beirflow.checks import check_run_file
-from beirflow.errors import DataError
-from beirflow.run_table import RunTable, read_run_table
-from beirflow.trec import iter_query_hits, merge_runs, read_run, write_run
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.table import RunTable, read_run_table
+from beirflow.runs.trec import iter_query_hits, merge_runs, read_run, write_run
+from beirflow.workflow.errors import DataError
 
 
 def test_written_run_reads_back_with_ranx(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_the_two_tie_orders_are_opposite_on_ties_and_agree_on_scores() -> None:
     import itertools
     import random
 
-    from beirflow.trec import ordered_hits, trec_eval_order
+    from beirflow.runs.trec import ordered_hits, trec_eval_order
 
     rng = random.Random(7)
     for _ in range(200):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from beirflow import paths
-from beirflow.allocator import GLIBC_TUNABLES
+from beirflow.models.allocator import GLIBC_TUNABLES
+from beirflow.workflow import paths
 from conftest import REPO, SAMPLE, Workflow, final_of, sample_config, temporaries
 
 pytestmark = pytest.mark.workflow
@@ -47,7 +47,7 @@ def test_default_run_writes_the_leaderboard_and_provenance(done: Workflow) -> No
     rows = (board / "leaderboard.csv").read_text().splitlines()
     assert len(rows) == 1 + 5 * 4  # header + 5 systems x 4 metrics
 
-    from beirflow.cost import read_costs
+    from beirflow.report.cost import read_costs
 
     costs = read_costs(board / "cost.csv")  # the GPU rules' jobs, run here on the CPU
     assert sorted(cost.rule for cost in costs) == ["dense_search", "encode_documents", "encode_queries", "rerank_shard"]
@@ -269,7 +269,7 @@ def test_dry_run_plans_a_beir_dataset_before_downloading(done: Workflow) -> None
 )
 def test_bad_config_is_refused_by_the_plan_naming_the_key(change, message: str, tmp_path: Path, monkeypatch) -> None:
     """In-process, against the plan the workflow builds; two of these also go through Snakemake below."""
-    from beirflow.plan import ConfigError, build
+    from beirflow.workflow.plan import ConfigError, build
 
     monkeypatch.chdir(tmp_path)
     config = sample_config()
@@ -393,8 +393,8 @@ def test_download_from_a_mirror_with_a_wrong_checksum_fails_cleanly(make_workflo
 
 
 def test_shard_rules_split_the_prepared_data_deterministically(forked: Workflow) -> None:
-    from beirflow.beir import iter_jsonl
-    from beirflow.shards import join_shards
+    from beirflow.data.beir import iter_jsonl
+    from beirflow.data.shards import join_shards
 
     queries, corpus = paths.shards("queries", "scifact-sample"), paths.shards("corpus", "scifact-sample")
     config = copy.deepcopy(forked.config)

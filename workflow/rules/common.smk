@@ -17,19 +17,28 @@ SCRIPTS = (
 )
 sys.path.insert(0, str(SCRIPTS))
 
-from beirflow.allocator import GLIBC_TUNABLES
-from beirflow.records import MODEL_KEYS, distinct_models, model_cache, record_path
-from beirflow import paths
-from beirflow.dense import search_job_memory_mb
-from beirflow.job_memory import CANDIDATES_MB, SHARD_CORPUS_MB, corpus_job_memory_mb
-from beirflow.figures import PLOTS
-from beirflow.config_checks import load_schema, unpinned_models
-from beirflow.plan import ConfigError, build
-from beirflow.registry import LOCAL_ONLY_DATASETS, beir_archives
-from beirflow.slurm_status import install_if_present
+from beirflow.models.allocator import GLIBC_TUNABLES
+from beirflow.workflow.records import (
+    MODEL_KEYS,
+    distinct_models,
+    model_cache,
+    record_path,
+)
+from beirflow.workflow import paths
+from beirflow.dense.search import search_job_memory_mb
+from beirflow.workflow.job_memory import (
+    CANDIDATES_MB,
+    SHARD_CORPUS_MB,
+    corpus_job_memory_mb,
+)
+from beirflow.report.figures import PLOTS
+from beirflow.workflow.config_checks import load_schema, unpinned_models
+from beirflow.workflow.plan import ConfigError, build
+from beirflow.data.registry import LOCAL_ONLY_DATASETS, beir_archives
+from beirflow.workflow.slurm_status import install_if_present
 
 # The SLURM executor plugin waits forever on a job cancelled with scancel ('CANCELLED by <uid>');
-# see beirflow/slurm_status.py and docs/cluster.md.
+# see beirflow/workflow/slurm_status.py and docs/cluster.md.
 _slurm_warning = install_if_present()
 if _slurm_warning:
     logger.warning(_slurm_warning)
@@ -54,7 +63,7 @@ os.environ["HF_HUB_CACHE"] = model_cache(config.get("model_cache", ""))
 # installed packages are read-only (a shared cluster venv or conda env).
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resolve()))
 # Large inputs that many jobs read whole (a document store, a Lucene index, model weights) are hashed
-# once per node and file version; the checks that passed are remembered here (beirflow/integrity.py).
+# once per node and file version; the checks that passed are remembered here (beirflow/workflow/integrity.py).
 os.environ.setdefault(
     "BEIRFLOW_VERIFIED_DIR", str(Path("resources/verified").resolve())
 )
@@ -63,7 +72,7 @@ os.environ.setdefault(
 # OpenMP's default policy and 36 s with PASSIVE; alone, the same job takes 22 s either way.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Torch frees its activations after every layer; faulting them in again cost a CPU encoding job 9%
-# of its CPU time (beirflow/allocator.py says which settings keep them, and why).
+# of its CPU time (beirflow/models/allocator.py says which settings keep them, and why).
 os.environ.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
 
 
@@ -79,7 +88,7 @@ envvars:
 
 
 # The plan, built once from the config, the schema beside these rules and the family records
-# (beirflow/families/: which sections are families of systems and which rules run them); everything
+# (beirflow/workflow/families/: which sections are families of systems and which rules run them); everything
 # below only reads it.
 try:
     PLAN = build(
@@ -471,7 +480,7 @@ def model_resource(name, default):
 
 
 def dense_search_mem_mb(wildcards, attempt):
-    """The search job's memory (beirflow.dense.search_job_memory_mb), grown with each retry."""
+    """The search job's memory (beirflow.dense.search.search_job_memory_mb), grown with each retry."""
     entry = system_entry(wildcards.system)
     per_shard = config["shards"]["documents_per_shard"]
     return search_job_memory_mb(entry, per_shard, DATASETS[wildcards.dataset]) * attempt
@@ -491,7 +500,7 @@ def batch_size(wildcards):
 
 
 def corpus_job_mem_mb(rule):
-    """A CPU job over a whole corpus: its memory from the corpus's size (beirflow.job_memory), grown with each retry."""
+    """A CPU job over a whole corpus: its memory from the corpus's size (beirflow.workflow.job_memory), grown with each retry."""
 
     def resource(wildcards, attempt):
         documents = dataset_plan(wildcards).document_count()

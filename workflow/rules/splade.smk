@@ -2,7 +2,7 @@
 # arrays on SLURM), the shards' vectors in one Anserini impact index per dataset and encoder, then one
 # search job per system that encodes the queries and searches the index. Vectors and index live under
 # the encoder's identity, so systems that share an encoder share them.
-from beirflow.families.splade import encoder_need, impact_index, vectors
+from beirflow.workflow.families.splade import encoder_need, impact_index, vectors
 
 
 rule encode_sparse_documents:

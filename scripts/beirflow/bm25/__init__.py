@@ -1,0 +1,1 @@
+"""BM25 with Pyserini (Lucene): indexes and search."""

@@ -1,0 +1,1 @@
+"""Datasets: the BEIR catalogue, downloads, BEIR-layout files and their validation, shards."""

@@ -1,0 +1,1 @@
+"""Dense retrieval: embeddings on disk and exact sharded search."""

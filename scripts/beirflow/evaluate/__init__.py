@@ -1,0 +1,1 @@
+"""Evaluation: metrics with ranx, judged queries, per-query values."""

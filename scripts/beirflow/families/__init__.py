@@ -1,1 +1,0 @@
-"""The family records: one module per config section of systems, each with its ``FAMILY`` (beirflow.family)."""

@@ -1,0 +1,1 @@
+"""Fusion of runs: reciprocal rank fusion and the score-based methods."""

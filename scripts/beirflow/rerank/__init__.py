@@ -1,0 +1,1 @@
+"""Rerankers: the document store, a first stage's candidates, scoring query shards."""

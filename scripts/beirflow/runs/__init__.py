@@ -1,0 +1,1 @@
+"""Run files: TREC reading and writing, their checks, merging shard runs, runs as columns."""

@@ -1,0 +1,101 @@
+"""Rerankers (monoT5, cross-encoders, bi-encoders) of a first stage's top hits, sharded over the queries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from beirflow.workflow import paths
+from beirflow.workflow.errors import ConfigError
+from beirflow.workflow.family import (
+    DiskRow,
+    Entries,
+    Family,
+    FamilyCost,
+    FamilyReport,
+    FamilyRule,
+    Grid,
+    ModelWork,
+    corpus_bytes_row,
+)
+
+# The keys each kind of reranker takes, beside the common ones.
+KIND_KEYS = {
+    "monot5": {"truncation", "template"},
+    "bi-encoder": {"pooling", "normalize", "similarity", "query_prefix", "document_prefix"},
+    "cross-encoder": {"adapter", "adapter_revision", "query_template", "document_template"},
+}
+# The document store against the corpus file's bytes, measured on the embedded sample.
+STORE_PER_CORPUS_BYTE = 1.25
+
+
+def check_rerankers(rerankers: Entries, systems: Mapping[str, str]) -> None:
+    """First stages exist; keys fit the kind; hub models are pinned."""
+    from beirflow.models.loading import is_hub_name, unpinned_hub_problem
+
+    every_kind_key = set().union(*KIND_KEYS.values())
+    for name, entry in rerankers.items():
+        key = f"rerank.{name}"
+        first = entry["first_stage"]
+        if first not in systems:
+            raise ConfigError(f"{key}.first_stage: '{first}' is not a configured system (known: {', '.join(sorted(systems))})")
+        misplaced = sorted((every_kind_key - KIND_KEYS[entry["kind"]]) & entry.keys())
+        if misplaced:
+            raise ConfigError(f"{key}.{misplaced[0]}: not a key of a '{entry['kind']}' reranker")
+        template = entry.get("template")
+        if template is not None and ("{query}" not in template or "{document}" not in template):
+            raise ConfigError(f"{key}.template: must contain {{query}} and {{document}}")
+        if is_hub_name(entry["model"]) and not entry.get("revision"):
+            raise ConfigError(f"{key}.revision: {unpinned_hub_problem(entry['model'])}")
+        if entry.get("adapter") and is_hub_name(entry["adapter"]) and not entry.get("adapter_revision"):
+            raise ConfigError(f"{key}.adapter_revision: {unpinned_hub_problem(entry['adapter'])}")
+
+
+def pairs(grid: Grid) -> list[ModelWork]:
+    """Each reranker's (query, document) pairs: judged queries x depth, an upper bound."""
+    work = []
+    for name, entry in grid.sections["rerank"].items():
+        count = sum(grid.datasets[dataset].query_count() * int(entry["depth"]) for dataset in grid.datasets_of[name])
+        gpus = int(entry["resources"]["gpus"])
+        work.append(ModelWork(name, entry["model"], entry["kind"], entry["precision"], count, "pairs", gpus))
+    return work
+
+
+def store_disk(grid: Grid, records: Path) -> list[DiskRow]:
+    if not grid.sections["rerank"]:
+        return []
+    return [corpus_bytes_row("document_store", STORE_PER_CORPUS_BYTE, list(grid.datasets.values()))]
+
+
+def shard_memory(grid: Grid) -> list[tuple[str, str, int]]:
+    return [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in grid.sections["rerank"].items()]
+
+
+FAMILY = Family(
+    name="rerank",
+    position=20,
+    run_rule="rerank_merge",
+    rules=(
+        FamilyRule("document_store"),
+        FamilyRule("rerank_candidates", local=True),
+        FamilyRule(
+            "rerank_shard",
+            shards="queries",
+            array=True,
+            record=lambda dataset, system, shard: paths.rerank_shard(dataset, system, str(shard), "json"),
+            benchmark=lambda dataset, system, shard: paths.benchmark("rerank_shard", dataset, system, str(shard)),
+        ),
+        FamilyRule("rerank_merge", local=True),
+    ),
+    report=FamilyReport(noun="reranker", role="reranker", markers=("o", "v", "<"), line="-"),
+    models=True,
+    reads=("first_stage",),
+    check=check_rerankers,
+    cost=FamilyCost(
+        gpu_work=pairs,
+        disk=store_disk,
+        job_memory=shard_memory,
+        run_hits=lambda entry: int(entry["depth"]),
+        run_copies=2,  # the shards' runs beside the merged run
+    ),
+)
