@@ -59,6 +59,32 @@ class SharedUnit:
     keeps_output: bool = True  # False when every system sharing it asks for its output to be deleted once read
 
 
+def shared_by_identity(
+    entries: Entries, identity_of: Callable[[str, Mapping[str, Any]], dict[str, Any]]
+) -> dict[str, SharedUnit]:
+    """Systems whose ``identity_of(name, entry)`` is the same share one unit, keyed by :func:`unit_key`; a unit's
+    output is kept unless every system sharing it says ``keep_embeddings: false``."""
+    grouped: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for name, entry in entries.items():
+        identity = identity_of(name, entry)
+        grouped.setdefault(unit_key(identity), (identity, []))[1].append(name)
+    return {
+        key: SharedUnit(key, identity, tuple(names), any(entries[name].get("keep_embeddings", True) for name in names))
+        for key, (identity, names) in grouped.items()
+    }
+
+
+def check_pinned(section: str, entries: Entries, models: tuple[tuple[str, str], ...] = (("model", "revision"),)) -> None:
+    """Every Hugging Face model (and adapter) an entry names is pinned to a commit by its revision key."""
+    from beirflow.models.loading import is_hub_name, unpinned_hub_problem
+
+    for name, entry in entries.items():
+        for model_key, revision_key in models:
+            model = entry.get(model_key)
+            if model and is_hub_name(model) and not entry.get(revision_key):
+                raise ConfigError(f"{section}.{name}.{revision_key}: {unpinned_hub_problem(model)}")
+
+
 @dataclass(frozen=True)
 class Grid:
     """What a family's cost functions read of the plan: the datasets, where each system runs, the

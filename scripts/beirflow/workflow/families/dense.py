@@ -7,31 +7,31 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from beirflow.dense.search import OPERATIONAL_KEYS, DenseSettings, encoder_key, search_job_memory_mb
+from beirflow.dense.search import OPERATIONAL_KEYS, DenseSettings, search_job_memory_mb
 from beirflow.workflow import paths
-from beirflow.workflow.errors import ConfigError, DataError
-from beirflow.workflow.family import DiskRow, Entries, Family, FamilyCost, FamilyReport, FamilyRule, Grid, ModelWork, SharedUnit
+from beirflow.workflow.errors import DataError
+from beirflow.workflow.family import (
+    DiskRow,
+    Entries,
+    Family,
+    FamilyCost,
+    FamilyReport,
+    FamilyRule,
+    Grid,
+    ModelWork,
+    SharedUnit,
+    check_pinned,
+    shared_by_identity,
+)
 
 
 def check_dense(dense: Entries, systems: Mapping[str, str]) -> None:
-    """Hub models are pinned to a commit."""
-    from beirflow.models.loading import is_hub_name, unpinned_hub_problem
-
-    for name, entry in dense.items():
-        if is_hub_name(entry["model"]) and not entry.get("revision"):
-            raise ConfigError(f"dense.{name}.revision: {unpinned_hub_problem(entry['model'])}")
+    check_pinned("dense", dense)
 
 
 def encoders(dense: Entries) -> dict[str, SharedUnit]:
     """The systems that share an encoder identity share its embeddings."""
-    grouped: dict[str, tuple[dict, list[str]]] = {}
-    for name, entry in dense.items():
-        identity = DenseSettings.from_config(entry, f"dense.{name}").encoder_identity()
-        grouped.setdefault(encoder_key(identity), (identity, []))[1].append(name)
-    return {
-        key: SharedUnit(key, identity, tuple(names), any(dense[name].get("keep_embeddings", True) for name in names))
-        for key, (identity, names) in grouped.items()
-    }
+    return shared_by_identity(dense, lambda name, entry: DenseSettings.from_config(entry, f"dense.{name}").encoder_identity())
 
 
 def encoded_texts(grid: Grid, systems: tuple[str, ...]) -> int:

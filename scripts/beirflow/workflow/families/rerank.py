@@ -16,6 +16,7 @@ from beirflow.workflow.family import (
     FamilyRule,
     Grid,
     ModelWork,
+    check_pinned,
     corpus_bytes_row,
 )
 
@@ -31,8 +32,6 @@ STORE_PER_CORPUS_BYTE = 1.25
 
 def check_rerankers(rerankers: Entries, systems: Mapping[str, str]) -> None:
     """First stages exist; keys fit the kind; hub models are pinned."""
-    from beirflow.models.loading import is_hub_name, unpinned_hub_problem
-
     every_kind_key = set().union(*KIND_KEYS.values())
     for name, entry in rerankers.items():
         key = f"rerank.{name}"
@@ -45,10 +44,7 @@ def check_rerankers(rerankers: Entries, systems: Mapping[str, str]) -> None:
         template = entry.get("template")
         if template is not None and ("{query}" not in template or "{document}" not in template):
             raise ConfigError(f"{key}.template: must contain {{query}} and {{document}}")
-        if is_hub_name(entry["model"]) and not entry.get("revision"):
-            raise ConfigError(f"{key}.revision: {unpinned_hub_problem(entry['model'])}")
-        if entry.get("adapter") and is_hub_name(entry["adapter"]) and not entry.get("adapter_revision"):
-            raise ConfigError(f"{key}.adapter_revision: {unpinned_hub_problem(entry['adapter'])}")
+    check_pinned("rerank", rerankers, (("model", "revision"), ("adapter", "adapter_revision")))
 
 
 def pairs(grid: Grid) -> list[ModelWork]:

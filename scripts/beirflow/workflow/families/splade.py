@@ -9,7 +9,6 @@ from typing import Any
 
 from beirflow.sparse.splade import OPERATIONAL_KEYS, SpladeSettings
 from beirflow.workflow import paths
-from beirflow.workflow.errors import ConfigError
 from beirflow.workflow.family import (
     DiskRow,
     Entries,
@@ -20,7 +19,8 @@ from beirflow.workflow.family import (
     Grid,
     ModelWork,
     SharedUnit,
-    unit_key,
+    check_pinned,
+    shared_by_identity,
 )
 
 NAME = "splade"
@@ -57,21 +57,14 @@ def encoder_need(grid: Grid, name: str) -> Callable[..., int]:
 
 def check_splade(entries: Entries, systems: Mapping[str, str]) -> None:
     """Keys are known; hub models are pinned to a commit."""
-    from beirflow.models.loading import is_hub_name, unpinned_hub_problem
-
     for name, entry in entries.items():
         SpladeSettings.from_config(entry, f"{NAME}.{name}")
-        if is_hub_name(entry["model"]) and not entry.get("revision"):
-            raise ConfigError(f"{NAME}.{name}.revision: {unpinned_hub_problem(entry['model'])}")
+    check_pinned(NAME, entries)
 
 
 def encoders(entries: Entries) -> dict[str, SharedUnit]:
     """The systems with the same encoder identity share the documents' vectors and their index."""
-    grouped: dict[str, tuple[dict, list[str]]] = {}
-    for name, entry in entries.items():
-        identity = SpladeSettings.from_config(entry, f"{NAME}.{name}").encoder_identity()
-        grouped.setdefault(unit_key(identity), (identity, []))[1].append(name)
-    return {key: SharedUnit(key, identity, tuple(names)) for key, (identity, names) in grouped.items()}
+    return shared_by_identity(entries, lambda name, entry: SpladeSettings.from_config(entry, f"{NAME}.{name}").encoder_identity())
 
 
 def _encoded(grid: Grid, unit: SharedUnit) -> tuple[int, int]:
