@@ -27,15 +27,14 @@ def _quoted_or_default(value: Any, option: str, default: str) -> str:
     return f"{option} {safe_quote(str(value))}" if value else default
 
 
-def sbatch_line(job: Any, *, array_size: int, array_limit: int, logdir: str, requeue: bool) -> str:
-    """The options the plugin's run_job (or run_array_jobs) writes for this job, without the command."""
-    from types import SimpleNamespace
-
+def sbatch_line(job: Any, *, array_size: int, settings: Any) -> str:
+    """The options the plugin's run_job (or run_array_jobs) writes for this job, without the command, under the
+    plugin's ``settings`` (requeue, QoS, reservation, log folder, array limit)."""
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import get_job_wildcards, set_gres_string
 
     wildcards = get_job_wildcards(job)
-    folder = Path(logdir) / f"rule_{job.name}"
+    folder = Path(settings.logdir or ".snakemake/slurm_logs") / f"rule_{job.name}"  # the plugin's default
     logfile = folder / "%A_%a.log" if array_size > 1 else folder / wildcards / "%j.log"
     params = {
         "run_uuid": RUN_NAME,
@@ -45,10 +44,9 @@ def sbatch_line(job: Any, *, array_size: int, array_limit: int, logdir: str, req
         "partition": _quoted_or_default(job.resources.get("slurm_partition"), "-p", "-p <default-partition>"),
         "workdir": None,
     }
-    settings = SimpleNamespace(requeue=requeue, no_requeue=False, qos=None, reservation=None)
     call = get_submit_command(job, params, settings=settings) + set_gres_string(job)
     if array_size > 1:
-        call += f" --array=1-{min(array_size, array_limit)}"
+        call += f" --array=1-{min(array_size, settings.array_limit)}"
     return call
 
 
@@ -103,22 +101,13 @@ def resource_sets(jobs: list[Any]) -> list[dict[str, Any]]:
     return distinct
 
 
-def _profile_setting(argv: list[str], name: str, default: Any) -> Any:
-    """A SLURM setting as the profile (or a --slurm-... argument) gives it."""
-    import yaml
+def slurm_settings(argv: list[str]) -> Any:
+    """The SLURM plugin's settings as snakemake resolves them from these arguments and the profile they name."""
+    from snakemake.cli import parse_args
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
-    flag = f"--slurm-{name}"
-    for index, argument in enumerate(argv):
-        if argument == flag and index + 1 < len(argv):
-            return argv[index + 1]
-        if argument.startswith(flag + "="):
-            return argument.split("=", 1)[1]
-    if "--profile" in argv:
-        folder = Path(argv[argv.index("--profile") + 1])
-        for file in ("profile.v9+.yaml", "config.yaml"):
-            if (folder / file).is_file():
-                return yaml.safe_load((folder / file).read_text(encoding="utf-8")).get(f"slurm-{name}", default)
-    return default
+    _, args = parse_args([*argv, "--executor", "slurm"])
+    return ExecutorPluginRegistry().get_plugin("slurm").get_settings(args)
 
 
 def main(argv: list[str]) -> int:
@@ -131,21 +120,19 @@ def main(argv: list[str]) -> int:
     except SystemExit as stop:
         if stop.code:
             return int(stop.code)
-    array_rules = {name.strip() for name in str(_profile_setting(argv, "array-jobs", "")).split(",") if name.strip()}
-    array_limit = int(_profile_setting(argv, "array-limit", 1000))
-    logdir = str(_profile_setting(argv, "logdir", ".snakemake/slurm_logs"))
-    requeue = bool(_profile_setting(argv, "requeue", False))
+    settings = slurm_settings(argv)
+    array_rules = {name.strip() for name in str(settings.array_jobs or "").split(",") if name.strip()}
     if not jobs:
         print("Nothing to submit: every output is up to date, or only local rules are left.")
     for rule, rule_jobs in jobs.items():
         batched = rule in array_rules or "all" in array_rules
         size = len(rule_jobs) if batched else 1
         how = (
-            f"{len(rule_jobs)} jobs, sent as arrays of those ready at once (at most {array_limit} tasks a call)"
+            f"{len(rule_jobs)} jobs, sent as arrays of those ready at once (at most {settings.array_limit} tasks a call)"
             if batched and len(rule_jobs) > 1
             else f"{len(rule_jobs)} job(s), each"
         )
-        line = sbatch_line(rule_jobs[0], array_size=size, array_limit=array_limit, logdir=logdir, requeue=requeue)
+        line = sbatch_line(rule_jobs[0], array_size=size, settings=settings)
         print(f"# {rule}: {how}")
         print(line)
         if batched and len(sets := resource_sets(rule_jobs)) > 1:
