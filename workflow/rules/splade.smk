@@ -25,12 +25,12 @@ rule encode_sparse_documents:
         runtime=encoder_need(PLAN, "runtime"),
         batch_size=lambda wildcards: max(
             PLAN.entry(system)["batch_size"]
-            for system in PLAN.encoders[wildcards.encoder].systems
+            for system in ENCODERS[wildcards.encoder].systems
         ),
-        config_key=lambda wildcards: f"splade.{min(PLAN.encoders[wildcards.encoder].systems)}",
+        config_key=lambda wildcards: f"splade.{min(ENCODERS[wildcards.encoder].systems)}",
     params:
         encoder=lambda wildcards: json.dumps(
-            PLAN.encoders[wildcards.encoder].identity, sort_keys=True
+            ENCODERS[wildcards.encoder].identity, sort_keys=True
         ),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_sparse.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder}'

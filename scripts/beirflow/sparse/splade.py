@@ -17,7 +17,6 @@ from typing import IO, Any
 
 import numpy as np
 
-from beirflow.workflow.family import unit_key
 from beirflow.workflow.settings import decode
 
 # Pyserini's quantization: a weight w becomes round(w / 5 * 256), for documents and queries alike.
@@ -48,10 +47,6 @@ class SpladeSettings:
         """What the documents' vectors (and their index) depend on; the query side and the search do not."""
         values = asdict(self)
         return {name: values[name] for name in ("model", "revision", "precision", "document_max_length")}
-
-    @property
-    def encoder(self) -> str:
-        return unit_key(self.encoder_identity())
 
 
 def quantize(weight: float) -> int:

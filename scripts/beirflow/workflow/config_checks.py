@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from beirflow.workflow.errors import ConfigError
 from beirflow.workflow.records import MODEL_KEYS
+from beirflow.workflow.systems import Sections
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
-Sections = Mapping[str, Mapping[str, Mapping[str, Any]]]  # family -> system -> entry
 
 
 def load_schema(path: Path = SCHEMA) -> dict[str, Any]:
