@@ -239,6 +239,42 @@ def measure_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work
     }
 
 
+def measure_sparse_encoder(name: str, entry: dict[str, Any], key: str, data: Path, work: Path, seconds: float) -> dict[str, Any]:
+    """SPLADE's document encoding as an encode_sparse_documents job runs it: batches of the entry's
+    batch_size, padded to their longest, and the quantized weights per term collected on the host."""
+    from beirflow.models.loading import resolve_model
+    from beirflow.sparse.splade import SpladeEncoder, SpladeSettings
+
+    settings = SpladeSettings.from_config(entry, key)
+    folder = model_folder(entry["model"], "splade", data, work)
+    encoder = SpladeEncoder.load(
+        resolve_model(str(folder), None, f"{key}.model"), f"{key}.model", settings.precision, pick_device(), random_weights
+    )
+    texts = corpus_texts(data / "corpus.jsonl")
+    batch_size = int(entry.get("batch_size", 32))
+
+    def measure(count: int) -> float:
+        return timed(lambda: list(encoder.documents(cycled(texts, count), settings.document_max_length, batch_size)))
+
+    count, elapsed = sized_pass(measure, 64, 256, seconds, 20 * len(texts))
+    sample = texts[:2000]
+    tokens = sum(
+        len(ids) for ids in encoder.tokenizer(sample, max_length=settings.document_max_length, truncation=True)["input_ids"]
+    ) / len(sample)
+    head = encoder.model.get_output_embeddings().weight.numel()  # the masked-LM head runs on every token
+    return {
+        "count": count,
+        "seconds": elapsed,
+        "unit": "documents",
+        "tokens": tokens,
+        "flops_per_token": flops_per_token(encoder.model) + 2 * head,
+        "parameters": sum(p.numel() for p in encoder.model.parameters()),
+    }
+
+
+MEASURES: dict[str, Callable[..., dict[str, Any]]] = {"dense": measure_encoder, "splade": measure_sparse_encoder}
+
+
 def peer_rates(data: Path, work: Path, seconds: float) -> dict[str, float]:
     """What users would otherwise run, on the same device, inputs and shape (MiniLM-L6, random weights
     saved once so both load them): ``CrossEncoder.predict`` and ``SentenceTransformer.encode`` at
@@ -333,17 +369,28 @@ def check_gpu_path(data: Path, work: Path) -> None:
 
 
 def systems_in_order(config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(family, system, entry): enabled systems first, each model, kind and precision once."""
-    from beirflow.workflow.family import families
+    """(kind, system, entry) of each model, kind and precision the plan prices (plan_grid.model_work, every
+    extension on), the first system of each; enabled systems first. ``kind`` is the throughput table's."""
+    import copy
 
-    priced = [name for name, family in families().items() if family.cost.gpu_work]  # the families plan_grid prices
-    entries = [(family, name, entry) for family in priced for name, entry in (config.get(family) or {}).items()]
+    from beirflow.workflow.plan import build
+    from plan_grid import model_work
+
+    everything = copy.deepcopy(config)
+    enabled = set()
+    for family in build(copy.deepcopy(config), check_models=False).families:
+        for name, entry in (everything.get(family) or {}).items():
+            if entry.get("enabled", True) is not False:
+                enabled.add(name)
+            entry["enabled"] = True
+    plan = build(everything, check_models=False)
     seen: set[tuple[str, str, str]] = set()
-    for family, name, entry in sorted(entries, key=lambda item: item[2].get("enabled", True) is False):
-        identity = (entry["model"], entry.get("kind", "dense"), entry.get("precision", "bf16"))
-        if identity not in seen:
-            seen.add(identity)
-            yield family, name, entry
+    work = sorted(model_work(plan), key=lambda item: item.systems.split(", ")[0] not in enabled)
+    for item in work:
+        if (item.model, item.kind, item.precision) not in seen:
+            seen.add((item.model, item.kind, item.precision))
+            name = item.systems.split(", ")[0]
+            yield item.kind, name, plan.entry(name)
 
 
 def device_label() -> str:
@@ -376,7 +423,7 @@ def measure_all(
     with open(out, "w", encoding="utf-8", newline="") as handle, tempfile.TemporaryDirectory() as work:
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
-        for family, name, entry in systems_in_order(config):
+        for kind, name, entry in systems_in_order(config):
             if time.monotonic() - started > budget:
                 print(f"  budget of {budget:.0f} s spent: {name} and the rest not measured", flush=True)
                 break
@@ -387,8 +434,8 @@ def measure_all(
                 continue
             built = time.monotonic()
             try:
-                measure = measure_reranker if family == "rerank" else measure_encoder
-                result = measure(name, entry, f"{family}.{name}", data, Path(work), seconds)
+                measure = MEASURES.get(kind, measure_reranker)  # the kinds that are not an encoder's score pairs
+                result = measure(name, entry, f"{kind}.{name}", data, Path(work), seconds)
             except Exception as error:  # one model failing (out of memory, say) must not cost the others' rows
                 print(f"  {name}: {type(error).__name__}: {error}", flush=True)
                 continue
@@ -397,13 +444,12 @@ def measure_all(
                 torch.cuda.empty_cache()
             rate = result["count"] / result["seconds"]
             tflops = rate * result["tokens"] * result["flops_per_token"] / 1e12
-            kind = entry.get("kind", "dense")
             precision = entry.get("precision", "bf16")
             print(
                 f"  {name:16s} {kind:13s} {result['parameters'] / 1e6:8.0f}M {rate:9.1f} {result['unit']}/s  {result['tokens']:5.0f} tokens each  {tflops:6.1f} TFLOP/s ({tflops / peak_tflops:4.0%} of peak)  [{time.monotonic() - built:.0f} s with build]",
                 flush=True,
             )
-            source = f"bench/gpu_throughput.py: random weights of the real shape ({result['parameters'] / 1e6:.0f}M), {result['count']:,} SciFact {'BM25 top-100 pairs' if family == 'rerank' else 'abstracts'} in {result['seconds']:.1f} s, {result['tokens']:.0f} tokens each, auto batches; {tflops / peak_tflops:.0%} of the bf16 peak"
+            source = f"bench/gpu_throughput.py: random weights of the real shape ({result['parameters'] / 1e6:.0f}M), {result['count']:,} SciFact {'BM25 top-100 pairs' if result['unit'] == 'pairs' else 'abstracts'} in {result['seconds']:.1f} s, {result['tokens']:.0f} tokens each, auto batches; {tflops / peak_tflops:.0%} of the bf16 peak"
             measured[entry["model"]] = rate
             writer.writerow(
                 {

@@ -343,6 +343,7 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "intfloat/e5-large-v2": bert("large"),
     "BAAI/bge-base-en-v1.5": bert("base"),
     "BAAI/bge-large-en-v1.5": bert("large"),
+    "naver/splade-cocondenser-ensembledistil": bert("base"),  # BERT-base with its masked-LM head
     "meta-llama/Llama-2-7b-hf": {
         "model_type": "llama",
         "tokenizer": "llama",

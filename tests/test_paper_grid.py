@@ -119,13 +119,18 @@ def test_every_model_of_the_grid_has_a_benchmark_shape_of_its_size_and_an_h100_r
 
     rates = read_throughputs(REPO / "bench" / "throughput.csv")
     plan = build(_every_extension_on(), check_models=False)
+    unrated = set()
     for item in model_work(plan):
         name = item.systems.split(", ")[0]
-        assert (item.model, item.kind, "h100", item.precision) in rates, f"{name}: no H100 rate"
+        if (item.model, item.kind, "h100", item.precision) not in rates:
+            unrated.add(item.model)
         assert item.model in ARCHITECTURES, f"{name}: no shape for {item.model}"
         model = build_shape(item.model, item.kind)  # as a job loads it (beirflow.models.loading.loader_for), on the meta device
         parameters = sum(parameter.numel() for parameter in model.parameters())
         assert abs(parameters / plan.entry(name)["report"]["parameters"] - 1) < 0.08, f"{name}: {parameters:,} parameters"
+    # SPLADE++ awaits a GPU lease (bench/gpu_throughput.py measures it; plan_grid prints it as unknown
+    # meanwhile): when its row lands this fails, and the exception goes.
+    assert unrated == {"naver/splade-cocondenser-ensembledistil"}, f"no H100 rate: {sorted(unrated)}"
 
 
 def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
@@ -141,7 +146,7 @@ def test_every_model_of_the_paper_grid_is_pinned_to_a_commit() -> None:
         for key in ("revision", "adapter_revision")
         if entry.get(key)
     ]
-    assert len(revisions) == 21 and all(len(revision) == 40 for revision in revisions), revisions
+    assert len(revisions) == 22 and all(len(revision) == 40 for revision in revisions), revisions
 
 
 def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once() -> None:
@@ -149,6 +154,27 @@ def test_with_every_extension_on_each_distinct_model_and_adapter_is_fetched_once
     costs about 30 CPU-seconds, is the first test's, and counts the same records there)."""
     base = distinct_models(build(_paper_config()).model_sections)
     fetched = distinct_models(build(_every_extension_on()).model_sections)
-    # 5 rerankers (monoT5-large on) + Llama-2 and RankLLaMA's adapter + 14 dense models (E5 and BGE on)
-    assert len(fetched) == 5 + 2 + 14 and len(base) == 4 + 10
+    # 5 rerankers (monoT5-large on) + Llama-2 and RankLLaMA's adapter + 14 dense models (E5 and BGE on) + SPLADE++
+    assert len(fetched) == 5 + 2 + 14 + 1 and len(base) == 4 + 10
     assert {fetch.key for fetch in fetched.values()} >= {"rerank.rankllama-7b.adapter", "dense.e5-large-v2.model"}
+
+
+def test_the_published_splade_figures_are_pyserinis_2cr() -> None:
+    """published/pyserini-splade.csv is what the installed Pyserini's 2cr/beir.yaml says for splade-pp-ed,
+    and its system id is the paper grid's SPLADE++ entry, so a run with the real weights meets it cell by cell."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    checked = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "published_from_2cr.py"), "splade-pp-ed", "--check"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    published = pd.read_csv(REPO / "published" / "pyserini-splade.csv")
+    assert set(published["system"]) == {"splade-pp-ed"} <= set(_paper_config()["splade"])
+    datasets = set(build(_paper_config()).datasets) - {"msmarco", "cqadupstack", "cqadupstack-merged"}
+    assert datasets <= set(published["dataset"])  # every BEIR dataset of the grid, and each forum

@@ -207,7 +207,7 @@ T5_MODEL_TYPES = ("t5", "mt5", "umt5")
 
 
 def loader_for(kind: str, model_type: str = "") -> Any:
-    """The transformers class that holds a model of ``kind`` (a reranker kind, or 'dense') whose config.json
+    """The transformers class that holds a model of ``kind`` (a reranker kind, 'dense' or 'splade') whose config.json
     says ``model_type`` (only an encoder's choice reads it): the one choice that the scorers, the encoder,
     the benchmarks and the tests share."""
     import transformers
@@ -216,6 +216,8 @@ def loader_for(kind: str, model_type: str = "") -> Any:
         return transformers.T5ForConditionalGeneration
     if kind == "cross-encoder":
         return transformers.AutoModelForSequenceClassification
+    if kind == "splade":  # term weights come from the masked-LM head
+        return transformers.AutoModelForMaskedLM
     return transformers.T5EncoderModel if model_type in T5_MODEL_TYPES else transformers.AutoModel
 
 

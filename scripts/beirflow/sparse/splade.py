@@ -61,13 +61,15 @@ class SpladeEncoder:
         self.terms = {index: token for token, index in tokenizer.vocab.items()}
 
     @classmethod
-    def load(cls, resolved: Any, key: str, precision: str, device: str) -> SpladeEncoder:
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+    def load(cls, resolved: Any, key: str, precision: str, device: str, load_weights: Any = None) -> SpladeEncoder:
+        """``load_weights``: how the model gets its weights (a benchmark passes random weights of the same shape)."""
+        from transformers import AutoTokenizer
 
-        from beirflow.models.loading import load_pretrained
+        from beirflow.models.loading import load_pretrained, loader_for
 
+        load_weights = load_weights or load_pretrained
         tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder), clean_up_tokenization_spaces=True)
-        return cls(load_pretrained(AutoModelForMaskedLM, resolved, key, precision, device), tokenizer)
+        return cls(load_weights(loader_for("splade"), resolved, key, precision, device), tokenizer)
 
     def weights(self, texts: Sequence[str], max_length: int) -> list[dict[str, int]]:
         """One batch of texts, padded to its longest: each text's quantized weight per term (zeros kept, as
