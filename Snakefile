@@ -38,6 +38,6 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        result_files(),
+        INPUTS.result_files(),
         rules.leaderboard.output,
         rules.report.output,

@@ -245,8 +245,11 @@ def run_size(
         shard_dir, query_vectors, shards = random_embeddings(work, work / "shards" / "corpus", queries, seed)
     dense_run = work / "dense" / "run.trec"
     dense_params = {"model": "random", "hits": 1000, "index": "Flat", "remove_query": True}
-    stage(f"dense search (exact, {DIMENSION} dims)", script("dense_search", "--queries", query_vectors, "--documents", shard_dir,
-          "--shards", *shards, "--params", json.dumps(dense_params), "--key", "dense.random", "--output", dense_run,
+    shard_files: list[str | Path] = []
+    for extension, option in (("npy", "--vectors"), ("ids", "--ids"), ("json", "--stats")):
+        shard_files += [option, *(shard_dir / f"{shard}.{extension}" for shard in shards)]
+    stage(f"dense search (exact, {DIMENSION} dims)", script("dense_search", "--queries", query_vectors, "--query-ids",
+          query_vectors.with_suffix(".ids"), "--query-stats", query_vectors.with_suffix(".json"), *shard_files, "--params", json.dumps(dense_params), "--key", "dense.random", "--output", dense_run,
           "--provenance", work / "dense" / "provenance.json", "--dataset", "synthetic", "--system", "dense"), [dense_run],
           note=f"{queries:,} queries x 1,000 hits over {len(shards)} shard(s)")  # fmt: skip
     fused = work / "fusion" / "run.trec"

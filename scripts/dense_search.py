@@ -16,10 +16,6 @@ from beirflow.workflow.provenance import now, provenance, write_provenance
 from beirflow.workflow.records import cited_models
 
 
-def shard_files(shard_dir: Path, shards: list[str]) -> list[tuple[Path, Path]]:
-    return [(shard_dir / f"{shard}.npy", shard_dir / f"{shard}.ids") for shard in shards]
-
-
 def encode_record(path: Path) -> dict:
     """An encode job's own record (texts, dimension, device, revision), checked against what the job wrote."""
     verify(path)
@@ -29,11 +25,15 @@ def encode_record(path: Path) -> dict:
 def run_search(args: argparse.Namespace) -> None:
     started, clock = now(), time.monotonic()
     settings = DenseSettings.from_config(json.loads(args.params), args.key)
-    files = shard_files(args.documents, args.shards)
-    encoding = [encode_record(args.documents / f"{shard}.json") for shard in args.shards]
-    query_encoding = encode_record(args.queries.with_suffix(".json"))
+    if not len(args.vectors) == len(args.ids) == len(args.stats):
+        raise SystemExit(
+            f"--vectors, --ids and --stats name {len(args.vectors)}, {len(args.ids)} and {len(args.stats)} files: one each per shard"
+        )
+    files = list(zip(args.vectors, args.ids, strict=True))
+    encoding = [encode_record(path) for path in args.stats]
+    query_encoding = encode_record(args.query_stats)
     dimension = int(query_encoding["dimension"])
-    queries = read_embeddings(args.queries, args.queries.with_suffix(".ids"), int(query_encoding["texts"]), dimension)
+    queries = read_embeddings(args.queries, args.query_ids, int(query_encoding["texts"]), dimension)
     for (_, ids_path), shard in zip(files, encoding, strict=True):
         verify(ids_path, {"rows": int(shard["texts"])})
     corpus_ids = [doc_id for _, ids_path in files for doc_id in read_ids(ids_path)]
@@ -56,7 +56,7 @@ def run_search(args: argparse.Namespace) -> None:
         "search_device": "gpu" if use_gpu else "cpu",
         "gpus": gpu_count() if use_gpu else 0,
         "encoding_device": sorted({shard["device"] for shard in encoding}),
-        "embeddings": str(args.documents.parent),
+        "embeddings": str(args.vectors[0].parent.parent),
         "model_parameters": encoding[0].get("model_parameters"),
     }
     revisions = sorted({str(shard["model_revision"]) for shard in encoding})
@@ -72,9 +72,14 @@ def run_search(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--queries", required=True, type=Path, help="the queries' .npy (its .ids beside it)")
-    parser.add_argument("--documents", required=True, type=Path, help="folder of the document shards' .npy/.ids/.json")
-    parser.add_argument("--shards", required=True, nargs="+", help="shard ids, in corpus order")
+    parser.add_argument("--queries", required=True, type=Path, help="the queries' vectors (.npy)")
+    parser.add_argument("--query-ids", required=True, type=Path, help="their ids, a line each")
+    parser.add_argument("--query-stats", required=True, type=Path, help="the query encoding job's record")
+    parser.add_argument(
+        "--vectors", required=True, nargs="+", type=Path, help="each document shard's vectors (.npy), in corpus order"
+    )
+    parser.add_argument("--ids", required=True, nargs="+", type=Path, help="each shard's document ids, in the same order")
+    parser.add_argument("--stats", required=True, nargs="+", type=Path, help="each shard's encoding record, in the same order")
     parser.add_argument("--params", required=True, help="the system's result-changing settings as JSON")
     parser.add_argument("--key", required=True, help="the config key errors name (dense.<system>)")
     parser.add_argument("--output", required=True, type=Path)

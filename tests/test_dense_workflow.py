@@ -153,6 +153,17 @@ def test_changing_the_fusion_method_reruns_the_fusion_only(dense: Workflow) -> N
     assert dense.planned_with(config) == {"fuse": 1, "evaluate": 1, "leaderboard": 1, "report": 1, "all": 1}
 
 
+def search_files(embeddings: Path, corpus: Path, shards: list[str]) -> list[str]:
+    """dense_search.py's inputs: the queries' files and each document shard's, as rule dense_search names them."""
+    queries = ["--queries", str(embeddings / "queries.npy"), "--query-ids", str(embeddings / "queries.ids")]
+    queries += ["--query-stats", str(embeddings / "queries.json")]
+    return queries + [
+        option
+        for extension, name in (("npy", "--vectors"), ("ids", "--ids"), ("json", "--stats"))
+        for option in [name, *(str(corpus / f"{shard}.{extension}") for shard in shards)]
+    ]
+
+
 def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: Workflow, tmp_path: Path) -> None:
     folder = tmp_path / "corpus"
     shutil.copytree(dense.path(f"{EMBEDDINGS}/corpus"), folder)
@@ -160,8 +171,7 @@ def test_a_shard_whose_count_differs_from_its_ids_is_rejected_not_merged(dense: 
     (folder / "0001.ids").write_text("\n".join(ids[:-1]) + "\n")
     output = tmp_path / "run.trec"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "dense_search.py"), "--queries", str(dense.path(f"{EMBEDDINGS}/queries.npy")), "--documents", str(folder),
-         "--shards", "0000", "0001", "0002", "--params", '{"model": "m", "hits": 10}', "--key", "dense.minilm", "--output", str(output),
+        [sys.executable, str(REPO / "scripts" / "dense_search.py"), *search_files(dense.path(EMBEDDINGS), folder, ["0000", "0001", "0002"]), "--params", '{"model": "m", "hits": 10}', "--key", "dense.minilm", "--output", str(output),
          "--provenance", str(tmp_path / "provenance.json"), "--dataset", "scifact-sample", "--system", "minilm"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

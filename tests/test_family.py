@@ -45,7 +45,7 @@ SCHEMA_SECTION = {
 RULE_FILE = """\
 rule reverse_shard:
     input:
-        run=lambda wildcards: run_file(wildcards.dataset, config["reverse"][wildcards.system]["first_stage"]),
+        run=INPUTS.system_runs("first_stage"),
         queries="results/{dataset}/shards/queries",
     output:
         run="results/{dataset}/reverse/{system}/shards/{shard}.trec",
@@ -55,7 +55,7 @@ rule reverse_shard:
     benchmark:
         "benchmarks/reverse_shard/{dataset}/{system}/{shard}.tsv"
     params:
-        depth=lambda wildcards: config["reverse"][wildcards.system]["depth"],
+        depth=lambda wildcards: PLAN.entry(wildcards.system)["depth"],
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/reverse_family.py" --run {input.run} --queries {input.queries}/{wildcards.shard}.jsonl'
         " --depth {params.depth} --tag {wildcards.system} --output {output.run} --record {output.record} > {log} 2>&1"
@@ -65,7 +65,7 @@ rule reverse_merge:
     input:
         runs=lambda wildcards: expand(
             "results/{dataset}/reverse/{system}/shards/{shard}.trec",
-            dataset=wildcards.dataset, system=wildcards.system, shard=query_shards(wildcards.dataset),
+            dataset=wildcards.dataset, system=wildcards.system, shard=PLAN.query_shards(wildcards.dataset),
         ),
     output:
         run="results/{dataset}/reverse/{system}/run.trec",

@@ -60,7 +60,7 @@ def test_check_finds_every_paper_revision_a_commit_and_says_when_the_hub_cannot_
     result = _check(REPO / "config" / "paper.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 21 and all(line.endswith("a commit; not confirmed (the hub is unreachable)") for line in lines), lines
+    assert len(lines) == 22 and all(line.endswith("a commit; not confirmed (the hub is unreachable)") for line in lines), lines
 
 
 def test_check_confirms_commits_the_hub_has_and_fails_on_one_it_lacks(tmp_path: Path, tiny_cross_encoder: Path) -> None:

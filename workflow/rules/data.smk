@@ -13,8 +13,8 @@ rule download_beir:
     conda:
         "../../envs/base.yaml"
     params:
-        url=archive_url,
-        md5=archive_md5,
+        url=INPUTS.archive_url,
+        md5=INPUTS.archive_md5,
         target=f"{DATA_DIR}/{{archive}}",
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/download_beir.py" --url {params.url} --md5 {params.md5} --target {params.target:q}'
@@ -23,7 +23,7 @@ rule download_beir:
 
 rule prepare_dataset:
     input:
-        unpack(dataset_source),
+        unpack(INPUTS.dataset_source),
     output:
         queries=paths.queries(),
         qrels=paths.qrels(),
@@ -33,12 +33,12 @@ rule prepare_dataset:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=corpus_job_mem_mb("prepare_dataset"),
+        mem_mb=INPUTS.corpus_job_mem_mb("prepare_dataset"),
         runtime=grown_with_attempt(60),
     params:
-        folder=dataset_folder,
-        split=dataset_split,
-        declared=declared_counts,
+        folder=INPUTS.dataset_folder,
+        split=INPUTS.dataset_split,
+        declared=INPUTS.declared_counts,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/prepare_dataset.py" --dataset {wildcards.dataset} --folder {params.folder:q}'
         " --split {params.split} {params.declared} --queries-out {output.queries} --qrels-out {output.qrels}"
@@ -55,8 +55,8 @@ rule shard_queries:
     conda:
         "../../envs/base.yaml"
     params:
-        per_shard=config["shards"]["queries_per_shard"],
-        expected=query_shard_count,
+        per_shard=INPUTS.shards_per_file("queries"),
+        expected=INPUTS.shard_count("queries"),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {input} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
@@ -64,7 +64,7 @@ rule shard_queries:
 
 rule shard_corpus:
     input:
-        unpack(corpus_source),
+        unpack(INPUTS.corpus_source),
     output:
         directory(paths.shards("corpus")),
     log:
@@ -75,9 +75,9 @@ rule shard_corpus:
         mem_mb=grown_with_attempt(SHARD_CORPUS_MB),
         runtime=grown_with_attempt(60),
     params:
-        corpus=corpus_file,
-        per_shard=config["shards"]["documents_per_shard"],
-        expected=document_shard_count,
+        corpus=INPUTS.corpus_file,
+        per_shard=INPUTS.shards_per_file("documents"),
+        expected=INPUTS.shard_count("documents"),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/shard_jsonl.py" --dataset {wildcards.dataset} --input {params.corpus:q} --output-dir {output}'
         " --per-shard {params.per_shard} --expected-shards {params.expected} > {log} 2>&1"
@@ -99,7 +99,7 @@ rule merge_cqadupstack:
         runtime=grown_with_attempt(60),
     params:
         archive=f"{DATA_DIR}/cqadupstack",
-        folder=lambda wildcards: dataset_plan(wildcards).folder,
+        folder=INPUTS.dataset_folder,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_cqadupstack.py" --dataset {wildcards.dataset} --archive-folder {params.archive:q}'
         " --split test --output {params.folder:q} --ready {output:q} > {log:q} 2>&1"
@@ -108,11 +108,11 @@ rule merge_cqadupstack:
 # A local dataset (BioASQ, Signal-1M, TREC-NEWS, Robust04: not downloadable) whose files are not
 # there yet: the plan still holds its jobs, and this job fails with what to do, so that one
 # missing dataset stops nothing else (--keep-going) and `snakemake -n` plans the whole grid.
-for missing in missing_local_datasets():
+for missing in INPUTS.missing_local_datasets():
 
     rule:
         name:
-            f"local_dataset_{missing.name.replace('-', '_')}"
+            missing.rule
         output:
             [str(path) for path in missing.paths],
         localrule: True

@@ -2,12 +2,15 @@
 # search job per system that streams the shards through FAISS and keeps the global top-k.
 # Embeddings live under the encoder's identity (results/{dataset}/embeddings/{encoder}), not the
 # system's name, so systems that share an encoder share its embeddings.
+from beirflow.workflow.families.dense import DenseInputs
+
+DENSE = DenseInputs(PLAN, SCRIPTS.parent, ARCHIVES)
 
 
 rule encode_documents:
     input:
         shards=paths.shards("corpus"),
-        models=model_records,
+        models=INPUTS.model_records,
     output:
         vectors=paths.corpus_embeddings(extension="npy"),
         ids=paths.corpus_embeddings(extension="ids"),
@@ -18,17 +21,17 @@ rule encode_documents:
         paths.benchmark("encode_documents", "{dataset}", "{encoder}", "{shard}")
     conda:
         "../../envs/gpu.yaml"
-    threads: config["threads"]["dense"]
+    threads: INPUTS.threads("dense")
     resources:
-        gpu=encoder_resource("gpus", 1),
-        mem_mb=encoder_resource("mem_mb", 32000),
-        runtime=encoder_resource("runtime", 240),
-        batch_size=encoder_batch_size,
+        gpu=INPUTS.unit_resource("gpus", 1),
+        mem_mb=INPUTS.unit_resource("mem_mb", 32000),
+        runtime=INPUTS.unit_resource("runtime", 240),
+        batch_size=INPUTS.unit_batch_size,
         # The config key errors name: a resource, not a param, so renaming, inserting or disabling a
         # system that shares the encoder never re-encodes a corpus (params are rerun triggers).
-        config_key=encoder_config_key,
+        config_key=INPUTS.shared_unit_key,
     params:
-        encoder=encoder_params,
+        encoder=INPUTS.shared_unit_params,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder} --kind documents'
         ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {resources.config_key}'
@@ -39,7 +42,7 @@ rule encode_documents:
 rule encode_queries:
     input:
         queries=paths.queries(),
-        models=model_records,
+        models=INPUTS.model_records,
     output:
         vectors=paths.query_embeddings(extension="npy"),
         ids=paths.query_embeddings(extension="ids"),
@@ -50,17 +53,17 @@ rule encode_queries:
         paths.benchmark("encode_queries", "{dataset}", "{encoder}", "queries")
     conda:
         "../../envs/gpu.yaml"
-    threads: config["threads"]["dense"]
+    threads: INPUTS.threads("dense")
     resources:
-        gpu=encoder_resource("gpus", 1),
-        mem_mb=encoder_resource("mem_mb", 32000),
-        runtime=encoder_resource("runtime", 240),
-        batch_size=encoder_batch_size,
+        gpu=INPUTS.unit_resource("gpus", 1),
+        mem_mb=INPUTS.unit_resource("mem_mb", 32000),
+        runtime=INPUTS.unit_resource("runtime", 240),
+        batch_size=INPUTS.unit_batch_size,
         # The config key errors name: a resource, not a param, so renaming, inserting or disabling a
         # system that shares the encoder never re-encodes a corpus (params are rerun triggers).
-        config_key=encoder_config_key,
+        config_key=INPUTS.shared_unit_key,
     params:
-        encoder=encoder_params,
+        encoder=INPUTS.shared_unit_params,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_texts.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder} --kind queries'
         " --input {input.queries:q} --params {params.encoder:q} --key {resources.config_key}"
@@ -70,8 +73,8 @@ rule encode_queries:
 
 rule dense_search:
     input:
-        unpack(dense_search_inputs),
-        models=model_records,
+        unpack(DENSE.search_inputs),
+        models=INPUTS.model_records,
     output:
         run=paths.run("dense"),
         provenance=paths.provenance("dense"),
@@ -81,19 +84,17 @@ rule dense_search:
         paths.benchmark("dense_search", "{dataset}", "{system}")
     conda:
         "../../envs/gpu.yaml"
-    threads: config["threads"]["dense"]
+    threads: INPUTS.threads("dense")
     resources:
-        gpu=model_resource("gpus", 1),
-        mem_mb=dense_search_mem_mb,
-        runtime=model_resource("runtime", 240),
+        gpu=INPUTS.system_resource("gpus", 1),
+        mem_mb=DENSE.search_mem_mb,
+        runtime=INPUTS.system_resource("runtime", 240),
     params:
-        system=system_config,
-        documents=dense_documents_dir,
-        shards=lambda wildcards: " ".join(document_shards(wildcards.dataset)),
+        system=INPUTS.system_config,
     shell:
         'OMP_NUM_THREADS={threads} "$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/dense_search.py" --dataset {wildcards.dataset}'
-        " --system {wildcards.system} --key dense.{wildcards.system} --queries {input.queries:q}"
-        " --documents {params.documents:q} --shards {params.shards} --params {params.system:q}"
+        " --system {wildcards.system} --key dense.{wildcards.system} --queries {input.queries:q} --query-ids {input.query_ids:q}"
+        " --query-stats {input.query_stats:q} --vectors {input.vectors:q} --ids {input.ids:q} --stats {input.stats:q} --params {params.system:q}"
         " --model-records {input.models:q} --output {output.run:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
@@ -102,7 +103,7 @@ rule dense_search:
 # rerun plans nothing; a search that has to run again has the corpus encoded again first.
 rule drop_embeddings:
     input:
-        runs=encoder_search_runs,
+        runs=DENSE.encoder_search_runs,
     output:
         paths.dropped_embeddings(),
     log:
@@ -110,7 +111,7 @@ rule drop_embeddings:
     conda:
         "../../envs/base.yaml"
     params:
-        vectors=encoder_corpus_vectors,
+        vectors=DENSE.encoder_corpus_vectors,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/drop_embeddings.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder}'
         " --vectors {params.vectors:q} --runs {input.runs:q} --output {output:q} > {log:q} 2>&1"

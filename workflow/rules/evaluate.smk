@@ -5,7 +5,7 @@
 
 rule evaluate:
     input:
-        runs=dataset_run_files,
+        runs=INPUTS.dataset_run_files,
         qrels=paths.qrels(),
     output:
         report(
@@ -20,8 +20,8 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     params:
-        systems=dataset_systems,
-        metrics=config["evaluation"]["metrics"],
+        systems=INPUTS.dataset_systems,
+        metrics=INPUTS.metrics(),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/evaluate_dataset.py" --dataset {wildcards.dataset} --systems {params.systems}'
         " --runs {input.runs:q} --qrels {input.qrels:q} --metrics {params.metrics} --output {output:q} > {log:q} 2>&1"

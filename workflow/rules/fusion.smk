@@ -4,7 +4,7 @@
 
 rule fuse:
     input:
-        fusion_inputs,
+        INPUTS.system_runs("runs"),
     output:
         run=paths.run("fusion"),
         provenance=paths.provenance("fusion"),
@@ -13,7 +13,7 @@ rule fuse:
     conda:
         "../../envs/eval.yaml"
     params:
-        system=system_config,
+        system=INPUTS.system_config,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/fuse_runs.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"

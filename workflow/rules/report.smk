@@ -3,7 +3,7 @@
 
 rule cost:
     input:
-        gpu_job_records(),
+        INPUTS.gpu_job_records(),
     output:
         report(paths.cost(), caption="../report/cost.rst", category="Cost"),
     log:
@@ -13,14 +13,14 @@ rule cost:
     params:
         # Which jobs there are, and what each ran for, from the plan (a record's path is never parsed);
         # batch sizes, resources and report keys are left out, so changing them reruns nothing.
-        jobs=lambda wildcards: json.dumps(PLAN.jobs_config(), sort_keys=True),
+        jobs=INPUTS.jobs_config(),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/gather_cost.py" --config {params.jobs:q} --output {output:q} > {log:q} 2>&1'
 
 
 rule leaderboard:
     input:
-        metrics=metrics_files(),
+        metrics=INPUTS.metrics_files(),
         cost=paths.cost(),
     output:
         csv=report(
@@ -47,10 +47,10 @@ rule leaderboard:
     conda:
         "../../envs/eval.yaml"
     params:
-        primary=config["evaluation"]["primary"],
-        labels=leaderboard_labels(),
-        datasets=report_datasets(),
-        cqadupstack=config["report"]["cqadupstack"],
+        primary=INPUTS.report_settings()["primary"],
+        labels=INPUTS.leaderboard_labels(),
+        datasets=INPUTS.report_json("datasets"),
+        cqadupstack=INPUTS.report_settings()["cqadupstack"],
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_leaderboard.py" --primary {params.primary} --csv {output.csv}'
         " --datasets {params.datasets:q} --cqadupstack {params.cqadupstack}"
@@ -59,9 +59,9 @@ rule leaderboard:
 
 rule report:
     input:
-        metrics=metrics_files(),
-        provenance=model_provenance_files(),
-        published=published_files(),
+        metrics=INPUTS.metrics_files(),
+        provenance=INPUTS.model_provenance_files(),
+        published=INPUTS.published_files(),
     output:
         html=report(
             paths.report("report.html"),
@@ -96,9 +96,9 @@ rule report:
     conda:
         "../../envs/eval.yaml"
     params:
-        systems=report_systems(),
-        datasets=report_datasets(),
-        settings=report_settings(),
+        systems=INPUTS.report_json("systems"),
+        datasets=INPUTS.report_json("datasets"),
+        settings=INPUTS.report_json("settings"),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plots[0]),
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_report.py" --systems {params.systems:q} --datasets {params.datasets:q}'

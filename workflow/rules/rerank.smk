@@ -1,10 +1,13 @@
 # Rerankers: a document store per dataset, a first stage's candidates split by query shard (shared
 # by every reranker of that first stage and depth), one GPU job per query shard, one merge.
+from beirflow.workflow.families.rerank import RerankInputs
+
+RERANK = RerankInputs(PLAN, SCRIPTS.parent, ARCHIVES)
 
 
 rule document_store:
     input:
-        unpack(corpus_source),
+        unpack(INPUTS.corpus_source),
     output:
         paths.document_store(),
     log:
@@ -12,10 +15,10 @@ rule document_store:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=corpus_job_mem_mb("document_store"),
+        mem_mb=INPUTS.corpus_job_mem_mb("document_store"),
         runtime=grown_with_attempt(60),
     params:
-        corpus=corpus_file,
+        corpus=INPUTS.corpus_file,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/build_document_store.py" --dataset {wildcards.dataset} --corpus {params.corpus:q}'
         " --report {input.report:q} --output {output:q} > {log:q} 2>&1"
@@ -23,7 +26,7 @@ rule document_store:
 
 rule rerank_candidates:
     input:
-        run=first_stage_run,
+        run=RERANK.first_stage_run,
         queries=paths.shards("queries"),
     output:
         directory(paths.candidates()),
@@ -40,9 +43,9 @@ rule rerank_candidates:
 
 rule rerank_shard:
     input:
-        candidates=rerank_candidates_dir,
+        candidates=RERANK.candidates_dir,
         documents=paths.document_store(),
-        models=model_records,
+        models=INPUTS.model_records,
     output:
         run=paths.rerank_shard(extension="trec"),
         stats=paths.rerank_shard(extension="json"),
@@ -52,14 +55,14 @@ rule rerank_shard:
         paths.benchmark("rerank_shard", "{dataset}", "{system}", "{shard}")
     conda:
         "../../envs/gpu.yaml"
-    threads: config["threads"]["rerank"]
+    threads: INPUTS.threads("rerank")
     resources:
-        gpu=model_resource("gpus", 1),
-        mem_mb=model_resource("mem_mb", 16000),
-        runtime=model_resource("runtime", 120),
-        batch_size=batch_size,
+        gpu=INPUTS.system_resource("gpus", 1),
+        mem_mb=INPUTS.system_resource("mem_mb", 16000),
+        runtime=INPUTS.system_resource("runtime", 120),
+        batch_size=INPUTS.batch_size,
     params:
-        system=system_config,
+        system=INPUTS.system_config,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/rerank_shard.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         ' --candidates "{input.candidates}/{wildcards.shard}.jsonl" --documents {input.documents:q}'
@@ -69,9 +72,9 @@ rule rerank_shard:
 
 rule rerank_merge:
     input:
-        runs=rerank_shard_files("trec"),
-        stats=rerank_shard_files("json"),
-        models=model_records,
+        runs=RERANK.shard_files("trec"),
+        stats=RERANK.shard_files("json"),
+        models=INPUTS.model_records,
     output:
         run=paths.run("rerank"),
         provenance=paths.provenance("rerank"),
@@ -80,7 +83,7 @@ rule rerank_merge:
     conda:
         "../../envs/base.yaml"
     params:
-        system=system_config,
+        system=INPUTS.system_config,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/merge_runs.py" --dataset {wildcards.dataset} --family rerank --tag {wildcards.system}'
         " --params {params.system:q} --output {output.run:q} --provenance {output.provenance:q}"

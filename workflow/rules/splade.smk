@@ -2,13 +2,15 @@
 # arrays on SLURM), the shards' vectors in one Anserini impact index per dataset and encoder, then one
 # search job per system that encodes the queries and searches the index. Vectors and index live under
 # the encoder's identity, so systems that share an encoder share them.
-from beirflow.workflow.families.splade import encoder_need, impact_index, vectors
+from beirflow.workflow.families.splade import SpladeInputs, impact_index, vectors
+
+SPLADE = SpladeInputs(PLAN, SCRIPTS.parent, ARCHIVES)
 
 
 rule encode_sparse_documents:
     input:
         shards=paths.shards("corpus"),
-        models=model_records,
+        models=INPUTS.model_records,
     output:
         vectors=vectors("{dataset}", "{encoder}", "{shard}"),
         record=vectors("{dataset}", "{encoder}", "{shard}", "json"),
@@ -18,20 +20,15 @@ rule encode_sparse_documents:
         paths.benchmark("encode_sparse_documents", "{dataset}", "{encoder}", "{shard}")
     conda:
         "../../envs/splade.yaml"
-    threads: encoder_need(PLAN, "threads")
+    threads: SPLADE.encoder_need("threads")
     resources:
-        gpu=encoder_need(PLAN, "gpus"),
-        mem_mb=encoder_need(PLAN, "mem_mb"),
-        runtime=encoder_need(PLAN, "runtime"),
-        batch_size=lambda wildcards: max(
-            PLAN.entry(system)["batch_size"]
-            for system in ENCODERS[wildcards.encoder].systems
-        ),
-        config_key=lambda wildcards: f"splade.{min(ENCODERS[wildcards.encoder].systems)}",
+        gpu=SPLADE.encoder_need("gpus"),
+        mem_mb=SPLADE.encoder_need("mem_mb"),
+        runtime=SPLADE.encoder_need("runtime"),
+        batch_size=INPUTS.unit_batch_size,
+        config_key=INPUTS.shared_unit_key,
     params:
-        encoder=lambda wildcards: json.dumps(
-            ENCODERS[wildcards.encoder].identity, sort_keys=True
-        ),
+        encoder=INPUTS.shared_unit_params,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/encode_sparse.py" --dataset {wildcards.dataset} --encoder {wildcards.encoder}'
         ' --input "{input.shards}/{wildcards.shard}.jsonl" --params {params.encoder:q} --key {resources.config_key}'
@@ -41,17 +38,14 @@ rule encode_sparse_documents:
 
 rule sparse_index:
     input:
-        vectors=lambda wildcards: [
-            vectors(wildcards.dataset, wildcards.encoder, shard)
-            for shard in document_shards(wildcards.dataset)
-        ],
+        vectors=SPLADE.shard_vectors,
     output:
         directory(impact_index()),
     log:
         paths.log("sparse_index", "{dataset}", "{encoder}"),
     conda:
         "../../envs/splade.yaml"
-    threads: encoder_need(PLAN, "threads")
+    threads: SPLADE.encoder_need("threads")
     resources:
         mem_mb=grown_with_attempt(8000),
         runtime=grown_with_attempt(120),
@@ -62,11 +56,9 @@ rule sparse_index:
 
 rule sparse_search:
     input:
-        index=lambda wildcards: impact_index(
-            wildcards.dataset, PLAN.system_encoder(wildcards.system)
-        ),
+        index=SPLADE.system_index,
         queries=paths.queries(),
-        models=model_records,
+        models=INPUTS.model_records,
     output:
         run=paths.run("splade"),
         provenance=paths.provenance("splade"),
@@ -76,13 +68,13 @@ rule sparse_search:
         paths.benchmark("sparse_search", "{dataset}", "{system}")
     conda:
         "../../envs/splade.yaml"
-    threads: lambda wildcards: PLAN.entry(wildcards.system)["resources"].get("threads", 4)
+    threads: SPLADE.system_need("threads")
     resources:
-        gpu=model_resource("gpus", 1),
-        mem_mb=model_resource("mem_mb", 16000),
-        runtime=model_resource("runtime", 240),
+        gpu=SPLADE.system_need("gpus"),
+        mem_mb=SPLADE.system_need("mem_mb"),
+        runtime=SPLADE.system_need("runtime"),
     params:
-        system=system_config,
+        system=INPUTS.system_config,
     shell:
         '"$BEIRFLOW_PYTHON" "$BEIRFLOW_SCRIPTS/sparse_search.py" --dataset {wildcards.dataset} --system {wildcards.system}'
         " --key splade.{wildcards.system} --index {input.index:q} --queries {input.queries:q} --params {params.system:q}"

@@ -154,6 +154,7 @@ class Family:
     operational_keys: tuple[str, ...] = ()  # entry keys that never change a result (beside the common ones)
     check: Callable[[Entries, Mapping[str, str]], None] | None = None  # cross-checks of its entries
     shared_units: Callable[[Entries], dict[str, SharedUnit]] | None = None
+    final_targets: Callable[[Grid], list[str]] | None = None  # files 'rule all' asks for beside the runs (markers)
     cost: FamilyCost = field(default_factory=FamilyCost)
 
     @property

@@ -23,6 +23,7 @@ from beirflow.workflow.family import (
     check_pinned,
     shared_by_identity,
 )
+from beirflow.workflow.rule_inputs import RuleInputs, Wildcards
 
 
 def check_dense(dense: Entries, systems: Mapping[str, str]) -> None:
@@ -104,6 +105,52 @@ def job_memory(grid: Grid) -> list[tuple[str, str, int]]:
     return rows
 
 
+def dropped_embeddings_markers(grid: Grid) -> list[str]:
+    """One marker per dataset and encoder whose systems all say keep_embeddings: false."""
+    return [
+        paths.dropped_embeddings(dataset, encoder.key)
+        for encoder in grid.units["dense"].values()
+        if not encoder.keeps_output
+        for dataset in grid.datasets
+        if any(dataset in grid.datasets_of[system] for system in encoder.systems)
+    ]
+
+
+class DenseInputs(RuleInputs):
+    """What workflow/rules/dense.smk reads of the plan."""
+
+    def corpus_embedding_files(self, dataset: str, encoder: str, extension: str) -> list[str]:
+        """One file per document shard of an encoder's embeddings: 'npy', 'ids' or 'json'."""
+        return [paths.corpus_embeddings(dataset, encoder, shard, extension) for shard in self.plan.document_shards(dataset)]
+
+    def search_inputs(self, wildcards: Wildcards) -> dict[str, str | list[str]]:
+        dataset, encoder = wildcards.dataset, self.plan.system_encoder(wildcards.system)
+        return {
+            "queries": paths.query_embeddings(dataset, encoder, "npy"),
+            "query_ids": paths.query_embeddings(dataset, encoder, "ids"),
+            "query_stats": paths.query_embeddings(dataset, encoder, "json"),
+            "vectors": self.corpus_embedding_files(dataset, encoder, "npy"),
+            "ids": self.corpus_embedding_files(dataset, encoder, "ids"),
+            "stats": self.corpus_embedding_files(dataset, encoder, "json"),
+        }
+
+    def search_mem_mb(self, wildcards: Wildcards, attempt: int) -> int:
+        """The search job's memory (beirflow.dense.search.search_job_memory_mb), grown with each retry."""
+        per_shard = self.shards_per_file("documents")
+        return search_job_memory_mb(self.plan.entry(wildcards.system), per_shard, self.dataset(wildcards)) * attempt
+
+    def encoder_search_runs(self, wildcards: Wildcards) -> list[str]:
+        """The runs of every system that searches this encoder's vectors of the dataset."""
+        return [
+            self.run_file(wildcards.dataset, system)
+            for system in self.plan.encoders[wildcards.encoder].systems
+            if self.plan.runs_on(system, wildcards.dataset)
+        ]
+
+    def encoder_corpus_vectors(self, wildcards: Wildcards) -> list[str]:
+        return self.corpus_embedding_files(wildcards.dataset, wildcards.encoder, "npy")
+
+
 FAMILY = Family(
     name="dense",
     position=30,
@@ -135,5 +182,6 @@ FAMILY = Family(
     operational_keys=OPERATIONAL_KEYS,
     check=check_dense,
     shared_units=encoders,
+    final_targets=dropped_embeddings_markers,
     cost=FamilyCost(gpu_work=texts, disk=embeddings_disk, job_memory=job_memory),
 )

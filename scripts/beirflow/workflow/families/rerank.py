@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from beirflow.workflow import paths
@@ -19,6 +19,7 @@ from beirflow.workflow.family import (
     check_pinned,
     corpus_bytes_row,
 )
+from beirflow.workflow.rule_inputs import RuleInputs, Wildcards
 
 # The keys each kind of reranker takes, beside the common ones.
 KIND_KEYS = {
@@ -62,6 +63,24 @@ def store_disk(grid: Grid, records: Path) -> list[DiskRow]:
 
 def shard_memory(grid: Grid) -> list[tuple[str, str, int]]:
     return [("rerank_shard", name, int(entry["resources"]["mem_mb"])) for name, entry in grid.sections["rerank"].items()]
+
+
+class RerankInputs(RuleInputs):
+    """What workflow/rules/rerank.smk reads of the plan."""
+
+    def first_stage_run(self, wildcards: Wildcards) -> str:
+        return self.run_file(wildcards.dataset, wildcards.first_stage)
+
+    def candidates_dir(self, wildcards: Wildcards) -> str:
+        entry = self.plan.entry(wildcards.system)
+        return paths.candidates(wildcards.dataset, entry["first_stage"], entry["depth"])
+
+    def shard_files(self, extension: str) -> Callable[[Wildcards], list[str]]:
+        """The system's query shards' runs ('trec') or records ('json')."""
+        return lambda wildcards: [
+            paths.rerank_shard(wildcards.dataset, wildcards.system, shard, extension)
+            for shard in self.plan.query_shards(wildcards.dataset)
+        ]
 
 
 FAMILY = Family(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from beirflow.sparse.splade import OPERATIONAL_KEYS, SpladeSettings
 from beirflow.workflow import paths
@@ -22,6 +21,7 @@ from beirflow.workflow.family import (
     check_pinned,
     shared_by_identity,
 )
+from beirflow.workflow.rule_inputs import RuleInputs, Wildcards
 
 NAME = "splade"
 # Pyserini's prebuilt impact index of MS MARCO passage encoded by SPLADE++ ED (pyserini/prebuilt_index_info.py,
@@ -42,17 +42,20 @@ def impact_index(dataset: str = paths.DATASET, encoder: str = "{encoder}") -> st
 RESOURCE_DEFAULTS = {"gpus": 1, "mem_mb": 16000, "runtime": 240, "threads": 4}
 
 
-def encoder_need(grid: Grid, name: str) -> Callable[..., int]:
-    """A rule resource of an encoder's jobs: the largest need among the systems sharing the encoder, grown
-    with each retry where it is a limit."""
-    default = RESOURCE_DEFAULTS[name]
+class SpladeInputs(RuleInputs):
+    """What workflow/rules/splade.smk reads of the plan."""
 
-    def need(wildcards: Any, attempt: int = 1) -> int:
-        systems = grid.units[NAME][wildcards.encoder].systems
-        value = max(int(grid.sections[NAME][system]["resources"].get(name, default)) for system in systems)
-        return value * attempt if name in ("mem_mb", "runtime") else value
+    def encoder_need(self, name: str) -> Callable[..., int]:
+        return self.unit_resource(name, RESOURCE_DEFAULTS[name])
 
-    return need
+    def system_need(self, name: str) -> Callable[..., int]:
+        return self.system_resource(name, RESOURCE_DEFAULTS[name])
+
+    def shard_vectors(self, wildcards: Wildcards) -> list[str]:
+        return [vectors(wildcards.dataset, wildcards.encoder, shard) for shard in self.plan.document_shards(wildcards.dataset)]
+
+    def system_index(self, wildcards: Wildcards) -> str:
+        return impact_index(wildcards.dataset, self.plan.system_encoder(wildcards.system))
 
 
 def check_splade(entries: Entries, systems: Mapping[str, str]) -> None:
