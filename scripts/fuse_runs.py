@@ -5,10 +5,8 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.fusion.fuse import fuse_tables
-from beirflow.runs.checks import check_run_file
-from beirflow.runs.table import read_run_table
-from beirflow.runs.trec import write_query_hits
+from beirflow.fusion.fuse import fuse_files
+from beirflow.runs.columns import check_run_columns, write_hit_columns
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
 from beirflow.workflow.integrity import Writer, verify
@@ -20,15 +18,18 @@ def fuse(args: argparse.Namespace) -> None:
     settings = json.loads(args.params)
     for path in args.runs:
         verify(path)
-    tables = [read_run_table(path) for path in args.runs]
-    fused = fuse_tables(
-        tables, settings.get("method", "rrf"), settings.get("norm", "min-max"), settings.get("params"), settings.get("hits", 1000)
+    fused = fuse_files(
+        args.runs,
+        settings.get("method", "rrf"),
+        settings.get("norm", "min-max"),
+        settings.get("params"),
+        settings.get("hits", 1000),
     )
     queries = 0
-    with atomic_write(args.output, check=check_run_file, writer=Writer("fuse", args.dataset, args.system)) as handle:
-        for query_id, hits in fused:
-            write_query_hits(handle, query_id, hits, tag=args.system)
-            queries += 1
+    with atomic_write(args.output, check=check_run_columns, writer=Writer("fuse", args.dataset, args.system)) as handle:
+        for batch in fused:  # written as each batch of queries is fused
+            write_hit_columns(handle, batch, tag=args.system)
+            queries += len(batch.query_ids.unique())
     record = provenance(
         dataset=args.dataset, system=args.system, family="fusion", config=settings, started=started,
         wall_time_s=time.monotonic() - clock, extra={"runs": [str(path) for path in args.runs], "queries": queries},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from beirflow.dense.search import DenseSettings, Embeddings, encoder_key, read_embeddings, search, write_embeddings
-from beirflow.fusion.fuse import fuse_runs, fuse_tables
+from beirflow.fusion.fuse import fuse_runs, fuse_tables, hits_by_query
 from beirflow.models.batching import TokenBudget
 from beirflow.models.encoder import EncoderSettings, TextEncoder
 from beirflow.models.loading import ModelError, resolve_model
@@ -491,7 +491,7 @@ def test_fusion_of_run_files_read_as_columns_equals_fusion_of_the_runs_and_hits_
         with open(paths[-1], "w", encoding="utf-8") as handle:
             write_run(handle, {query_id: hits.items() for query_id, hits in run.items()}, tag=name)
     expected = fuse_runs([first, second], "rrf", k=25)
-    from_files = dict(fuse_tables([read_run_table(path) for path in paths], "rrf", k=25, queries_at_once=7))
+    from_files = dict(hits_by_query(fuse_tables([read_run_table(path) for path in paths], "rrf", k=25, queries_at_once=7)))
     assert {query_id: dict(hits) for query_id, hits in from_files.items()} == expected
     assert all(hits == ordered_hits(hits) for hits in from_files.values())
 
@@ -505,7 +505,7 @@ def test_fusion_of_run_files_read_as_columns_equals_fusion_of_the_runs_and_hits_
         table.scores[interleaved],
         table.ranks[interleaved],
     )
-    assert dict(fuse_tables([shuffled, read_run_table(paths[1])], "rrf", k=25)) == from_files
+    assert dict(hits_by_query(fuse_tables([shuffled, read_run_table(paths[1])], "rrf", k=25))) == from_files
 
 
 def test_fusion_keeps_queries_that_one_run_misses_and_cuts_to_k() -> None:

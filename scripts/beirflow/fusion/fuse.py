@@ -1,8 +1,12 @@
-"""Fusion of runs with ranx: reciprocal rank fusion, normalised CombSUM and ranx's other unsupervised methods.
+"""Fusion of runs: reciprocal rank fusion in NumPy, normalised CombSUM and ranx's other unsupervised methods with ranx.
 
 ranx's ``fuse`` wants every run to hold the same queries; a first stage can miss a query (BM25 finds
 nothing for a query of stopwords), so queries are fused over the runs that hold them, and a query
 only one run holds keeps that run's order under the method's scores.
+
+Runs of millions of hits (MS MARCO dev: 7,000 queries x 1,000 hits) are held as a few integers a hit
+(:class:`RunColumns`), fused a batch of queries at a time and written as each batch is done, so the
+fused run never exists whole in memory.
 """
 
 from __future__ import annotations
@@ -10,64 +14,166 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from beirflow.fusion.methods import METHODS, RANK_METHODS, RANK_NORMS, parameter_problem
+from beirflow.runs.columns import HitColumns
 from beirflow.runs.table import RunTable
-from beirflow.runs.trec import RunDict, best_hits
+from beirflow.runs.trec import RunDict
 
 # Queries and documents reach ranx as numbered keys of one width (``ranx_arrays.keys``). ranx stores a
 # run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
 # with the real ids every dataset (and every run of another longest id) compiled ranx's fusion anew,
 # 13 to 26 s of CPU a job, where the cached code takes none.
+RRF_HITS_AT_ONCE = 1_000_000  # hits of all runs fused by RRF in one batch of queries
+
+
+class DocumentIds:
+    """The document ids of every run, each coded once (in order of first reading), and their sorted order:
+    a document's place among the sorted ids (Arrow's order, by UTF-8 bytes, which is Python's order of
+    str) orders ties as run files do and is its key for ranx."""
+
+    def __init__(self) -> None:
+        import pyarrow as pa
+
+        self.values = pa.array([], type=pa.string())
+        self._places: np.ndarray | None = None
+
+    def codes(self, distinct: Any) -> np.ndarray:
+        """The codes of ``distinct`` ids (an Arrow string array), new ones coded after those seen."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.index_in(distinct, value_set=self.values)
+        missing = found.is_null().to_numpy(zero_copy_only=False)
+        codes = found.to_numpy(zero_copy_only=False)
+        codes = np.where(missing, 0, np.nan_to_num(codes)).astype(np.int64)
+        if missing.any():
+            codes[missing] = len(self.values) + np.arange(int(missing.sum()))
+            self.values = pa.concat_arrays([self.values, distinct.filter(pa.array(missing))])
+            self._places = None
+        return codes
+
+    @property
+    def order(self) -> Any:
+        """The coded ids' order: the codes of the ids sorted."""
+        import pyarrow.compute as pc
+
+        return pc.sort_indices(self.values).to_numpy().astype(np.int64)
+
+    @property
+    def places(self) -> np.ndarray:
+        """Per code, its place among the sorted ids."""
+        if self._places is None:
+            order = self.order
+            self._places = np.empty(len(order), dtype=np.int64)
+            self._places[order] = np.arange(len(order))
+        return self._places
+
+    def sorted_ids(self) -> Any:
+        return self.values.take(self.order)
 
 
 @dataclass(frozen=True)
-class SortedDocIds:
-    """Every document id of the runs in sorted order: a document's key for ranx is its place in that
-    order, so keys sort as the ids do."""
+class RunColumns:
+    """One run as a method needs it, a hit a row: its query (a place in ``query_ids``), its document's code
+    (:class:`DocumentIds`) and its rank as written or its score."""
 
-    ids: list[str]
+    query_ids: list[str]  # distinct, in order of first appearance
+    query_rows: np.ndarray  # int32
+    doc_codes: np.ndarray  # int32
+    values: np.ndarray  # ranks (int32) or scores (float64), as ``by_rank`` asked
+    path: Path | None = None  # the file read, which names a repeated hit's line
 
     @classmethod
-    def of(cls, tables: Sequence[RunTable]) -> SortedDocIds:
-        return cls(sorted({doc_id for table in tables for doc_id in table.doc_ids}))
+    def of_table(cls, table: RunTable, documents: DocumentIds, by_rank: bool) -> RunColumns:
+        import pyarrow as pa
 
-    def places(self, table: RunTable) -> np.ndarray:
-        """Per document of ``table`` (its ``doc_ids``), its place among all ids."""
-        return np.searchsorted(np.array(self.ids, dtype=object), np.array(table.doc_ids, dtype=object))
+        codes = documents.codes(pa.array(table.doc_ids, type=pa.string()))
+        values = table.ranks.astype(np.int32) if by_rank else table.scores.astype(np.float64)
+        return cls(list(table.query_ids), table.query_rows.astype(np.int32), codes[table.doc_rows].astype(np.int32), values)
+
+    @classmethod
+    def read(cls, path: Path, documents: DocumentIds, by_rank: bool) -> RunColumns:
+        """A run file read by Arrow; one Arrow cannot read as beirflow writes runs is read line by line
+        (:func:`beirflow.runs.table.read_run_table`), whose errors name the line."""
+        import pyarrow as pa
+        import pyarrow.csv as csv
+
+        from beirflow.runs.table import read_run_table
+
+        value = "rank" if by_rank else "score"
+        try:
+            if not path.is_file() or path.stat().st_size == 0:
+                raise pa.ArrowInvalid("empty")
+            table = csv.read_csv(
+                path,
+                read_options=csv.ReadOptions(column_names=["query", "q0", "doc", "rank", "score", "tag"]),
+                parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
+                convert_options=csv.ConvertOptions(
+                    include_columns=["query", "doc", value],
+                    column_types={"query": pa.string(), "doc": pa.string(), "rank": pa.int32(), "score": pa.float64()},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                    null_values=[],
+                ),
+            )
+        except pa.ArrowInvalid:
+            return cls.of_table(read_run_table(path), documents, by_rank)
+        queries = table.column("query").combine_chunks().dictionary_encode()
+        query_rows = queries.indices.to_numpy().astype(np.int32)
+        docs = table.column("doc").combine_chunks().dictionary_encode()
+        values = table.column(value).to_numpy()
+        del table
+        doc_codes = documents.codes(docs.dictionary).astype(np.int32)[docs.indices.to_numpy()]
+        if not by_rank and np.isnan(values).any():
+            return cls.of_table(read_run_table(path), documents, by_rank)  # names the line
+        return cls(queries.dictionary.to_pylist(), query_rows, doc_codes, values, path)
 
 
 class QueryHits:
     """One run's hits per query, read off its columns a query at a time, as places among all ids."""
 
-    def __init__(self, table: RunTable, doc_ids: SortedDocIds) -> None:
-        grouped = bool(np.all(table.query_rows[1:] >= table.query_rows[:-1]))  # each query's hits together, as written
-        self.order = None if grouped else np.argsort(table.query_rows, kind="stable")  # file order within a query
-        query_rows = table.query_rows if self.order is None else table.query_rows[self.order]
-        bounds = np.searchsorted(query_rows, np.arange(len(table.query_ids) + 1))
-        self.slices = {query_id: (int(bounds[row]), int(bounds[row + 1])) for row, query_id in enumerate(table.query_ids)}
-        self.places = doc_ids.places(table).astype(np.int64)[table.doc_rows]
-        self.scores = table.scores
-        self.ranks = table.ranks
+    def __init__(self, run: RunColumns, documents: DocumentIds) -> None:
+        grouped = bool(np.all(run.query_rows[1:] >= run.query_rows[:-1]))  # each query's hits together, as written
+        self.order = None if grouped else np.argsort(run.query_rows, kind="stable")  # file order within a query
+        query_rows = run.query_rows if self.order is None else run.query_rows[self.order]
+        bounds = np.searchsorted(query_rows, np.arange(len(run.query_ids) + 1))
+        self.slices = {query_id: (int(bounds[row]), int(bounds[row + 1])) for row, query_id in enumerate(run.query_ids)}
+        self.run, self.documents = run, documents
 
     def holds(self, query_id: str) -> bool:
         start, stop = self.slices.get(query_id, (0, 0))
         return stop > start
 
+    def rows(self, query_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``query_ids``' hits in file order, query after query, and the bounds of each query's."""
+        spans = [self.slices.get(query_id, (0, 0)) for query_id in query_ids]
+        lengths = np.array([stop - start for start, stop in spans], dtype=np.int64)
+        starts = np.array([start for start, _ in spans], dtype=np.int64)
+        bounds = np.concatenate(([0], np.cumsum(lengths)))
+        rows = np.repeat(starts - bounds[:-1], lengths) + np.arange(int(bounds[-1]), dtype=np.int64)
+        return (rows if self.order is None else self.order[rows]), bounds
+
     def columns(self, query_ids: Sequence[str], by_rank: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The hits of ``query_ids`` in file order, query after query: the bounds of each query's hits,
         their documents' places and their scores (``by_rank``: minus their ranks as written, so that ranx
         ranks them as the file does)."""
-        spans = [self.slices[query_id] for query_id in query_ids]
-        rows = np.concatenate([np.arange(start, stop) for start, stop in spans]) if spans else np.zeros(0, dtype=np.int64)
-        if self.order is not None:
-            rows = self.order[rows]
-        bounds = np.cumsum([0, *(stop - start for start, stop in spans)], dtype=np.int64)
-        values = -self.ranks[rows].astype(np.float64) if by_rank else self.scores[rows].astype(np.float64)
-        return bounds, self.places[rows], values
+        rows, bounds = self.rows(query_ids)
+        values = self.run.values[rows].astype(np.float64)
+        return bounds, self.documents.places[self.run.doc_codes[rows]], -values if by_rank else values
+
+
+def fuse_files(
+    paths: Sequence[Path], method: str, norm: str | None = "min-max", params: dict[str, Any] | None = None, k: int = 1000
+) -> Iterator[HitColumns]:
+    """:func:`fuse_tables` of run files, read as :class:`RunColumns`."""
+    documents = DocumentIds()
+    by_rank = _by_rank(method, norm)
+    yield from _fuse([RunColumns.read(path, documents, by_rank) for path in paths], documents, method, norm, params, k)
 
 
 def fuse_tables(
@@ -77,34 +183,161 @@ def fuse_tables(
     params: dict[str, Any] | None = None,
     k: int = 1000,
     queries_at_once: int = 100,
-) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-    """Each query's fused best ``k`` hits (score descending, then document id), one query at a time.
+) -> Iterator[HitColumns]:
+    """Each query's fused best ``k`` hits (score descending, then document id), as columns, a batch of
+    queries at a time in the order they are written.
 
-    The runs are held as columns (two runs of 7,000 queries x 1,000 hits as dictionaries took 2.75 GB),
-    and ranx sees ``queries_at_once`` queries at a time: its runs take about 1 KB a hit. Every
-    normalisation and method here works query by query, so the result is the same as fusing at once."""
+    ranx sees ``queries_at_once`` queries at a time: its runs take about 1 KB a hit. Every normalisation
+    and method here works query by query, so the result is the same as fusing at once."""
+    documents = DocumentIds()
+    by_rank = _by_rank(method, norm)
+    yield from _fuse(
+        [RunColumns.of_table(table, documents, by_rank) for table in tables], documents, method, norm, params, k, queries_at_once
+    )
+
+
+def _by_rank(method: str, norm: str | None) -> bool:
+    if method not in METHODS:
+        raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
+    return method in RANK_METHODS or norm in RANK_NORMS
+
+
+def _fuse(
+    runs: list[RunColumns],
+    documents: DocumentIds,
+    method: str,
+    norm: str | None,
+    params: dict[str, Any] | None,
+    k: int,
+    queries_at_once: int = 100,
+) -> Iterator[HitColumns]:
+    problem = parameter_problem(method, dict(params or {}), len(runs))
+    if problem:
+        raise ValueError(problem)
+    all_queries = list(dict.fromkeys(query_id for run in runs for query_id in run.query_ids))
+    hits = [QueryHits(run, documents) for run in runs]
+    sorted_ids = documents.sorted_ids()
+    if method == "rrf":
+        batches = reciprocal_rank_fusion(hits, all_queries, float((params or {}).get("k", 60)))
+    elif method == "combsum" and norm in NATIVE_SUM_NORMS:
+        batches = normalised_sum(hits, all_queries, norm)
+    else:
+        batches = ranx_fusion(hits, all_queries, len(sorted_ids), method, norm, params, queries_at_once)
+    for query_ids, queries, places, scores in batches:
+        yield best_hits_columns(query_ids, sorted_ids, queries, places, scores, k)
+
+
+Batch = tuple[
+    list[str], np.ndarray, np.ndarray, np.ndarray
+]  # query ids; per hit its query's place among them, its document's place, its score
+
+
+def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rrf_k: float) -> Iterator[Batch]:
+    """RRF as Cormack et al. and ``pyserini.fusion`` define it: a document's score is the sum, over the
+    runs holding it, of ``1 / (rrf_k + its rank as written)``, added in the runs' order. Queries in order
+    of first appearance, in batches of about ``RRF_HITS_AT_ONCE`` hits."""
+    documents = max(len(hits[0].documents.places), 1) if hits else 1
+    per_query = sum(len(run.run.query_rows) for run in hits) / max(len(all_queries), 1)
+    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
+    for start in range(0, len(all_queries), at_once):
+        query_ids = all_queries[start : start + at_once]
+        keys, contributions, owners = [], [], []
+        for index, run in enumerate(hits):
+            rows, bounds = run.rows(query_ids)
+            query_of_row = np.repeat(np.arange(len(query_ids), dtype=np.int64), np.diff(bounds))
+            keys.append(query_of_row * documents + run.documents.places[run.run.doc_codes[rows]])
+            contributions.append(1.0 / (rrf_k + run.run.values[rows].astype(np.float64)))
+            owners.append(np.full(len(rows), index, dtype=np.int64))
+        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        _refuse_repeated_hits(hits, inverse, np.concatenate(owners), len(unique))
+        scores = np.bincount(inverse, weights=np.concatenate(contributions), minlength=len(unique))
+        yield query_ids, unique // documents, unique % documents, scores
+
+
+# CombSUM with these normalisations is computed here, the same float operations in the same order as ranx's
+# (_min_max_norm, _max_norm, _comb_sum: each hit's normalised score, summed over the runs in their order), so
+# the fused run is ranx's to the bit (tests/test_dense.py compares them); the other methods run in ranx.
+NATIVE_SUM_NORMS = (None, "min-max", "max")
+
+
+def normalised_sum(hits: Sequence[QueryHits], all_queries: list[str], norm: str | None) -> Iterator[Batch]:
+    """CombSUM of each run's scores normalised per query, the queries in the order ranx's path fuses them:
+    grouped by the runs that hold them."""
+    documents = max(len(hits[0].documents.places), 1) if hits else 1
+    groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for query_id in all_queries:
+        groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(query_id)
+    ordered = [query_id for members in groups.values() for query_id in members]
+    per_query = sum(len(run.run.query_rows) for run in hits) / max(len(all_queries), 1)
+    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
+    for start in range(0, len(ordered), at_once):
+        query_ids = ordered[start : start + at_once]
+        keys, values, owners = [], [], []
+        for index, run in enumerate(hits):
+            bounds, places, scores = run.columns(query_ids)
+            lengths = np.diff(bounds)
+            query_of_hit = np.repeat(np.arange(len(query_ids), dtype=np.int64), lengths)
+            keys.append(query_of_hit * documents + places)
+            values.append(_normalised(scores, bounds, lengths, query_of_hit, norm))
+            owners.append(np.full(len(places), index, dtype=np.int64))
+        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        owner = np.concatenate(owners)
+        _refuse_repeated_hits(hits, inverse, owner, len(unique))
+        total = np.zeros(len(unique), dtype=np.float64)
+        for index, normalised in enumerate(values):  # run after run, as ranx adds them
+            total[inverse[owner == index]] += normalised
+        yield query_ids, unique // documents, unique % documents, total
+
+
+def _normalised(
+    scores: np.ndarray, bounds: np.ndarray, lengths: np.ndarray, query_of_hit: np.ndarray, norm: str | None
+) -> np.ndarray:
+    if norm is None or len(scores) == 0:
+        return scores
+    held = lengths > 0
+    maxima = np.zeros(len(lengths))
+    maxima[held] = np.maximum.reduceat(scores, bounds[:-1][held])
+    if norm == "max":
+        return scores / np.maximum(maxima, 1e-9)[query_of_hit]
+    minima = np.zeros(len(lengths))
+    minima[held] = np.minimum.reduceat(scores, bounds[:-1][held])
+    return (scores - minima[query_of_hit]) / np.maximum(maxima - minima, 1e-9)[query_of_hit]
+
+
+def _refuse_repeated_hits(hits: Sequence[QueryHits], inverse: np.ndarray, owners: np.ndarray, keys: int) -> None:
+    """A document twice for one query of one run is an error of that run, named by its line."""
+    for index, run in enumerate(hits):
+        if len(owners) and np.bincount(inverse[owners == index], minlength=keys).max(initial=0) > 1:
+            from beirflow.runs.trec import read_run
+
+            if run.run.path is not None:
+                read_run(run.run.path)  # raises, naming the line
+            raise ValueError(f"run {index + 1} holds a document twice for one query")
+
+
+def ranx_fusion(
+    hits: Sequence[QueryHits],
+    all_queries: list[str],
+    documents: int,
+    method: str,
+    norm: str | None,
+    params: dict[str, Any] | None,
+    queries_at_once: int,
+) -> Iterator[Batch]:
+    """ranx's fusion of the queries in batches of the runs that hold them."""
     from ranx import Run
     from ranx.fusion import fusion_switch
     from ranx.normalization import norm_switch
 
     from beirflow.evaluate import ranx_arrays
 
-    if method not in METHODS:
-        raise ValueError(f"unknown fusion method '{method}' ({', '.join(METHODS)})")
-    problem = parameter_problem(method, dict(params or {}), len(tables))
-    if problem:
-        raise ValueError(problem)
-    if method == "rrf":
-        yield from reciprocal_rank_fusion(tables, float((params or {}).get("k", 60)), k)
-        return
-    by_rank = method in RANK_METHODS or norm in RANK_NORMS
-    doc_ids = SortedDocIds.of(tables)
-    runs = [QueryHits(table, doc_ids) for table in tables]
-    all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
-    query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(len(doc_ids.ids))
+    by_rank = _by_rank(method, norm)
+    query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(documents)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for number, query_id in enumerate(all_queries):
-        groups[tuple(index for index, run in enumerate(runs) if run.holds(query_id))].append(number)
+        groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(number)
     batches = (
         (members, np.array(numbers[start : start + queries_at_once], dtype=np.int64))
         for members, numbers in groups.items()
@@ -114,7 +347,11 @@ def fuse_tables(
         query_ids, batch_keys = [all_queries[number] for number in numbers.tolist()], query_keys[numbers]
         selected = []
         for index in members:
-            bounds, places, scores = runs[index].columns(query_ids, by_rank)
+            bounds, places, scores = hits[index].columns(query_ids, by_rank)
+            keys = np.repeat(np.arange(len(query_ids), dtype=np.int64), np.diff(bounds)) * documents + places
+            _refuse_repeated_hits(
+                [hits[index]], np.unique(keys, return_inverse=True)[1].reshape(-1), np.zeros(len(keys), np.int64), len(keys)
+            )
             run = Run(name=f"run{index}")
             run.run = ranx_arrays.ranx_run(batch_keys, bounds, doc_keys[places], scores)
             run.sorted = True  # as Run(dict) leaves it: each query's hits by score
@@ -124,53 +361,43 @@ def fuse_tables(
         method_params = dict(params or {})
         if "weights" in method_params:
             method_params["weights"] = [method_params["weights"][index] for index in members]
-        fused_queries, fused_documents, fused_scores = ranx_arrays.run_columns(
-            fusion_switch(METHODS[method])(selected, **method_params).run
-        )
-        order = np.argsort(fused_queries, kind="stable")
-        fused_queries, fused_documents, fused_scores = (
-            fused_queries[order],
-            fused_documents[order].tolist(),
-            fused_scores[order].tolist(),
-        )
-        starts, stops = np.searchsorted(fused_queries, numbers).tolist(), np.searchsorted(fused_queries, numbers + 1).tolist()
-        for query_id, start, stop in zip(query_ids, starts, stops, strict=True):
-            hits = {
-                doc_ids.ids[document]: score
-                for document, score in zip(fused_documents[start:stop], fused_scores[start:stop], strict=True)
-            }
-            yield query_id, best_hits(hits, k)
+        queries, places, scores = ranx_arrays.run_columns(fusion_switch(METHODS[method])(selected, **method_params).run)
+        position = np.empty(len(all_queries), dtype=np.int64)
+        position[numbers] = np.arange(len(numbers))
+        yield query_ids, position[queries], places.astype(np.int64), scores.astype(np.float64)
 
 
-def reciprocal_rank_fusion(tables: Sequence[RunTable], rrf_k: float, k: int) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-    """RRF as Cormack et al. and ``pyserini.fusion`` define it: a document's score is the sum, over the
-    runs holding it, of ``1 / (rrf_k + its rank as written)``, added in the runs' order; each query's best
-    ``k`` by score descending, then document id ascending. Queries come in order of first appearance."""
-    doc_ids = SortedDocIds.of(tables)
-    all_queries = list(dict.fromkeys(query_id for table in tables for query_id in table.query_ids))
-    query_number = {query_id: number for number, query_id in enumerate(all_queries)}
-    documents = max(len(doc_ids.ids), 1)
-    keys, contributions = [], []
-    for table in tables:
-        queries = np.array([query_number[query_id] for query_id in table.query_ids], dtype=np.int64)
-        places = doc_ids.places(table).astype(np.int64)
-        keys.append(queries[table.query_rows] * documents + places[table.doc_rows])
-        contributions.append(1.0 / (rrf_k + table.ranks.astype(np.float64)))
-    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    scores = np.bincount(inverse.reshape(-1), weights=np.concatenate(contributions), minlength=len(unique))
-    query_of, place_of = unique // documents, unique % documents
-    order = np.lexsort((place_of, -scores, query_of))
-    query_of, place_of, scores = query_of[order], place_of[order], scores[order]
-    bounds = np.searchsorted(query_of, np.arange(len(all_queries) + 1))
-    for number, query_id in enumerate(all_queries):
-        start, stop = int(bounds[number]), min(int(bounds[number + 1]), int(bounds[number]) + k)
-        yield (
-            query_id,
-            [
-                (doc_ids.ids[place], score)
-                for place, score in zip(place_of[start:stop].tolist(), scores[start:stop].tolist(), strict=True)
-            ],
-        )
+def best_hits_columns(
+    query_ids: list[str], sorted_ids: Any, queries: np.ndarray, places: np.ndarray, scores: np.ndarray, k: int
+) -> HitColumns:
+    """Each query's best ``k`` hits in run order (score descending, then document id: a place among the
+    sorted ids), the queries in the order of ``query_ids`` (``queries``: each hit's place there)."""
+    import pyarrow as pa
+
+    order = np.lexsort((places, -scores, queries))
+    queries, places, scores = queries[order], places[order], scores[order]
+    starts = np.flatnonzero(np.concatenate(([True], queries[1:] != queries[:-1])))
+    ranks = np.arange(1, len(queries) + 1, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, len(queries))))
+    kept = ranks <= k
+    return HitColumns(
+        pa.array(query_ids, type=pa.string()).take(pa.array(queries[kept])),
+        sorted_ids.take(pa.array(places[kept])),
+        ranks[kept],
+        scores[kept],
+    )
+
+
+def hits_by_query(batches: Iterator[HitColumns]) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """The columns a query at a time, as (query id, [(document id, score), ...])."""
+    for hits in batches:
+        query_ids, doc_ids, scores = hits.query_ids.to_pylist(), hits.doc_ids.to_pylist(), hits.scores.tolist()
+        start = 0
+        while start < len(query_ids):
+            stop = start
+            while stop < len(query_ids) and query_ids[stop] == query_ids[start]:
+                stop += 1
+            yield query_ids[start], list(zip(doc_ids[start:stop], scores[start:stop], strict=True))
+            start = stop
 
 
 def fuse_runs(
@@ -183,4 +410,6 @@ def fuse_runs(
 ) -> RunDict:
     """:func:`fuse_tables` of runs held as dictionaries, collected."""
     tables = [RunTable.from_dict(run) for run in runs]
-    return {query_id: dict(hits) for query_id, hits in fuse_tables(tables, method, norm, params, k, queries_at_once)}
+    return {
+        query_id: dict(hits) for query_id, hits in hits_by_query(fuse_tables(tables, method, norm, params, k, queries_at_once))
+    }

@@ -1,0 +1,142 @@
+"""Runs written and checked as columns (beirflow.runs.columns) are the line-by-line writer's bytes and the
+line-by-line check's verdicts, and the fuse job's file is the fusion written line by line."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from beirflow.fusion.fuse import fuse_runs
+from beirflow.runs.checks import check_run_file
+from beirflow.runs.columns import ARROW_AGREES, HitColumns, _check_in_blocks, check_run_columns, run_lines, score_texts
+from beirflow.runs.trec import write_query_hits, write_run
+from beirflow.workflow.errors import DataError
+from conftest import REPO
+
+
+def _scores() -> np.ndarray:
+    """Every magnitude a score can take, both signs, the edges where Arrow's notation and repr's part, integral values,
+    zeros, subnormals, the extremes and what fusion and the models write (reciprocal ranks, log-probabilities)."""
+    rng = np.random.default_rng(7)
+    spread = np.sign(rng.standard_normal(200_000)) * 10 ** rng.uniform(-12, 20, 200_000)
+    edges = np.array([edge * factor for edge in (*ARROW_AGREES, 1e16, 1e15, 1e-5) for factor in (1, -1, 1 + 2**-52, 1 - 2**-53)])
+    special = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 12.0, -3.0, 0.5, 1 / 3])
+    reciprocal = 1 / (60 + rng.integers(1, 1000, 20_000)) + 1 / (60 + rng.integers(1, 1000, 20_000))
+    return np.concatenate(
+        [spread, np.round(spread, 2), spread.astype(np.float32), edges, special, reciprocal, -rng.random(20_000) * 30]
+    )
+
+
+def test_score_texts_are_repr_of_every_double() -> None:
+    scores = _scores()
+    assert score_texts(scores).to_pylist() == [repr(score) for score in scores.tolist()]
+
+
+def _columns(run: dict[str, list[tuple[str, float]]]) -> HitColumns:
+    rows = [
+        (query_id, doc_id, rank, score) for query_id, hits in run.items() for rank, (doc_id, score) in enumerate(hits, start=1)
+    ]
+    return HitColumns(
+        pa.array([row[0] for row in rows], type=pa.string()),
+        pa.array([row[1] for row in rows], type=pa.string()),
+        np.array([row[2] for row in rows], dtype=np.int64),
+        np.array([row[3] for row in rows], dtype=np.float64),
+    )
+
+
+def _ordered_run(seed: int) -> dict[str, list[tuple[str, float]]]:
+    rng = np.random.default_rng(seed)
+    scores = _scores()
+    run = {}
+    for query in range(40):
+        chosen = rng.choice(len(scores), 25, replace=False)
+        hits = sorted(((f"d-{index}-é", float(scores[index])) for index in chosen), key=lambda hit: (-hit[1], hit[0]))
+        run[f"q{query}"] = hits
+    return run
+
+
+def test_run_lines_are_the_line_writers_bytes() -> None:
+    run = _ordered_run(1)
+    written = io.StringIO()
+    write_run(written, run, tag="tag")
+    assert bytes(run_lines(_columns(run), "tag")) == written.getvalue().encode("utf-8")
+
+
+def test_the_check_in_blocks_counts_as_the_line_check_on_runs_across_many_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, _ordered_run(2), tag="t")
+    expected = check_run_file(path)
+    for block_size in (1 << 10, 1 << 13, 1 << 24):  # blocks that end inside a query, between queries, the whole file
+        assert _check_in_blocks(path, block_size) == expected
+    assert check_run_columns(path) == expected
+
+
+DEFECTS = {
+    "a query again after another": lambda lines: lines[:3] + lines[30:32] + lines[3:30] + lines[32:],
+    "a rank skipped": lambda lines: [line.replace(" 5 ", " 6 ", 1) if number == 4 else line for number, line in enumerate(lines)],
+    "a score that rises": lambda lines: (
+        [*lines[:1], lines[2].replace(" 3 ", " 2 ", 1), lines[1].replace(" 2 ", " 3 ", 1), *lines[3:]]
+    ),
+    "a score that is not a number": lambda lines: [
+        " ".join([*line.split()[:4], "nan", line.split()[5]]) + "\n" if number == 7 else line for number, line in enumerate(lines)
+    ],
+    "five fields": lambda lines: [line.rsplit(" ", 1)[0] + "\n" if number == 9 else line for number, line in enumerate(lines)],
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_every_defect_is_named_by_the_line_check(tmp_path: Path, defect: str) -> None:
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, _ordered_run(3), tag="t")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(DEFECTS[defect](lines)), encoding="utf-8")
+    with pytest.raises(DataError) as line_check:
+        check_run_file(path)
+    for block_size in (1 << 10, 1 << 24):
+        assert _check_in_blocks(path, block_size) is None
+    with pytest.raises(DataError) as column_check:
+        check_run_columns(path)
+    assert str(column_check.value) == str(line_check.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "norm"), [("rrf", "min-max"), ("combsum", "min-max"), ("combsum", "max"), ("combmnz", "zmuv")]
+)
+def test_the_fuse_jobs_file_is_the_fusion_written_line_by_line(tmp_path: Path, method: str, norm: str) -> None:
+    rng = np.random.default_rng(4)
+    runs = []
+    for index in range(3):
+        run = {
+            f"q{q}": {f"doc{d}": float(rng.integers(0, 4)) / 4 for d in rng.choice(90, 30, replace=False)}
+            for q in range(25)
+            if q % (index + 2)
+        }
+        path = tmp_path / f"run{index}.trec"
+        with open(path, "w", encoding="utf-8") as handle:
+            write_run(handle, {query_id: hits.items() for query_id, hits in run.items()}, tag=f"run{index}")
+        subprocess.run([sys.executable, str(REPO / "scripts" / "adopt_file.py"), str(path)], check=True, capture_output=True)
+        runs.append(run)
+    settings = {"method": method, "norm": norm, "params": {}, "hits": 20}
+    output = tmp_path / "fused.trec"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fuse_runs.py"), "--params", json.dumps(settings), "--output", str(output),
+         "--provenance", str(tmp_path / "provenance.json"), "--dataset", "d", "--system", "fused", "--", *(str(tmp_path / f"run{index}.trec") for index in range(3))],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    expected = io.StringIO()
+    for query_id, hits in fuse_runs(runs, method, norm, {}, k=20).items():
+        write_query_hits(expected, query_id, hits.items(), tag="fused")
+    assert output.read_text(encoding="utf-8") == expected.getvalue()
+    fused_queries = {line.split()[0] for line in expected.getvalue().splitlines()}
+    assert (
+        json.loads((tmp_path / "provenance.json").read_text(encoding="utf-8"))["queries"] == len(fused_queries) == 22
+    )  # all but 0, 12 and 24
