@@ -21,6 +21,8 @@ from beirflow.data.registry import BEIR_ZERO_SHOT, CQADUPSTACK, CQADUPSTACK_FORU
 from beirflow.evaluate.metrics import display_name
 from beirflow.report.cells import score_cells
 from beirflow.report.cost import JobCost, gpu_hours
+from beirflow.report.html_page import page
+from beirflow.report.html_page import table as html_table
 from beirflow.report.results import ReportSettings, beir_average, beir_rows, results_from_means, table_rows
 
 IN_DOMAIN = {"msmarco"}
@@ -289,45 +291,18 @@ def _cost_html(costs: Sequence[JobCost] | None, table: Table) -> str:
     header, rows, note = cost_section(costs, table)
     if not rows:
         return f'<h2>Cost</h2><p id="gpu-hours">{html.escape(note)}</p>'
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + f'<th scope="row">{html.escape(row[0])}</th>' + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>"
-        for row in rows
-    )
-    return f'<h2>Cost</h2><p>{html.escape(note)}</p><table id="gpu-hours"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f"<h2>Cost</h2><p>{html.escape(note)}</p>\n{html_table('gpu-hours', header, rows)}"
 
 
 def to_html(table: Table, title: str = "beirflow leaderboard", costs: Sequence[JobCost] | None = None) -> str:
-    head = "".join(f'<th title="{html.escape(system)}">{html.escape(table.label(system))}</th>' for system in table.systems)
-    body = []
-    for dataset in table.datasets:
-        cells = "".join(f"<td>{cell}</td>" for cell in score_cells(table.row(dataset), ("<b>", "</b>")))
-        body.append(f'<tr><th scope="row">{html.escape(dataset)}</th>{cells}</tr>')
-    average_cells = "".join(f"<td>{cell}</td>" for cell in score_cells(table.average_row, ("<b>", "</b>")))
+    header = ["dataset", *(table.label(system) for system in table.systems)]
+    rows = [[dataset, *score_cells(table.row(dataset), ("**", "**"))] for dataset in table.datasets]
+    rows.append([table.average_label, *score_cells(table.average_row, ("**", "**"))])
     metric = html.escape(display_name(table.metric))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 10px; }}
-td {{ text-align: right; font-variant-numeric: tabular-nums; }}
-tfoot th, tfoot td {{ border-top: 2px solid #444; }}
-.legend .key {{ margin-right: 1.2em; font-size: 0.9em; }}
-.legend i {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
-</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p>{metric} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.</p>
-<table id="leaderboard" data-metric="{html.escape(table.metric)}">
-<thead><tr><th>dataset</th>{head}</tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody>
-<tfoot><tr><th scope="row">{html.escape(table.average_label)}</th>{average_cells}</tr></tfoot>
-</table>
-{f'<p id="unscored">{html.escape(table.unscored_note)}</p>' if table.unscored else ""}
+    unscored = f'<p id="unscored">{html.escape(table.unscored_note)}</p>' if table.unscored else ""
+    body = f"""<p>{metric} per dataset; best per dataset in bold. {AVERAGE_ROW}: BEIR's zero-shot datasets, each once, as in the report.</p>
+{html_table("leaderboard", header, rows, [False] * (len(rows) - 1) + [True])}
+{unscored}
 {_svg_chart(table)}
-{_cost_html(costs, table)}
-</body></html>
-"""
+{_cost_html(costs, table)}"""
+    return page(title, body)

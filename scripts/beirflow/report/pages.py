@@ -12,6 +12,8 @@ from beirflow.data.registry import BEIR_ZERO_SHOT
 from beirflow.evaluate.metrics import display_name
 from beirflow.report.assemble import Report
 from beirflow.report.cells import score_cells
+from beirflow.report.html_page import page
+from beirflow.report.html_page import table as html_table
 from beirflow.report.published import Check
 from beirflow.report.results import Row, beir_average, is_forum_row, row_value
 from beirflow.report.significance import Comparison
@@ -220,26 +222,6 @@ def to_markdown(report: Report, plot_files: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html_table(
-    table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]], footer_rows: Sequence[bool] | None = None
-) -> str:
-    def cell(text: str, tag: str) -> str:
-        if text.startswith("**") and text.endswith("**"):
-            return f"<{tag}><b>{html.escape(text[2:-2])}</b></{tag}>"
-        return f"<{tag}>{html.escape(text)}</{tag}>"
-
-    head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
-    body: list[str] = []
-    foot: list[str] = []
-    for index, row in enumerate(rows):
-        line = f'<tr><th scope="row">{html.escape(row[0])}</th>' + "".join(cell(text, "td") for text in row[1:]) + "</tr>"
-        (foot if footer_rows and footer_rows[index] else body).append(line)
-    tfoot = f"<tfoot>{''.join(foot)}</tfoot>" if foot else ""
-    # Wide tables (the paper's grid has 23 systems) scroll inside their box; the page itself never does.
-    table = f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>{tfoot}</table>'
-    return f'<div class="scroll" id="{table_id}-box">{table}</div>'
-
-
 def _sentences_html(sentences: Sequence[str]) -> str:
     """One sentence inline; several (a series each, on the paper's grid) one per line."""
     if len(sentences) <= 1:
@@ -249,7 +231,7 @@ def _sentences_html(sentences: Sequence[str]) -> str:
 
 def to_html(report: Report, plots: dict[str, bytes]) -> str:
     settings = report.settings
-    header, body, is_average = main_table(report, listed=False)
+    header, rows, is_average = main_table(report, listed=False)
     findings = "".join(
         f'<li data-finding="{key}"><b>{html.escape(FINDING_TITLES[key])}.</b> {_sentences_html(sentences)}</li>'
         for key, sentences in report.findings.items()
@@ -259,28 +241,12 @@ def to_html(report: Report, plots: dict[str, bytes]) -> str:
         f"<figcaption>{html.escape(PLOT_TITLES[name])}</figcaption></figure>"
         for name, data in plots.items()
     )  # fmt: skip
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>beirflow report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-div.scroll {{ overflow-x: auto; max-width: 100%; margin-bottom: 1.5em; }}
-#leaderboard th[scope="row"] {{ position: sticky; left: 0; background: #fff; white-space: nowrap; }}
-#leaderboard thead th {{ min-width: 5.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}
-td {{ text-align: right; font-variant-numeric: tabular-nums; }}
-tfoot th, tfoot td {{ border-top: 2px solid #444; }}
-#published td:nth-child(8), #published td:nth-child(9), #published td:nth-child(10) {{ text-align: left; font-size: 0.85em; }}
-figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee; }}
-</style></head>
-<body>
-<h1>beirflow report</h1>
-<p>Systems: {html.escape(", ".join(f"{s.label} ({s.kind})" for s in report.systems))}. Baseline: {html.escape(settings.baseline or "none")}.</p>
+    body = f"""<p>Systems: {html.escape(", ".join(f"{s.label} ({s.kind})" for s in report.systems))}. Baseline: {html.escape(settings.baseline or "none")}.</p>
 <h2>Findings</h2>
 <ul id="findings">{findings}</ul>
 <h2>{html.escape(display_name(settings.primary))} per dataset</h2>
 <p>Best per dataset in bold. {html.escape(_significance_note(report))}</p>
-{_html_table("leaderboard", header, body, is_average)}
+{html_table("leaderboard", header, rows, is_average)}
 <p id="beir-average-over">{html.escape(average_label(report, listed=False))} over: {html.escape(averaged_rows(report))}.</p>
 <p id="cqadupstack">{html.escape(cqadupstack_note(report))}</p>
 <p id="unscored">{html.escape(unscored_note(report))}</p>
@@ -288,9 +254,8 @@ figure {{ margin: 1em 0; }} img.plot {{ max-width: 100%; border: 1px solid #eee;
 {figures}
 <h2>Published against reproduced</h2>
 <p>{html.escape(_status_summary(report))}</p>
-{_html_table("published", PUBLISHED_HEADER, published_rows(_filled(report.checks))) if _filled(report.checks) else "<p>No run at hand has a published figure.</p>"}
+{html_table("published", PUBLISHED_HEADER, published_rows(_filled(report.checks))) if _filled(report.checks) else "<p>No run at hand has a published figure.</p>"}
 <p>Rows not run yet: published_vs_reproduced.csv.</p>
 <h2>Significance</h2>
-{_html_table("significance", SIGNIFICANCE_HEADER, significance_rows(report.comparisons, settings.max_p))}
-</body></html>
-"""
+{html_table("significance", SIGNIFICANCE_HEADER, significance_rows(report.comparisons, settings.max_p))}"""
+    return page("beirflow report", body)
