@@ -7,8 +7,7 @@ from pathlib import Path
 
 from beirflow.bm25.lucene import Bm25Params, search
 from beirflow.data.beir import read_prepared_queries
-from beirflow.runs.checks import check_run_file
-from beirflow.runs.trec import write_query_hits
+from beirflow.runs.columns import RunWriter, check_run_columns
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
 from beirflow.workflow.integrity import Writer, verify
@@ -23,9 +22,9 @@ def run(args: argparse.Namespace) -> None:
     verify(args.queries)
     queries = read_prepared_queries(args.queries)
     writer = Writer("bm25_search", args.dataset, args.system)
-    with atomic_write(args.output, check=check_run_file, writer=writer) as handle:
+    with atomic_write(args.output, check=check_run_columns, writer=writer) as handle, RunWriter(handle, args.system) as run:
         for query_id, hits in search(args.index, queries, params, threads=args.threads):
-            write_query_hits(handle, query_id, hits, tag=args.system)
+            run.add(query_id, hits)
     record = provenance(
         dataset=args.dataset,
         system=args.system,

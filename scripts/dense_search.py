@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from beirflow.dense.search import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
-from beirflow.runs.checks import check_run_file
-from beirflow.runs.trec import write_query_hits
+from beirflow.runs.columns import RunWriter, check_run_columns
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
 from beirflow.workflow.integrity import Writer, verify
@@ -45,9 +44,10 @@ def run_search(args: argparse.Namespace) -> None:
     hits_by_query = search_hits(
         queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index"
     )
-    with atomic_write(args.output, check=check_run_file, writer=Writer("dense_search", args.dataset, args.system)) as handle:
+    writer = Writer("dense_search", args.dataset, args.system)
+    with atomic_write(args.output, check=check_run_columns, writer=writer) as handle, RunWriter(handle, args.system) as run:
         for query_id, hits in hits_by_query:
-            write_query_hits(handle, query_id, hits, tag=args.system)
+            run.add(query_id, hits)
     extra = {
         "documents": len(corpus_ids),
         "queries": len(queries.ids),

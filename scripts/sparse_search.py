@@ -7,8 +7,7 @@ from pathlib import Path
 
 from beirflow.data.beir import read_prepared_queries
 from beirflow.models.loading import device_name, pick_device, resolve_model
-from beirflow.runs.checks import check_run_file
-from beirflow.runs.trec import write_query_hits
+from beirflow.runs.columns import RunWriter, check_run_columns
 from beirflow.sparse.splade import SpladeEncoder, SpladeSettings, search
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
@@ -35,9 +34,9 @@ def run(args: argparse.Namespace) -> None:
     weights = {query_id: encoder.query(text, settings.query_max_length) for query_id, text in queries.items()}
     encoding_seconds = time.monotonic() - encoding
     writer = Writer("sparse_search", args.dataset, args.system)
-    with atomic_write(args.output, check=check_run_file, writer=writer) as handle:
+    with atomic_write(args.output, check=check_run_columns, writer=writer) as handle, RunWriter(handle, args.system) as run:
         for query_id, hits in search(args.index, queries, weights, settings.hits, settings.remove_query, args.threads):
-            write_query_hits(handle, query_id, hits, tag=args.system)
+            run.add(query_id, hits)
     extra = {
         "queries": len(queries),
         "index": str(args.index),

@@ -15,8 +15,17 @@ import pytest
 
 from beirflow.fusion.fuse import fuse_runs
 from beirflow.runs.checks import check_run_file
-from beirflow.runs.columns import ARROW_AGREES, HitColumns, _check_in_blocks, check_run_columns, run_lines, score_texts
-from beirflow.runs.trec import write_query_hits, write_run
+from beirflow.runs.columns import (
+    ARROW_AGREES,
+    HitColumns,
+    RunWriter,
+    _check_in_blocks,
+    check_run_columns,
+    merged_run_files,
+    run_lines,
+    score_texts,
+)
+from beirflow.runs.trec import merge_runs, read_run, write_query_hits, write_run
 from beirflow.workflow.errors import DataError
 from conftest import REPO
 
@@ -140,3 +149,52 @@ def test_the_fuse_jobs_file_is_the_fusion_written_line_by_line(tmp_path: Path, m
     assert (
         json.loads((tmp_path / "provenance.json").read_text(encoding="utf-8"))["queries"] == len(fused_queries) == 22
     )  # all but 0, 12 and 24
+
+
+def _unordered_run(seed: int, queries: int = 30) -> dict[str, list[tuple[str, float]]]:
+    """Hits in no order, scores that tie (a quarter step), ids that sort differently as text and as numbers."""
+    rng = np.random.default_rng(seed)
+    return {
+        f"q{query}": [(f"d{doc}", float(rng.integers(-8, 8)) / 4) for doc in rng.choice(500, 40, replace=False)]
+        for query in range(queries)
+    }
+
+
+def test_the_run_writer_writes_the_line_writers_bytes_in_any_batch_size() -> None:
+    run = _unordered_run(5)
+    expected = io.StringIO()
+    for query_id, hits in run.items():
+        write_query_hits(expected, query_id, hits, tag="t")
+    for hits_at_once in (1, 37, 10_000):
+        written = io.BytesIO()
+        handle = io.TextIOWrapper(written, encoding="utf-8")
+        with RunWriter(handle, "t", hits_at_once) as writer:
+            for query_id, hits in run.items():
+                writer.add(query_id, hits)
+        handle.flush()
+        assert written.getvalue().decode("utf-8") == expected.getvalue()
+
+
+def _write(path: Path, run: dict[str, list[tuple[str, float]]]) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for query_id, hits in run.items():
+            write_query_hits(handle, query_id, hits, tag="t")
+    return path
+
+
+def test_merged_run_files_are_the_line_merge(tmp_path: Path) -> None:
+    run = _unordered_run(6)
+    queries = list(run)
+    by_queries = [_write(tmp_path / f"q{index}.trec", {query: run[query] for query in queries[index::3]}) for index in range(3)]
+    by_documents = [_write(tmp_path / f"d{index}.trec", {query: run[query][index::2] for query in queries}) for index in range(2)]
+    for paths, k in ((by_queries, None), (by_documents, 25)):
+        expected = io.StringIO()
+        write_run(
+            expected,
+            {query_id: hits.items() for query_id, hits in merge_runs((read_run(path) for path in paths), k=k).items()},
+            tag="t",
+        )
+        merged = merged_run_files(paths, k)
+        assert merged is not None and bytes(run_lines(merged, "t")).decode("utf-8") == expected.getvalue()
+    overlapping = [by_documents[0], _write(tmp_path / "again.trec", {queries[0]: run[queries[0]][:1]})]
+    assert merged_run_files(overlapping) is None  # the line merge names the shards that overlap

@@ -81,7 +81,7 @@ rule rerank_merge:
     log:
         paths.log("rerank_merge", "{dataset}", "{system}"),
     conda:
-        "../../envs/base.yaml"
+        "../../envs/eval.yaml"
     params:
         system=INPUTS.system_config,
     shell:

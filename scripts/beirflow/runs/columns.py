@@ -9,6 +9,7 @@ the same shortest digits, but in its own notation outside ``[1e-4, 1e9)`` and fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -71,10 +72,126 @@ def run_lines(hits: HitColumns, tag: str) -> Any:
     return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
+LINES_AT_ONCE = 250_000  # lines formatted at once: their text is about 12 MB
+
+
 def write_hit_columns(handle: IO[str], hits: HitColumns, tag: str) -> None:
     """Appends the run's lines to a text ``handle`` opened by :func:`beirflow.workflow.atomic.atomic_write`."""
     handle.flush()
-    handle.buffer.write(run_lines(hits, tag))  # type: ignore[attr-defined]
+    for start in range(0, len(hits), LINES_AT_ONCE):
+        part = slice(start, start + LINES_AT_ONCE)
+        piece = HitColumns(hits.query_ids[part], hits.doc_ids[part], hits.ranks[part], hits.scores[part])
+        handle.buffer.write(run_lines(piece, tag))  # type: ignore[attr-defined]
+
+
+def in_run_order(query_rows: np.ndarray, query_ids: Any, doc_ids: Any, scores: np.ndarray) -> HitColumns:
+    """Hits (each with its query's row in ``query_ids``) in run order: query by query as the rows number them,
+    each query's by score descending, then document id ascending (Arrow compares strings by their UTF-8
+    bytes, which is Python's order of str), ranked from 1."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table(
+        {"query": pa.array(query_rows, type=pa.int64()), "score": pa.array(scores, type=pa.float64()), "doc": doc_ids}
+    )
+    order = pc.sort_indices(table, sort_keys=[("query", "ascending"), ("score", "descending"), ("doc", "ascending")])
+    rows = np.asarray(query_rows, dtype=np.int64)[order.to_numpy()]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1]))) if len(rows) else np.zeros(0, np.int64)
+    ranks = np.arange(1, len(rows) + 1, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, len(rows))))
+    return HitColumns(
+        query_ids.take(pa.array(rows)), doc_ids.take(order), ranks, np.asarray(scores, dtype=np.float64)[order.to_numpy()]
+    )
+
+
+def merged_run_files(paths: Sequence[Path], k: int | None = None) -> HitColumns | None:
+    """:func:`beirflow.runs.trec.merge_runs` of run files read as columns: per query (in order of first
+    appearance) the union of its hits, the best ``k`` in run order. None where a file is not as the columns
+    expect or a document repeats for a query (the line-by-line merge then names the line or the shards)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as csv
+
+    tables = []
+    for path in paths:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        try:
+            tables.append(
+                csv.read_csv(
+                    path,
+                    read_options=csv.ReadOptions(column_names=["query", "q0", "doc", "rank", "score", "tag"]),
+                    parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
+                    convert_options=csv.ConvertOptions(
+                        include_columns=["query", "doc", "score"],
+                        column_types={"query": pa.string(), "doc": pa.string(), "score": pa.float64()},
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                        null_values=[],
+                    ),
+                )
+            )
+        except pa.ArrowInvalid:
+            return None
+    table = pa.concat_tables(tables)
+    del tables
+    queries = table.column("query").combine_chunks().dictionary_encode()
+    docs = table.column("doc").combine_chunks().dictionary_encode()
+    query_rows = queries.indices.to_numpy().astype(np.int64)
+    pairs = np.sort(query_rows * max(len(docs.dictionary), 1) + docs.indices.to_numpy().astype(np.int64))
+    if (pairs[1:] == pairs[:-1]).any():
+        return None
+    del pairs
+    hits = in_run_order(query_rows, queries.dictionary, table.column("doc").combine_chunks(), table.column("score").to_numpy())
+    if k is None:
+        return hits
+    kept = hits.ranks <= k
+    mask = pa.array(kept)
+    return HitColumns(pc.filter(hits.query_ids, mask), pc.filter(hits.doc_ids, mask), hits.ranks[kept], hits.scores[kept])
+
+
+class RunWriter:
+    """Writes a run a query at a time as :func:`beirflow.runs.trec.write_query_hits` would, the same bytes, but
+    formats and sorts the hits as columns, ``hits_at_once`` at a time."""
+
+    def __init__(self, handle: IO[str], tag: str, hits_at_once: int = 500_000) -> None:
+        self.handle, self.tag, self.hits_at_once = handle, tag, hits_at_once
+        self.query_ids: list[str] = []
+        self.query_rows: list[int] = []
+        self.doc_ids: list[str] = []
+        self.scores: list[float] = []
+        self.queries = 0
+
+    def add(self, query_id: str, hits: Any) -> None:
+        """One query's hits, (document id, score) pairs in any order."""
+        before = len(self.doc_ids)
+        for doc_id, score in hits:
+            self.doc_ids.append(doc_id)
+            self.scores.append(score)
+        self.query_rows.extend([len(self.query_ids)] * (len(self.doc_ids) - before))
+        self.query_ids.append(query_id)
+        self.queries += 1
+        if len(self.doc_ids) >= self.hits_at_once:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.doc_ids:
+            hits = in_run_order(
+                np.array(self.query_rows, dtype=np.int64),
+                pa.array(self.query_ids, type=pa.string()),
+                pa.array(self.doc_ids, type=pa.string()),
+                np.array(self.scores, dtype=np.float64),
+            )
+            write_hit_columns(self.handle, hits, self.tag)
+        self.query_ids, self.query_rows, self.doc_ids, self.scores = [], [], [], []
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.flush()
 
 
 def check_run_columns(path: Path) -> dict[str, int]:
