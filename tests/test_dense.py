@@ -535,3 +535,33 @@ def test_progress_is_logged_every_5_percent_and_every_30_s_with_rate_and_eta() -
     now[0] += 31.0
     progress.advance(799)
     assert progress.lines[-1].startswith("encoding documents: 1,000/1,000 texts (100%)") and progress.lines[-1].endswith("ETA 0s")
+
+
+@pytest.mark.parametrize("norm", [None, "min-max", "max"])
+def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.MonkeyPatch, norm: str | None) -> None:
+    """Three runs, queries and documents some runs miss, scores that tie and zeros: each method computed in
+    NumPy gives exactly the floats ranx gives (the fused file is written from them, so its bytes too)."""
+    import beirflow.fusion.fuse as fusion
+
+    rng = np.random.default_rng(11)
+    runs = [
+        {
+            f"q{q}": {
+                f"document-{d:03d}": float(rng.integers(-4, 5)) / 3 if q % 2 else float(rng.standard_normal())
+                for d in rng.choice(60, 25, replace=False)
+            }
+            for q in range(24)
+            if q % (index + 2)
+        }
+        for index in range(3)
+    ]
+    for method in sorted(fusion.NATIVE_METHODS):
+        params = {"weights": [0.2, -0.5, 1.5]} if method in ("wsum", "wmnz") else {}
+        ours = fuse_runs(runs, method, norm, params, k=1000)
+        with monkeypatch.context() as patched:
+            patched.setattr(fusion, "NATIVE_METHODS", frozenset())
+            reference = fuse_runs(runs, method, norm, params, k=1000)
+        assert list(ours) == list(reference), method  # the same queries in the same order
+        for query_id in ours:
+            written = [(doc_id, repr(score)) for doc_id, score in ours[query_id].items()]  # repr: -0.0 is not 0.0
+            assert written == [(doc_id, repr(score)) for doc_id, score in reference[query_id].items()], (method, query_id)

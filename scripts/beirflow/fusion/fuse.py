@@ -219,8 +219,8 @@ def _fuse(
     sorted_ids = documents.sorted_ids()
     if method == "rrf":
         batches = reciprocal_rank_fusion(hits, all_queries, float((params or {}).get("k", 60)))
-    elif method == "combsum" and norm in NATIVE_SUM_NORMS:
-        batches = normalised_sum(hits, all_queries, norm)
+    elif method in NATIVE_METHODS and norm in NATIVE_NORMS:
+        batches = native_fusion(hits, all_queries, method, norm, params)
     else:
         batches = ranx_fusion(hits, all_queries, len(sorted_ids), method, norm, params, queries_at_once)
     for query_ids, queries, places, scores in batches:
@@ -255,16 +255,21 @@ def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rr
         yield query_ids, unique // documents, unique % documents, scores
 
 
-# CombSUM with these normalisations is computed here, the same float operations in the same order as ranx's
-# (_min_max_norm, _max_norm, _comb_sum: each hit's normalised score, summed over the runs in their order), so
-# the fused run is ranx's to the bit (tests/test_dense.py compares them); the other methods run in ranx.
-NATIVE_SUM_NORMS = (None, "min-max", "max")
+# These methods and normalisations are computed here with ranx's float operations in ranx's order
+# (ranx/normalization/{min_max,max}_norm.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py: each hit's normalised
+# score, combined over the runs in their order as ranx's loops combine them), so the fused run is ranx's to
+# the bit (tests/test_dense.py compares them); the others run in ranx.
+NATIVE_NORMS = (None, "min-max", "max")
+NATIVE_METHODS = frozenset({"combsum", "combmnz", "combanz", "combmax", "combmin", "wsum", "wmnz"})
 
 
-def normalised_sum(hits: Sequence[QueryHits], all_queries: list[str], norm: str | None) -> Iterator[Batch]:
-    """CombSUM of each run's scores normalised per query, the queries in the order ranx's path fuses them:
-    grouped by the runs that hold them."""
+def native_fusion(
+    hits: Sequence[QueryHits], all_queries: list[str], method: str, norm: str | None, params: dict[str, Any] | None
+) -> Iterator[Batch]:
+    """A score-combining method over each run's scores normalised per query, the queries in the order ranx's path
+    fuses them: grouped by the runs that hold them."""
     documents = max(len(hits[0].documents.places), 1) if hits else 1
+    weights = [float(weight) for weight in (params or {}).get("weights", [1.0] * len(hits))]
     groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for query_id in all_queries:
         groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(query_id)
@@ -285,10 +290,34 @@ def normalised_sum(hits: Sequence[QueryHits], all_queries: list[str], norm: str 
         inverse = inverse.reshape(-1)
         owner = np.concatenate(owners)
         _refuse_repeated_hits(hits, inverse, owner, len(unique))
-        total = np.zeros(len(unique), dtype=np.float64)
-        for index, normalised in enumerate(values):  # run after run, as ranx adds them
-            total[inverse[owner == index]] += normalised
-        yield query_ids, unique // documents, unique % documents, total
+        per_run = [(inverse[owner == index], normalised) for index, normalised in enumerate(values)]
+        yield query_ids, unique // documents, unique % documents, _combined(method, per_run, weights, len(unique))
+
+
+def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], weights: list[float], size: int) -> np.ndarray:
+    """Per document, its runs' scores combined as ranx's loop combines them, run after run."""
+    if method in ("combmax", "combmin"):  # Python's max/min of a list: the first value no later one beats
+        missing = -1e9 if method == "combmax" else 1e9
+        result = np.full(size, missing)
+        for index, (rows, normalised) in enumerate(per_run):
+            item = np.full(size, missing)
+            item[rows] = normalised
+            result = item if index == 0 else np.where(item > result if method == "combmax" else item < result, item, result)
+        return result
+    total = np.zeros(size)  # sum() from 0: the runs that miss a document add nothing
+    weight_total = np.zeros(size)
+    count = np.zeros(size, dtype=np.int64)
+    for index, (rows, normalised) in enumerate(per_run):
+        total[rows] += weights[index] * normalised if method == "wsum" else normalised
+        weight_total[rows] += weights[index]
+        count[rows] += 1
+    if method == "combmnz":
+        return total * count
+    if method == "combanz":
+        return total / count
+    if method == "wmnz":
+        return total * weight_total
+    return total
 
 
 def _normalised(
