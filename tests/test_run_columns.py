@@ -78,13 +78,13 @@ def test_run_lines_are_the_line_writers_bytes() -> None:
     assert bytes(run_lines(_columns(run), "tag")) == written.getvalue().encode("utf-8")
 
 
-def test_the_check_in_blocks_counts_as_the_line_check_on_runs_across_many_blocks(tmp_path: Path) -> None:
+def test_the_check_in_pieces_counts_as_the_line_check_on_runs_across_many_pieces(tmp_path: Path) -> None:
     path = tmp_path / "run.trec"
     with open(path, "w", encoding="utf-8") as handle:
         write_run(handle, _ordered_run(2), tag="t")
     expected = check_run_file(path)
-    for block_size in (1 << 10, 1 << 13, 1 << 24):  # blocks that end inside a query, between queries, the whole file
-        assert _check_in_blocks(path, block_size) == expected
+    for piece_bytes in (1 << 10, 1 << 13, 1 << 24):  # pieces that end inside a query, between queries, the whole file
+        assert _check_in_blocks(path, piece_bytes) == expected
     assert check_run_columns(path) == expected
 
 
@@ -110,8 +110,8 @@ def test_every_defect_is_named_by_the_line_check(tmp_path: Path, defect: str) ->
     path.write_text("".join(DEFECTS[defect](lines)), encoding="utf-8")
     with pytest.raises(DataError) as line_check:
         check_run_file(path)
-    for block_size in (1 << 10, 1 << 24):
-        assert _check_in_blocks(path, block_size) is None
+    for piece_bytes in (1 << 10, 1 << 24):
+        assert _check_in_blocks(path, piece_bytes) is None
     with pytest.raises(DataError) as column_check:
         check_run_columns(path)
     assert str(column_check.value) == str(line_check.value)

@@ -12,15 +12,16 @@ fused run never exists whole in memory.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from beirflow.fusion.methods import METHODS, RANK_METHODS, RANK_NORMS, parameter_problem
-from beirflow.runs.columns import HitColumns
+from beirflow.runs.columns import HitColumns, run_pieces, smallest_int
 from beirflow.runs.table import RunTable
 from beirflow.runs.trec import RunDict
 
@@ -83,9 +84,9 @@ class RunColumns:
     (:class:`DocumentIds`) and its rank as written or its score."""
 
     query_ids: list[str]  # distinct, in order of first appearance
-    query_rows: np.ndarray  # int32
+    query_rows: np.ndarray  # the smallest integer type that holds them
     doc_codes: np.ndarray  # int32
-    values: np.ndarray  # ranks (int32) or scores (float64), as ``by_rank`` asked
+    values: np.ndarray  # ranks (the smallest integer type) or scores (float64), as ``by_rank`` asked
     path: Path | None = None  # the file read, which names a repeated hit's line
 
     @classmethod
@@ -98,40 +99,44 @@ class RunColumns:
 
     @classmethod
     def read(cls, path: Path, documents: DocumentIds, by_rank: bool) -> RunColumns:
-        """A run file read by Arrow; one Arrow cannot read as beirflow writes runs is read line by line
-        (:func:`beirflow.runs.table.read_run_table`), whose errors name the line."""
+        """A run file read by Arrow a piece at a time; one Arrow cannot read as beirflow writes runs is read line
+        by line (:func:`beirflow.runs.table.read_run_table`), whose errors name the line."""
         import pyarrow as pa
-        import pyarrow.csv as csv
+        import pyarrow.compute as pc
 
         from beirflow.runs.table import read_run_table
 
         value = "rank" if by_rank else "score"
+        query_number: dict[str, int] = {}  # in order of first appearance
+        query_rows, docs, values = [], [], []
         try:
             if not path.is_file() or path.stat().st_size == 0:
                 raise pa.ArrowInvalid("empty")
-            table = csv.read_csv(
-                path,
-                read_options=csv.ReadOptions(column_names=["query", "q0", "doc", "rank", "score", "tag"]),
-                parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
-                convert_options=csv.ConvertOptions(
-                    include_columns=["query", "doc", value],
-                    column_types={"query": pa.string(), "doc": pa.string(), "rank": pa.int32(), "score": pa.float64()},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                    null_values=[],
-                ),
-            )
+            for piece in run_pieces(path, ["query", "doc", value]):
+                encoded = piece.column("query").combine_chunks().dictionary_encode()
+                numbers = np.array(
+                    [query_number.setdefault(query, len(query_number)) for query in encoded.dictionary.to_pylist()]
+                )
+                query_rows.append(numbers[encoded.indices.to_numpy()] if len(numbers) else np.zeros(0, np.int64))
+                docs += piece.column("doc").chunks
+                values.append(piece.column(value).to_numpy())
         except pa.ArrowInvalid:
             return cls.of_table(read_run_table(path), documents, by_rank)
-        queries = table.column("query").combine_chunks().dictionary_encode()
-        query_rows = queries.indices.to_numpy().astype(np.int32)
-        docs = table.column("doc").combine_chunks().dictionary_encode()
-        values = table.column(value).to_numpy()
-        del table
-        doc_codes = documents.codes(docs.dictionary).astype(np.int32)[docs.indices.to_numpy()]
-        if not by_rank and np.isnan(values).any():
+        doc_codes = pc.dictionary_encode(pa.chunked_array(docs, type=pa.string()))
+        del docs
+        if doc_codes.num_chunks and not all(
+            chunk.dictionary.equals(doc_codes.chunks[0].dictionary) for chunk in doc_codes.chunks
+        ):
+            doc_codes = doc_codes.unify_dictionaries()
+        dictionary = doc_codes.chunks[0].dictionary if doc_codes.num_chunks else pa.array([], type=pa.string())
+        codes = documents.codes(dictionary).astype(np.int32)
+        doc_rows = np.concatenate([codes[chunk.indices.to_numpy()] for chunk in doc_codes.chunks])
+        del doc_codes
+        merged = np.concatenate(values)
+        if not by_rank and np.isnan(merged).any():
             return cls.of_table(read_run_table(path), documents, by_rank)  # names the line
-        return cls(queries.dictionary.to_pylist(), query_rows, doc_codes, values, path)
+        held = smallest_int(merged) if by_rank and merged.min(initial=0) >= 0 else merged
+        return cls(list(query_number), smallest_int(np.concatenate(query_rows)), doc_rows, held, path)
 
 
 class QueryHits:
@@ -158,13 +163,18 @@ class QueryHits:
         rows = np.repeat(starts - bounds[:-1], lengths) + np.arange(int(bounds[-1]), dtype=np.int64)
         return (rows if self.order is None else self.order[rows]), bounds
 
-    def columns(self, query_ids: Sequence[str], by_rank: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def columns(
+        self, query_ids: Sequence[str], by_rank: bool = False, raw: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The hits of ``query_ids`` in file order, query after query: the bounds of each query's hits,
         their documents' places and their scores (``by_rank``: minus their ranks as written, so that ranx
-        ranks them as the file does)."""
+        ranks them as the file does; ``raw``: the run's values as held)."""
         rows, bounds = self.rows(query_ids)
+        places = self.documents.places[self.run.doc_codes[rows]]
+        if raw:
+            return bounds, places, self.run.values[rows]
         values = self.run.values[rows].astype(np.float64)
-        return bounds, self.documents.places[self.run.doc_codes[rows]], -values if by_rank else values
+        return bounds, places, -values if by_rank else values
 
 
 def fuse_files(
@@ -232,26 +242,43 @@ Batch = tuple[
 ]  # query ids; per hit its query's place among them, its document's place, its score
 
 
+def _query_batches(hits: Sequence[QueryHits], queries: list[str]) -> Iterator[list[str]]:
+    """``queries`` in order, about ``RRF_HITS_AT_ONCE`` hits of all runs at a time."""
+    per_query = sum(len(run.run.query_rows) for run in hits) / max(len(queries), 1)
+    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
+    for start in range(0, len(queries), at_once):
+        yield queries[start : start + at_once]
+
+
+def _keyed(
+    hits: Sequence[QueryHits], query_ids: list[str], value_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The batch's distinct (query, document) keys (query's place in ``query_ids`` times the documents, plus the
+    document's place), and per run, in the runs' order, where each of its hits' keys is and the hit's value:
+    ``value_of(bounds, query of each hit, run value of each hit)``. A repeated hit in a run is refused."""
+    documents = max(len(hits[0].documents.places), 1)
+    keys, values, owners = [], [], []
+    for index, run in enumerate(hits):
+        bounds, places, raw = run.columns(query_ids, raw=True)
+        query_of_hit = np.repeat(np.arange(len(query_ids), dtype=np.int64), np.diff(bounds))
+        keys.append(query_of_hit * documents + places)
+        values.append(value_of(bounds, query_of_hit, raw))
+        owners.append(np.full(len(places), index, dtype=np.int64))
+    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    inverse, owner = inverse.reshape(-1), np.concatenate(owners)
+    _refuse_repeated_hits(hits, inverse, owner, len(unique))
+    return unique, [(inverse[owner == index], value) for index, value in enumerate(values)]
+
+
 def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rrf_k: float) -> Iterator[Batch]:
     """RRF as Cormack et al. and ``pyserini.fusion`` define it: a document's score is the sum, over the
     runs holding it, of ``1 / (rrf_k + its rank as written)``, added in the runs' order. Queries in order
-    of first appearance, in batches of about ``RRF_HITS_AT_ONCE`` hits."""
+    of first appearance."""
     documents = max(len(hits[0].documents.places), 1) if hits else 1
-    per_query = sum(len(run.run.query_rows) for run in hits) / max(len(all_queries), 1)
-    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
-    for start in range(0, len(all_queries), at_once):
-        query_ids = all_queries[start : start + at_once]
-        keys, contributions, owners = [], [], []
-        for index, run in enumerate(hits):
-            rows, bounds = run.rows(query_ids)
-            query_of_row = np.repeat(np.arange(len(query_ids), dtype=np.int64), np.diff(bounds))
-            keys.append(query_of_row * documents + run.documents.places[run.run.doc_codes[rows]])
-            contributions.append(1.0 / (rrf_k + run.run.values[rows].astype(np.float64)))
-            owners.append(np.full(len(rows), index, dtype=np.int64))
-        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        inverse = inverse.reshape(-1)
-        _refuse_repeated_hits(hits, inverse, np.concatenate(owners), len(unique))
-        scores = np.bincount(inverse, weights=np.concatenate(contributions), minlength=len(unique))
+    for query_ids in _query_batches(hits, all_queries):
+        unique, per_run = _keyed(hits, query_ids, lambda bounds, queries, ranks: 1.0 / (rrf_k + ranks.astype(np.float64)))
+        rows = np.concatenate([rows for rows, _ in per_run])
+        scores = np.bincount(rows, weights=np.concatenate([value for _, value in per_run]), minlength=len(unique))
         yield query_ids, unique // documents, unique % documents, scores
 
 
@@ -274,23 +301,8 @@ def native_fusion(
     for query_id in all_queries:
         groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(query_id)
     ordered = [query_id for members in groups.values() for query_id in members]
-    per_query = sum(len(run.run.query_rows) for run in hits) / max(len(all_queries), 1)
-    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
-    for start in range(0, len(ordered), at_once):
-        query_ids = ordered[start : start + at_once]
-        keys, values, owners = [], [], []
-        for index, run in enumerate(hits):
-            bounds, places, scores = run.columns(query_ids)
-            lengths = np.diff(bounds)
-            query_of_hit = np.repeat(np.arange(len(query_ids), dtype=np.int64), lengths)
-            keys.append(query_of_hit * documents + places)
-            values.append(_normalised(scores, bounds, lengths, query_of_hit, norm))
-            owners.append(np.full(len(places), index, dtype=np.int64))
-        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        inverse = inverse.reshape(-1)
-        owner = np.concatenate(owners)
-        _refuse_repeated_hits(hits, inverse, owner, len(unique))
-        per_run = [(inverse[owner == index], normalised) for index, normalised in enumerate(values)]
+    for query_ids in _query_batches(hits, ordered):
+        unique, per_run = _keyed(hits, query_ids, partial(_normalised, norm=norm))
         yield query_ids, unique // documents, unique % documents, _combined(method, per_run, weights, len(unique))
 
 
@@ -320,11 +332,12 @@ def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], weights
     return total
 
 
-def _normalised(
-    scores: np.ndarray, bounds: np.ndarray, lengths: np.ndarray, query_of_hit: np.ndarray, norm: str | None
-) -> np.ndarray:
+def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray, norm: str | None) -> np.ndarray:
+    """Each hit's score normalised over its query's hits in its run (ranx's _min_max_norm, _max_norm)."""
+    scores = scores.astype(np.float64)
     if norm is None or len(scores) == 0:
         return scores
+    lengths = np.diff(bounds)
     held = lengths > 0
     maxima = np.zeros(len(lengths))
     maxima[held] = np.maximum.reduceat(scores, bounds[:-1][held])

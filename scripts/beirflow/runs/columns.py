@@ -9,7 +9,7 @@ the same shortest digits, but in its own notation outside ``[1e-4, 1e9)`` and fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +18,45 @@ import numpy as np
 
 # Where Arrow's text of a non-integral double is repr's (tests/test_run_columns.py sweeps the magnitudes).
 ARROW_AGREES = (1e-4, 1e9)
+
+
+RUN_COLUMNS = ["query", "q0", "doc", "rank", "score", "tag"]
+COLUMN_TYPES = {"query": "string", "doc": "string", "rank": "int64", "score": "float64"}
+PIECE_BYTES = 1 << 23  # a run file is parsed 8 MB at a time
+
+
+def run_pieces(path: Path, columns: Sequence[str], piece_bytes: int = PIECE_BYTES) -> Iterator[Any]:
+    """A run file's ``columns`` (of ``qid Q0 docid rank score tag``) as Arrow tables, ``piece_bytes`` of the file at
+    a time, cut at line ends: Arrow's own streaming reader reads a whole file ahead (the run's size in memory).
+    Raises ``pyarrow.ArrowInvalid`` where a line is not six fields between single spaces or a value does not parse."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    read = csv.ReadOptions(column_names=RUN_COLUMNS)
+    parse = csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False)
+    convert = csv.ConvertOptions(
+        include_columns=list(columns),
+        column_types={name: pa.type_for_alias(COLUMN_TYPES[name]) for name in columns},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        null_values=[],
+    )
+    with open(path, "rb") as handle:
+        rest = b""
+        while chunk := handle.read(piece_bytes):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            rest, data = data[cut:], data[:cut]
+            if data:
+                yield csv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse, convert_options=convert)
+        if rest.strip():
+            yield csv.read_csv(pa.py_buffer(rest), read_options=read, parse_options=parse, convert_options=convert)
+
+
+def smallest_int(values: np.ndarray) -> np.ndarray:
+    """``values`` (non-negative integers) in the smallest integer type that holds them: a run's columns are held whole."""
+    top = int(values.max(initial=0))
+    return values.astype(np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64)
 
 
 @dataclass(frozen=True)
@@ -109,27 +148,13 @@ def merged_run_files(paths: Sequence[Path], k: int | None = None) -> HitColumns 
     expect or a document repeats for a query (the line-by-line merge then names the line or the shards)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as csv
 
     tables = []
     for path in paths:
         if not path.is_file() or path.stat().st_size == 0:
             return None
         try:
-            tables.append(
-                csv.read_csv(
-                    path,
-                    read_options=csv.ReadOptions(column_names=["query", "q0", "doc", "rank", "score", "tag"]),
-                    parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
-                    convert_options=csv.ConvertOptions(
-                        include_columns=["query", "doc", "score"],
-                        column_types={"query": pa.string(), "doc": pa.string(), "score": pa.float64()},
-                        strings_can_be_null=False,
-                        quoted_strings_can_be_null=False,
-                        null_values=[],
-                    ),
-                )
-            )
+            tables += list(run_pieces(path, ["query", "doc", "score"]))
         except pa.ArrowInvalid:
             return None
     table = pa.concat_tables(tables)
@@ -205,39 +230,26 @@ def check_run_columns(path: Path) -> dict[str, int]:
     return counts if counts is not None else check_run_file(path)
 
 
-def _check_in_blocks(path: Path, block_size: int = 1 << 24) -> dict[str, int] | None:
-    """The run's counts if every block passes, None at the first doubt."""
+def _check_in_blocks(path: Path, piece_bytes: int = PIECE_BYTES) -> dict[str, int] | None:
+    """The run's counts if every piece of it passes, None at the first doubt."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as csv
 
     if not path.is_file() or path.stat().st_size == 0:
         return None
+    finished: set[str] = set()
+    current, rank, score, hits = None, 0, np.inf, 0
     try:
-        reader = csv.open_csv(
-            path,
-            read_options=csv.ReadOptions(column_names=["query", "q0", "doc", "rank", "score", "tag"], block_size=block_size),
-            parse_options=csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
-            convert_options=csv.ConvertOptions(
-                include_columns=["query", "rank", "score"],
-                column_types={"query": pa.string(), "rank": pa.int64(), "score": pa.float64()},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[],
-            ),
-        )
-        finished: set[str] = set()
-        current, rank, score, hits = None, 0, np.inf, 0
-        for batch in reader:
-            if batch.num_rows == 0:
+        for piece in run_pieces(path, ["query", "rank", "score"], piece_bytes):
+            if piece.num_rows == 0:
                 continue
-            queries, ranks, scores = batch.column("query"), batch.column("rank").to_numpy(), batch.column("score").to_numpy()
+            queries = piece.column("query").combine_chunks()
+            ranks, scores = piece.column("rank").to_numpy(), piece.column("score").to_numpy()
             if not np.isfinite(scores).all():
                 return None
             new = np.ones(len(ranks), dtype=bool)
             new[1:] = pc.not_equal(queries[1:], queries[:-1]).to_numpy(zero_copy_only=False)
-            first = queries[0].as_py()
-            new[0] = first != current
+            new[0] = queries[0].as_py() != current
             starts = np.flatnonzero(new)
             for query_id in queries.take(pa.array(starts)).to_pylist():  # each query that starts here
                 if query_id in finished:
@@ -245,7 +257,7 @@ def _check_in_blocks(path: Path, block_size: int = 1 << 24) -> dict[str, int] | 
                 if current is not None:
                     finished.add(current)
                 current = query_id
-            # ranks 1, 2, ... from each start; a block that starts within a query goes on from the last rank
+            # ranks 1, 2, ... from each start; a piece that starts within a query goes on from the last rank
             segments = starts if new[0] else np.concatenate(([0], starts))
             expected = np.arange(len(ranks)) - np.repeat(segments, np.diff(np.append(segments, len(ranks)))) + 1
             if not new[0]:
