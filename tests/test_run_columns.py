@@ -19,7 +19,7 @@ from beirflow.runs.columns import (
     ARROW_AGREES,
     HitColumns,
     RunWriter,
-    _check_in_blocks,
+    _check_in_pieces,
     check_run_columns,
     merged_run_files,
     run_lines,
@@ -84,7 +84,7 @@ def test_the_check_in_pieces_counts_as_the_line_check_on_runs_across_many_pieces
         write_run(handle, _ordered_run(2), tag="t")
     expected = check_run_file(path)
     for piece_bytes in (1 << 10, 1 << 13, 1 << 24):  # pieces that end inside a query, between queries, the whole file
-        assert _check_in_blocks(path, piece_bytes) == expected
+        assert _check_in_pieces(path, piece_bytes) == expected
     assert check_run_columns(path) == expected
 
 
@@ -111,7 +111,7 @@ def test_every_defect_is_named_by_the_line_check(tmp_path: Path, defect: str) ->
     with pytest.raises(DataError) as line_check:
         check_run_file(path)
     for piece_bytes in (1 << 10, 1 << 24):
-        assert _check_in_blocks(path, piece_bytes) is None
+        assert _check_in_pieces(path, piece_bytes) is None
     with pytest.raises(DataError) as column_check:
         check_run_columns(path)
     assert str(column_check.value) == str(line_check.value)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from beirflow.fusion.methods import METHODS, RANK_METHODS, RANK_NORMS, parameter_problem
-from beirflow.runs.columns import HitColumns, run_pieces, smallest_int
+from beirflow.runs.columns import HitColumns, group_starts, ranks_from_starts, run_pieces, smallest_int
 from beirflow.runs.table import RunTable
 from beirflow.runs.trec import RunDict
 
@@ -41,6 +41,7 @@ class DocumentIds:
         import pyarrow as pa
 
         self.values = pa.array([], type=pa.string())
+        self._order: np.ndarray | None = None
         self._places: np.ndarray | None = None
 
     def codes(self, distinct: Any) -> np.ndarray:
@@ -55,15 +56,17 @@ class DocumentIds:
         if missing.any():
             codes[missing] = len(self.values) + np.arange(int(missing.sum()))
             self.values = pa.concat_arrays([self.values, distinct.filter(pa.array(missing))])
-            self._places = None
+            self._order = self._places = None
         return codes
 
     @property
-    def order(self) -> Any:
-        """The coded ids' order: the codes of the ids sorted."""
+    def order(self) -> np.ndarray:
+        """The coded ids' order: the codes of the ids sorted (sorted once per set of ids)."""
         import pyarrow.compute as pc
 
-        return pc.sort_indices(self.values).to_numpy().astype(np.int64)
+        if self._order is None:
+            self._order = pc.sort_indices(self.values).to_numpy().astype(np.int64)
+        return self._order
 
     @property
     def places(self) -> np.ndarray:
@@ -75,7 +78,9 @@ class DocumentIds:
         return self._places
 
     def sorted_ids(self) -> Any:
-        return self.values.take(self.order)
+        import pyarrow as pa
+
+        return self.values.take(pa.array(self.order))
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,15 @@ Batch = tuple[
 ]  # query ids; per hit its query's place among them, its document's place, its score
 
 
+def _by_members(hits: Sequence[QueryHits], all_queries: list[str]) -> dict[tuple[int, ...], list[int]]:
+    """The queries' numbers grouped by the runs that hold them, as ranx fuses them (ranx wants every run to hold
+    every query it fuses), groups in order of their first query."""
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for number, query_id in enumerate(all_queries):
+        groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(number)
+    return groups
+
+
 def _query_batches(hits: Sequence[QueryHits], queries: list[str]) -> Iterator[list[str]]:
     """``queries`` in order, about ``RRF_HITS_AT_ONCE`` hits of all runs at a time."""
     per_query = sum(len(run.run.query_rows) for run in hits) / max(len(queries), 1)
@@ -297,10 +311,7 @@ def native_fusion(
     fuses them: grouped by the runs that hold them."""
     documents = max(len(hits[0].documents.places), 1) if hits else 1
     weights = [float(weight) for weight in (params or {}).get("weights", [1.0] * len(hits))]
-    groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
-    for query_id in all_queries:
-        groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(query_id)
-    ordered = [query_id for members in groups.values() for query_id in members]
+    ordered = [all_queries[number] for numbers in _by_members(hits, all_queries).values() for number in numbers]
     for query_ids in _query_batches(hits, ordered):
         unique, per_run = _keyed(hits, query_ids, partial(_normalised, norm=norm))
         yield query_ids, unique // documents, unique % documents, _combined(method, per_run, weights, len(unique))
@@ -377,12 +388,9 @@ def ranx_fusion(
 
     by_rank = _by_rank(method, norm)
     query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(documents)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for number, query_id in enumerate(all_queries):
-        groups[tuple(index for index, run in enumerate(hits) if run.holds(query_id))].append(number)
     batches = (
         (members, np.array(numbers[start : start + queries_at_once], dtype=np.int64))
-        for members, numbers in groups.items()
+        for members, numbers in _by_members(hits, all_queries).items()
         for start in range(0, len(numbers), queries_at_once)
     )
     for members, numbers in batches:
@@ -418,8 +426,7 @@ def best_hits_columns(
 
     order = np.lexsort((places, -scores, queries))
     queries, places, scores = queries[order], places[order], scores[order]
-    starts = np.flatnonzero(np.concatenate(([True], queries[1:] != queries[:-1])))
-    ranks = np.arange(1, len(queries) + 1, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, len(queries))))
+    ranks = ranks_from_starts(group_starts(queries), len(queries))
     kept = ranks <= k
     return HitColumns(
         pa.array(query_ids, type=pa.string()).take(pa.array(queries[kept])),

@@ -123,6 +123,16 @@ def write_hit_columns(handle: IO[str], hits: HitColumns, tag: str) -> None:
         handle.buffer.write(run_lines(piece, tag))  # type: ignore[attr-defined]
 
 
+def ranks_from_starts(starts: np.ndarray, rows: int) -> np.ndarray:
+    """1, 2, ... from each of ``starts`` (sorted row numbers, the first 0) up to the next: each row's rank in its group."""
+    return np.arange(1, rows + 1, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, rows)))
+
+
+def group_starts(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``keys`` begins."""
+    return np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else np.zeros(0, np.int64)
+
+
 def in_run_order(query_rows: np.ndarray, query_ids: Any, doc_ids: Any, scores: np.ndarray) -> HitColumns:
     """Hits (each with its query's row in ``query_ids``) in run order: query by query as the rows number them,
     each query's by score descending, then document id ascending (Arrow compares strings by their UTF-8
@@ -135,8 +145,7 @@ def in_run_order(query_rows: np.ndarray, query_ids: Any, doc_ids: Any, scores: n
     )
     order = pc.sort_indices(table, sort_keys=[("query", "ascending"), ("score", "descending"), ("doc", "ascending")])
     rows = np.asarray(query_rows, dtype=np.int64)[order.to_numpy()]
-    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1]))) if len(rows) else np.zeros(0, np.int64)
-    ranks = np.arange(1, len(rows) + 1, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, len(rows))))
+    ranks = ranks_from_starts(group_starts(rows), len(rows))
     return HitColumns(
         query_ids.take(pa.array(rows)), doc_ids.take(order), ranks, np.asarray(scores, dtype=np.float64)[order.to_numpy()]
     )
@@ -226,11 +235,11 @@ def check_run_columns(path: Path) -> dict[str, int]:
     instead, whose error names the line."""
     from beirflow.runs.checks import check_run_file
 
-    counts = _check_in_blocks(path)
+    counts = _check_in_pieces(path)
     return counts if counts is not None else check_run_file(path)
 
 
-def _check_in_blocks(path: Path, piece_bytes: int = PIECE_BYTES) -> dict[str, int] | None:
+def _check_in_pieces(path: Path, piece_bytes: int = PIECE_BYTES) -> dict[str, int] | None:
     """The run's counts if every piece of it passes, None at the first doubt."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -259,7 +268,7 @@ def _check_in_blocks(path: Path, piece_bytes: int = PIECE_BYTES) -> dict[str, in
                 current = query_id
             # ranks 1, 2, ... from each start; a piece that starts within a query goes on from the last rank
             segments = starts if new[0] else np.concatenate(([0], starts))
-            expected = np.arange(len(ranks)) - np.repeat(segments, np.diff(np.append(segments, len(ranks)))) + 1
+            expected = ranks_from_starts(segments, len(ranks))
             if not new[0]:
                 expected[: starts[0] if len(starts) else len(ranks)] += rank
             previous = np.concatenate(([score if not new[0] else np.inf], scores[:-1]))
