@@ -6,8 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from beirflow.dense.search import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_hits
-from beirflow.runs.columns import RunWriter, check_run_columns
+from beirflow.dense.search import DenseSettings, gpu_available, gpu_count, read_embeddings, read_ids, search_columns
+from beirflow.runs.columns import check_run_columns, write_hit_columns
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
 from beirflow.workflow.integrity import Writer, verify
@@ -41,13 +41,13 @@ def run_search(args: argparse.Namespace) -> None:
         read_embeddings(vectors, ids, int(shard["texts"]), dimension)
         for (vectors, ids), shard in zip(files, encoding, strict=True)
     )
-    hits_by_query = search_hits(
+    run = search_columns(
         queries, shards, corpus_ids, settings.hits, settings.index, use_gpu, settings.remove_query, key=f"{args.key}.index"
     )
     writer = Writer("dense_search", args.dataset, args.system)
-    with atomic_write(args.output, check=check_run_columns, writer=writer) as handle, RunWriter(handle, args.system) as run:
-        for query_id, hits in hits_by_query:
-            run.add(query_id, hits)
+    with atomic_write(args.output, check=check_run_columns, writer=writer) as handle:
+        for columns in run:
+            write_hit_columns(handle, columns, args.system)
     extra = {
         "documents": len(corpus_ids),
         "queries": len(queries.ids),

@@ -238,6 +238,45 @@ def test_sharded_search_equals_one_pass_ids_and_scores_ties_included(
         assert search(queries, _shards(vectors, ids, size), ids, k) == expected, size
 
 
+@pytest.mark.parametrize(("queries", "documents"), [(400, 5000), (1, 12_000)])
+def test_sharded_search_equals_one_pass_to_the_bit_where_faiss_scores_by_blocks_of_documents(
+    queries: int, documents: int
+) -> None:
+    """400 queries of 384 dimensions: FAISS scores them by BLAS, 1,024 documents a block; one query: it splits the
+    documents among its threads. Either way a score's last bit may depend on where its document falls, so shards
+    of any size must be searched as the whole corpus is."""
+    corpus, vectors, ids = _corpus(documents=documents, queries=max(queries, 5), dimension=384)
+    corpus = Embeddings(corpus.ids[:queries], corpus.vectors[:queries], corpus.vectors_path)
+    one_pass = search(corpus, _shards(vectors, ids, len(ids)), ids, 50)
+    for size in (1000, 4096, 3333, 997):
+        assert search(corpus, _shards(vectors, ids, size), ids, 50) == one_pass, size
+
+
+@pytest.mark.parametrize(("k", "remove_query", "whole"), [(7, True, False), (700, False, False), (2000, True, True)])
+def test_the_run_written_as_columns_is_the_line_writers_run_of_every_score(k: int, remove_query: bool, whole: bool) -> None:
+    """dense_search.py writes the run's columns (``search_columns``, ``write_hit_columns``): the bytes of the line
+    writer over the brute-force hits, the query itself dropped or kept; with whole-number vectors, scores that are
+    whole numbers and zeros, which Arrow would print in its own notation."""
+    import io
+
+    from beirflow.dense.search import search_columns
+    from beirflow.runs.columns import write_hit_columns
+
+    queries, vectors, ids = _corpus()
+    if whole:
+        vectors = np.rint(vectors).astype(np.float16)
+        queries = Embeddings(queries.ids, np.rint(queries.vectors).astype(np.float16), queries.vectors_path)
+    expected = io.StringIO()
+    write_run(expected, _brute_force(queries, vectors, ids, k, remove_query), "dense")
+    written = io.BytesIO()
+    handle = io.TextIOWrapper(written, encoding="utf-8")
+    for columns in search_columns(queries, _shards(vectors, ids, 333), ids, k, remove_query=remove_query):
+        write_hit_columns(handle, columns, "dense")
+    handle.flush()
+    assert written.getvalue().decode() == expected.getvalue()
+    assert not whole or (" 0.0 dense\n" in expected.getvalue() and " -1.0 dense\n" in expected.getvalue())
+
+
 def test_the_integer_sort_keys_order_hits_as_a_lexsort_of_score_and_id_does() -> None:
     from beirflow.dense.search import NO_HIT_RANK, run_order_keys
 
@@ -294,15 +333,17 @@ def test_a_tie_at_the_cut_deepens_the_search_only_until_the_tie_is_complete(monk
 
     monkeypatch.setattr(dense, "build_index", recording_build)
     rng = np.random.default_rng(3)
-    vectors = rng.standard_normal((5000, 16)).astype(np.float16)
+    vectors = rng.standard_normal((4096, 16)).astype(np.float16)  # whole blocks of FAISS: one search
     queries = Embeddings(["q"], vectors[:1].copy(), Path("q.npy"))
     k = 20
+    first = dense.first_depth(k, len(vectors))
     ranking = np.argsort(-(vectors.astype(np.float32) @ vectors[0].astype(np.float32)))
-    vectors[ranking[k - 1 : k + 2]] = vectors[ranking[k - 1]]  # three copies straddle the cut
-    ids = [f"d{index:04d}" for index in range(5000)]
+    copies = ranking[k - 1 : first + 5]  # a tie at the cut going on past the first search
+    vectors[copies] = vectors[ranking[k - 1]]
+    ids = [f"d{index:04d}" for index in range(4096)]
     run = search(queries, [Embeddings(ids, vectors, Path("all.npy"))], ids, k, remove_query=False)
-    assert depths == [k + 1, 2 * (k + 1)]  # once more, not down to the whole shard
-    tied = sorted(ids[row] for row in ranking[k - 1 : k + 2])
+    assert first > k and depths == [first, 2 * first]  # once more, not down to the whole shard
+    tied = sorted(ids[row] for row in copies)
     assert [doc_id for doc_id, _ in run["q"]][-1] == tied[0]
 
 
@@ -557,6 +598,8 @@ def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.
     ]
     for method in sorted(fusion.NATIVE_METHODS):
         params = {"weights": [0.2, -0.5, 1.5]} if method in ("wsum", "wmnz") else {}
+            method, {}
+        )
         ours = fuse_runs(runs, method, norm, params, k=1000)
         with monkeypatch.context() as patched:
             patched.setattr(fusion, "NATIVE_METHODS", frozenset())

@@ -8,12 +8,13 @@ two systems with one encoder share one set.
 Search reads one shard at a time: each shard's top ``k`` per query comes from FAISS, exact for the
 default ``Flat`` index, and is merged into the running global top ``k`` from the float32 scores
 themselves, never from text. Ties are broken by document id (ascending), as run files order them,
-at every shard boundary too: when the ``k``-th and the next hit of a shard score the same, the shard
-is searched again deeper, so no tied document is dropped by FAISS's arbitrary choice. Sharded and
-unsharded search give the same ids and scores.
+at every shard boundary too: a shard is searched deeper than ``k``, and where its deepest hit still
+ties the ``k``-th, searched again deeper, so no tied document is dropped by FAISS's arbitrary choice.
+Each search starts on FAISS's grid of document blocks in the whole corpus, so sharded and unsharded
+search give the same ids and the same scores, to the bit.
 
 Memory: the queries' vectors, one shard's vectors in float32, the running top ``k`` and the ids
-of the corpus (for the tie order).
+of the corpus (for the tie order); the run is written from columns, a block of queries at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from beirflow.models.loading import ModelError
+from beirflow.runs.columns import HitColumns
 from beirflow.workflow.atomic import atomic_path, atomic_write
 from beirflow.workflow.errors import DataError, rebuild_hint
 from beirflow.workflow.family import unit_key
@@ -204,11 +206,11 @@ def search_memory_mb(documents: int, documents_per_shard: int, dimension: int | 
     """Host memory (MB) a dense_search job asks for by default, from what it holds: one shard's vectors
     twice (float16 mapped, float32 for FAISS), the corpus's ids and their tie ranks, every query's top
     hits and one block's merge, and the process itself. Calibrated on bench/scaling.py's measurement,
-    644 MB for 1M x 384 in shards of 100,000 with 7,000 queries x 1,000 hits; the estimate there is
+    612 MB for 1M x 384 in shards of 100,000 with 7,000 queries x 1,000 hits; the estimate there is
     about 1,000 MB, a margin of half again for what was not measured (GPU indexes, other dimensions)."""
     shard = min(documents, documents_per_shard) * (dimension or LARGEST_DIMENSION) * 6
     ids = documents * 100
-    top_hits = queries * (hits + 1) * 12 * 2 + QUERY_BLOCK * 2 * (hits + 1) * 40
+    top_hits = queries * (hits + 1) * 12 * 2 + QUERY_BLOCK * (hits + 1 + first_depth(hits + 1, documents)) * 40
     return 400 + math.ceil((shard + ids + top_hits) / 2**20)
 
 
@@ -243,16 +245,18 @@ def id_ranks(ids: Sequence[str]) -> np.ndarray:
     return ranks
 
 
-def merge_top_hits(parts: Sequence[TopHits], k: int, ranks: np.ndarray) -> TopHits:
-    """The best ``k`` of several hit lists per query: score descending, then document id ascending."""
+def merge_top_hits(parts: Sequence[TopHits], k: int, ranks: np.ndarray, ordered: bool = True) -> TopHits:
+    """The best ``k`` of several hit lists per query by score descending, then document id ascending; in that
+    order when ``ordered``, else in any order (a merge whose result is merged again need not sort)."""
     scores = np.concatenate([part.scores for part in parts], axis=1)
     positions = np.concatenate([part.positions for part in parts], axis=1)
     keys = run_order_keys(scores, np.where(positions == NO_HIT, NO_HIT_RANK, ranks[np.maximum(positions, 0)]))
     if keys.shape[1] > k:  # the best k by partition, then only they are sorted
-        best = np.argpartition(keys, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(best, np.argsort(np.take_along_axis(keys, best, axis=1), axis=1), axis=1)
+        order = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        if ordered:
+            order = np.take_along_axis(order, np.argsort(np.take_along_axis(keys, order, axis=1), axis=1), axis=1)
     else:
-        order = np.argsort(keys, axis=1)
+        order = np.argsort(keys, axis=1) if ordered else np.broadcast_to(np.arange(keys.shape[1]), keys.shape)
     return TopHits(np.take_along_axis(scores, order, axis=1), np.take_along_axis(positions, order, axis=1))
 
 
@@ -325,29 +329,49 @@ def gpu_available() -> bool:
         return False
 
 
-def search_shard(
-    queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, ranks: np.ndarray, spec: str, use_gpu: bool, key: str
-) -> TopHits:
-    """The shard's top ``k`` per query, positions offset into the corpus, ties complete at the boundary."""
+def search_shard(queries: np.ndarray, vectors: np.ndarray, offset: int, k: int, spec: str, use_gpu: bool, key: str) -> TopHits:
+    """The shard's hits per query, positions offset into the corpus, in no order: its best ``k``, and where the
+    ``k``-th ties the next, every document of that tie (the block is searched again deeper until it ends)."""
     count = len(vectors)
     if count == 0:
         return TopHits.empty(len(queries))
-    keep = min(k, count)
+    keep, asked = min(k, count), len(queries)
+    queries = with_a_query_per_thread(queries)
     index = build_index(spec, vectors, use_gpu, key)
-    depth = min(keep + 1, count)
+    depth = first_depth(keep, count)
     while True:
-        if use_gpu and depth > GPU_MAX_K:
-            index = build_index(spec, vectors, False, key)
-            use_gpu = False
         scores, rows = index.search(queries, depth)
-        # The tie group of the k-th hit may go on past what came back when the deepest hit still ties it.
-        open_ties = depth > keep and bool(np.any((scores[:, depth - 1] == scores[:, keep - 1]) & (rows[:, depth - 1] != NO_HIT)))
-        if spec != FLAT or not open_ties or depth == count:
+        if spec != FLAT or depth == count or not tie_goes_on(scores, rows, keep):
             break
-        depth = min(depth * 2, count)
+        depth = min(depth * 2, count, GPU_MAX_K) if use_gpu and depth < GPU_MAX_K else min(depth * 2, count)
+        if use_gpu and depth > GPU_MAX_K:
+            index, use_gpu = build_index(spec, vectors, False, key), False
+    scores, rows = scores[:asked], rows[:asked]
     positions = np.where(rows == NO_HIT, NO_HIT, rows.astype(np.int64) + offset)
-    scores = np.where(rows == NO_HIT, -np.inf, scores).astype(np.float32)
-    return merge_top_hits([TopHits(scores, positions)], keep, ranks)
+    return TopHits(np.where(rows == NO_HIT, -np.inf, scores).astype(np.float32), positions)
+
+
+def with_a_query_per_thread(queries: np.ndarray) -> np.ndarray:
+    """At least as many queries as FAISS has threads (copies of the last added): with fewer, FAISS splits the
+    documents among its threads instead, and a score's last bit would depend on where the shards cut them."""
+    import faiss
+
+    missing = faiss.omp_get_max_threads() - len(queries)
+    return np.concatenate([queries, np.repeat(queries[-1:], missing, axis=0)]) if missing > 0 and len(queries) else queries
+
+
+def first_depth(keep: int, count: int) -> int:
+    """How deep a shard is searched first: a quarter (at least 16) past the cut, so that a tie at the cut seldom
+    sends the block back to FAISS (1,251 hits instead of 1,001 cost FAISS about 3% more; a search again, all of it).
+    A block is searched again whole, never a part of it: FAISS's float sums for a query depend on the queries
+    searched with it (its BLAS kernels by their number and place), and the scores must be the block's."""
+    return min(keep + max(keep // 4, 16), count)
+
+
+def tie_goes_on(scores: np.ndarray, rows: np.ndarray, keep: int) -> bool:
+    """Whether, for some query, the tie group of the ``keep``-th hit may go on past the deepest hit that came back."""
+    deepest = scores.shape[1] - 1
+    return deepest >= keep and bool(np.any((scores[:, deepest] == scores[:, keep - 1]) & (rows[:, deepest] != NO_HIT)))
 
 
 def search(
@@ -360,11 +384,17 @@ def search(
     remove_query: bool = True,
     key: str = "dense",
 ) -> dict[str, list[tuple[str, float]]]:
-    """Every query's ``k`` best documents over all shards (in order, their ids concatenated = ``corpus_ids``)."""
-    return dict(search_hits(queries, shards, corpus_ids, k, spec, use_gpu, remove_query, key))
+    """:func:`search_columns` as a dict: every query's ``k`` best (document id, score), in run order."""
+    run: dict[str, list[tuple[str, float]]] = {query_id: [] for query_id in queries.ids}
+    for columns in search_columns(queries, shards, corpus_ids, k, spec, use_gpu, remove_query, key):
+        for query_id, doc_id, score in zip(
+            columns.query_ids.to_pylist(), columns.doc_ids.to_pylist(), columns.scores.tolist(), strict=True
+        ):
+            run[query_id].append((doc_id, score))
+    return run
 
 
-def search_hits(
+def search_columns(
     queries: Embeddings,
     shards: Iterable[Embeddings],
     corpus_ids: Sequence[str],
@@ -373,11 +403,12 @@ def search_hits(
     use_gpu: bool = False,
     remove_query: bool = True,
     key: str = "dense",
-) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-    """:func:`search`'s hits a query at a time, once every shard is searched (a writer holds one query's)."""
+) -> Iterator[HitColumns]:
+    """Every query's ``k`` best documents over all shards (in order, their ids concatenated = ``corpus_ids``), the
+    run's columns a block of queries at a time, once every shard is searched."""
     wanted = k + 1 if remove_query else k  # one hit may be the query itself
     best = top_hits(queries, shards, corpus_ids, wanted, spec, use_gpu, key)
-    return query_hits(best, queries.ids, corpus_ids, k, remove_query)
+    return run_columns(best, queries.ids, corpus_ids, k, remove_query)
 
 
 def top_hits(
@@ -389,7 +420,7 @@ def top_hits(
     use_gpu: bool = False,
     key: str = "dense",
 ) -> TopHits:
-    """Every query's ``wanted`` best documents over all shards, as positions into ``corpus_ids``."""
+    """Every query's ``wanted`` best documents over all shards, as positions into ``corpus_ids``, in run order."""
     if len(corpus_ids) >= NO_HIT_RANK:
         raise ValueError(f"{len(corpus_ids)} documents: more than one search can order (the tie ranks are 32-bit)")
     ranks = id_ranks(corpus_ids)
@@ -397,36 +428,78 @@ def top_hits(
     best = TopHits(
         np.full((len(query_vectors), wanted), -np.inf, dtype=np.float32), np.full((len(query_vectors), wanted), NO_HIT)
     )
-    offset = 0
+    # FAISS scores the documents 1,024 (its database block) at a time, and a score's last bit may depend on
+    # where its document falls in a block: each search starts where the whole corpus's block does, the
+    # documents past a shard's last whole block carried on to the next.
+    grid = int(faiss_database_block())
+    carried = np.zeros((0, query_vectors.shape[1]), dtype=np.float32)
+    start = 0  # the corpus position of the first carried document
     for shard in shards:
         check_dimensions(queries, shard)
-        vectors = np.asarray(shard.vectors, dtype=np.float32)
-        check_finite(vectors, shard.vectors_path)
-        # Queries a block at a time: the merge's arrays are the block's (MS MARCO's 7,000 queries x 2,002 hits
-        # at once took about 500 MB).
-        for start in range(0, len(query_vectors), QUERY_BLOCK):
-            block = slice(start, start + QUERY_BLOCK)
-            found = search_shard(query_vectors[block], vectors, offset, wanted, ranks, spec, use_gpu, key)
-            merged = merge_top_hits([TopHits(best.scores[block], best.positions[block]), found], wanted, ranks)
-            best.scores[block], best.positions[block] = merged.scores, merged.positions
-        offset += len(vectors)
+        vectors = np.empty((len(carried) + len(shard.vectors), query_vectors.shape[1]), dtype=np.float32)
+        vectors[: len(carried)] = carried
+        vectors[len(carried) :] = shard.vectors
+        check_finite(vectors[len(carried) :], shard.vectors_path)
+        whole = (start + len(vectors)) // grid * grid - start
+        search_documents(query_vectors, vectors[:whole], start, best, ranks, spec, use_gpu, key)
+        carried, start = vectors[whole:].copy(), start + whole
         del vectors, shard
-    if offset != len(corpus_ids):
-        raise ValueError(f"the shards hold {offset} embeddings but the corpus has {len(corpus_ids)} ids")
+    search_documents(query_vectors, carried, start, best, ranks, spec, use_gpu, key)
+    if start + len(carried) != len(corpus_ids):
+        raise ValueError(f"the shards hold {start + len(carried)} embeddings but the corpus has {len(corpus_ids)} ids")
+    for start in range(0, len(query_vectors), QUERY_BLOCK):  # merged unordered until now: sorted once
+        block = slice(start, start + QUERY_BLOCK)
+        ordered = merge_top_hits([TopHits(best.scores[block], best.positions[block])], wanted, ranks)
+        best.scores[block], best.positions[block] = ordered.scores, ordered.positions
     return best
 
 
-def query_hits(
+def search_documents(
+    queries: np.ndarray, vectors: np.ndarray, offset: int, best: TopHits, ranks: np.ndarray, spec: str, use_gpu: bool, key: str
+) -> None:
+    """Merges the hits among ``vectors`` (the corpus's from ``offset``) into ``best``, a block of queries at a time:
+    the merge's arrays are the block's (MS MARCO's 7,000 queries x 2,002 hits at once took about 500 MB)."""
+    if len(vectors) == 0:
+        return
+    wanted = best.scores.shape[1]
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = slice(start, start + QUERY_BLOCK)
+        found = search_shard(queries[block], vectors, offset, wanted, spec, use_gpu, key)
+        merged = merge_top_hits([TopHits(best.scores[block], best.positions[block]), found], wanted, ranks, ordered=False)
+        best.scores[block], best.positions[block] = merged.scores, merged.positions
+
+
+def faiss_database_block() -> int:
+    import faiss
+
+    return int(faiss.cvar.distance_compute_blas_database_bs)
+
+
+def run_columns(
     best: TopHits, query_ids: Sequence[str], corpus_ids: Sequence[str], k: int, remove_query: bool
-) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-    """Each query's hits, one query at a time: a writer that takes them so holds one query's in memory,
-    not the whole run's (7 million tuples, about 600 MB, for MS MARCO's 7,000 queries)."""
-    for row, query_id in enumerate(query_ids):
-        hits = [
-            (corpus_ids[position], float(score))
-            for position, score in zip(best.positions[row].tolist(), best.scores[row].tolist(), strict=False)
-            if position != NO_HIT
-        ]
-        if remove_query:
-            hits = [hit for hit in hits if hit[0] != query_id]
-        yield query_id, hits[:k]
+) -> Iterator[HitColumns]:
+    """The run's hits as columns, a block of queries at a time: each query's hits of ``best`` (in run order)
+    but the query itself where ``remove_query``, its first ``k`` ranked from 1."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    queries = pa.array(query_ids, type=pa.string())
+    corpus = pa.array(corpus_ids, type=pa.string())
+    own = (  # each query's place among the documents, where it is one
+        pc.index_in(queries, value_set=corpus).fill_null(NO_HIT).to_numpy().astype(np.int64)
+        if remove_query
+        else np.full(len(query_ids), NO_HIT, dtype=np.int64)
+    )
+    for start in range(0, len(query_ids), QUERY_BLOCK):
+        block = slice(start, start + QUERY_BLOCK)
+        positions = best.positions[block]
+        kept = (positions != NO_HIT) & (positions != own[block, None])
+        ranks = np.cumsum(kept, axis=1)
+        kept &= ranks <= k
+        rows, columns = np.nonzero(kept)
+        yield HitColumns(
+            queries.take(pa.array(rows + start)),
+            corpus.take(pa.array(positions[rows, columns])),
+            ranks[rows, columns].astype(np.int64),
+            best.scores[block][rows, columns].astype(np.float64),
+        )
