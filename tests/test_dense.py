@@ -452,6 +452,39 @@ def _tied_runs() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float
     return tied_run(), tied_run()
 
 
+def test_condorcet_after_the_borda_norm_fuses_the_same_run_in_every_process(tmp_path: Path) -> None:
+    """ranx lists a query's candidates from a set of strings, whose order hash randomisation picks anew in each
+    process; Condorcet, where votes tie, and a rank method after the borda normalisation rank by it. Two processes
+    with other hash seeds must write the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    from beirflow.workflow.integrity import adopt
+    from conftest import REPO
+
+    rng = np.random.default_rng(5)
+    runs = []
+    for index in range(3):
+        runs.append(tmp_path / f"run{index}.trec")
+        with open(runs[-1], "w", encoding="utf-8") as handle:
+            write_run(
+                handle,
+                {f"q{q}": [(f"d{d}", float(rng.integers(0, 4))) for d in rng.choice(40, 20, replace=False)] for q in range(6)},
+                f"run{index}",
+            )
+        adopt(runs[-1])
+    settings = json.dumps({"method": "condorcet", "norm": "borda", "params": {}, "hits": 100})
+    written = []
+    for seed in ("1", "2"):
+        output = tmp_path / f"fused-{seed}.trec"
+        command = [sys.executable, str(REPO / "scripts" / "fuse_runs.py"), "--params", settings, "--output", str(output),
+                   "--provenance", str(output.with_suffix(".json")), "--dataset", "d", "--system", "fused", "--", *map(str, runs)]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        written.append(output.read_bytes())
+    assert written[0] == written[1] and written[0].count(b"\n") >= 6 * 20
+
+
 def test_rrf_with_ties_uses_each_runs_ranks_as_written() -> None:
     """RRF as Cormack et al. and pyserini.fusion compute it: 1 / (k + rank), the rank each hit has in its run's
     one tie order (score descending, then docid ascending), summed in the runs' order; ties of the sum by
@@ -597,7 +630,7 @@ def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.
         for index in range(3)
     ]
     for method in sorted(fusion.NATIVE_METHODS):
-        params = {"weights": [0.2, -0.5, 1.5]} if method in ("wsum", "wmnz") else {}
+        params = {"wsum": {"weights": [0.2, -0.5, 1.5]}, "wmnz": {"weights": [0.2, -0.5, 1.5]}, "combgmnz": {"gamma": 0.7}}.get(
             method, {}
         )
         ours = fuse_runs(runs, method, norm, params, k=1000)

@@ -11,10 +11,11 @@ fused run never exists whole in memory.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +235,7 @@ def _fuse(
     sorted_ids = documents.sorted_ids()
     if method == "rrf":
         batches = reciprocal_rank_fusion(hits, all_queries, float((params or {}).get("k", 60)))
-    elif method in NATIVE_METHODS and norm in NATIVE_NORMS:
+    elif method in NATIVE_METHODS and norm in NATIVE_NORMS and (method not in ISR_METHODS or all(map(distinct_ranks, runs))):
         batches = native_fusion(hits, all_queries, method, norm, params)
     else:
         batches = ranx_fusion(hits, all_queries, len(sorted_ids), method, norm, params, queries_at_once)
@@ -297,28 +298,52 @@ def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rr
 
 
 # These methods and normalisations are computed here with ranx's float operations in ranx's order
-# (ranx/normalization/{min_max,max}_norm.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py: each hit's normalised
-# score, combined over the runs in their order as ranx's loops combine them), so the fused run is ranx's to
-# the bit (tests/test_dense.py compares them); the others run in ranx.
+# (ranx/normalization/{min_max,max}_norm.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py, isr.py, log_isr.py,
+# logn_isr.py: each hit's normalised score or ISR value, combined over the runs in their order as ranx's loops
+# combine them; numba's median, log and power are C's), so the fused run is ranx's to the bit
+# (tests/test_dense.py compares them); the others run in ranx.
 NATIVE_NORMS = (None, "min-max", "max")
-NATIVE_METHODS = frozenset({"combsum", "combmnz", "combanz", "combmax", "combmin", "wsum", "wmnz"})
+NATIVE_METHODS = frozenset(
+    {"combsum", "combmnz", "combanz", "combmax", "combmin", "combmed", "combgmnz", "wsum", "wmnz", "isr", "log_isr", "logn_isr"}
+)
+ISR_METHODS = frozenset({"isr", "log_isr", "logn_isr"})  # a hit's value: 1 / (its place in its run's query + 1)^2
 
 
 def native_fusion(
     hits: Sequence[QueryHits], all_queries: list[str], method: str, norm: str | None, params: dict[str, Any] | None
 ) -> Iterator[Batch]:
-    """A score-combining method over each run's scores normalised per query, the queries in the order ranx's path
-    fuses them: grouped by the runs that hold them."""
+    """A method combining each run's normalised scores (or ISR values) per query, the queries in the order ranx's
+    path fuses them: grouped by the runs that hold them."""
     documents = max(len(hits[0].documents.places), 1) if hits else 1
-    weights = [float(weight) for weight in (params or {}).get("weights", [1.0] * len(hits))]
+    params = dict(params or {})
+    params.setdefault("weights", [1.0] * len(hits))
+    value_of = _isr_values if method in ISR_METHODS else partial(_normalised, norm=norm)
     ordered = [all_queries[number] for numbers in _by_members(hits, all_queries).values() for number in numbers]
     for query_ids in _query_batches(hits, ordered):
-        unique, per_run = _keyed(hits, query_ids, partial(_normalised, norm=norm))
-        yield query_ids, unique // documents, unique % documents, _combined(method, per_run, weights, len(unique))
+        unique, per_run = _keyed(hits, query_ids, value_of)
+        yield query_ids, unique // documents, unique % documents, _combined(method, per_run, params, len(unique))
 
 
-def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], weights: list[float], size: int) -> np.ndarray:
-    """Per document, its runs' scores combined as ranx's loop combines them, run after run."""
+def _isr_values(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """ranx's ``_isr_score``: ``1 / (i + 1) ** 2``, ``i`` a hit's place among its query's hits as ranx holds them,
+    by rank as written (its sort by score; the ranks of a query are distinct: :func:`distinct_ranks`). A min-max
+    or max normalisation before it changes no place."""
+    order = np.lexsort((ranks, query_of_hit))
+    places = np.empty(len(ranks), dtype=np.int64)
+    places[order] = np.arange(len(ranks), dtype=np.int64) - bounds[:-1][query_of_hit[order]]
+    return 1 / (places + 1) ** 2
+
+
+def distinct_ranks(run: RunColumns) -> bool:
+    """Whether no query of ``run`` holds one rank twice: where one does, ranx's place for each (its unstable sort)
+    is ranx's own, and the ISR methods run in ranx."""
+    order = np.lexsort((run.values, run.query_rows))
+    rows, ranks = run.query_rows[order], run.values[order]
+    return not bool(np.any((rows[1:] == rows[:-1]) & (ranks[1:] == ranks[:-1])))
+
+
+def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], params: dict[str, Any], size: int) -> np.ndarray:
+    """Per document, its runs' values combined as ranx's loop combines them, run after run."""
     if method in ("combmax", "combmin"):  # Python's max/min of a list: the first value no later one beats
         missing = -1e9 if method == "combmax" else 1e9
         result = np.full(size, missing)
@@ -327,6 +352,9 @@ def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], weights
             item[rows] = normalised
             result = item if index == 0 else np.where(item > result if method == "combmax" else item < result, item, result)
         return result
+    if method == "combmed":
+        return _median(per_run, size)
+    weights = [float(weight) for weight in params["weights"]]
     total = np.zeros(size)  # sum() from 0: the runs that miss a document add nothing
     weight_total = np.zeros(size)
     count = np.zeros(size, dtype=np.int64)
@@ -334,13 +362,34 @@ def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], weights
         total[rows] += weights[index] * normalised if method == "wsum" else normalised
         weight_total[rows] += weights[index]
         count[rows] += 1
-    if method == "combmnz":
+    counts = range(len(per_run) + 1)
+    if method in ("combmnz", "isr"):
         return total * count
     if method == "combanz":
         return total / count
     if method == "wmnz":
         return total * weight_total
+    if method == "log_isr":
+        return total * np.array([math.log(held) if held else 0.0 for held in counts])[count]
+    if method == "logn_isr":
+        sigma = float(params.get("sigma", 0.01))  # ranx's default
+        return total * np.array([math.log(held + sigma) for held in counts])[count]
+    if method == "combgmnz":
+        return total * np.array([held ** float(params["gamma"]) for held in counts])[count]
     return total
+
+
+def _median(per_run: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+    """numba's ``np.median`` of each document's values: the middle one, or the two middle ones' ``(a + b) / 2``."""
+    values = np.full((size, len(per_run)), np.inf)
+    for index, (rows, normalised) in enumerate(per_run):
+        values[rows, index] = normalised
+    values.sort(axis=1)  # the runs that miss a document last
+    count = np.bincount(np.concatenate([rows for rows, _ in per_run]), minlength=size)
+    rows = np.arange(size)
+    middle = values[rows, count // 2]
+    lower = values[rows, np.maximum(count // 2 - 1, 0)]
+    return np.where(count % 2 == 1, middle, (lower + middle) / 2)
 
 
 def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray, norm: str | None) -> np.ndarray:
@@ -386,6 +435,7 @@ def ranx_fusion(
 
     from beirflow.evaluate import ranx_arrays
 
+    candidates_in_order()
     by_rank = _by_rank(method, norm)
     query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(documents)
     batches = (
@@ -415,6 +465,28 @@ def ranx_fusion(
         position = np.empty(len(all_queries), dtype=np.int64)
         position[numbers] = np.arange(len(numbers))
         yield query_ids, position[queries], places.astype(np.int64), scores.astype(np.float64)
+
+
+@cache
+def candidates_in_order() -> None:
+    """ranx's ``get_candidates`` (BordaFuse, Condorcet, the borda normalisation) made to list each query's candidates
+    in order of first appearance, run after run, instead of a Python set's order: a set of strings iterates in an
+    order that hash randomisation picks anew in every process, and Condorcet ranks by it where votes tie (as does
+    any rank method after the borda normalisation), so the same runs fused twice gave two runs."""
+    from importlib import import_module
+
+    from numba.typed import List as TypedList
+    from numba.types import unicode_type  # type: ignore[attr-defined]
+
+    def get_candidates(runs: Any) -> Any:
+        candidates = TypedList()
+        for query_id in runs[0].keys():  # noqa: SIM118 (a ranx Run or a numba dict)
+            found = TypedList(dict.fromkeys(doc_id for run in runs for doc_id in list(run[query_id].keys())))
+            candidates.append(found if len(found) > 0 else TypedList.empty_list(unicode_type))
+        return candidates
+
+    for name in ("ranx.fusion.bordafuse", "ranx.fusion.condorcet", "ranx.normalization.borda_norm"):
+        vars(import_module(name))["get_candidates"] = get_candidates  # the modules: ranx.fusion's names are its functions
 
 
 def best_hits_columns(
