@@ -611,7 +611,28 @@ def test_progress_is_logged_every_5_percent_and_every_30_s_with_rate_and_eta() -
     assert progress.lines[-1].startswith("encoding documents: 1,000/1,000 texts (100%)") and progress.lines[-1].endswith("ETA 0s")
 
 
-@pytest.mark.parametrize("norm", [None, "min-max", "max"])
+@pytest.mark.parametrize("norm", ["sum", "zmuv"])
+def test_the_sum_and_zmuv_norms_are_ranx_to_the_bit_on_20000_queries(norm: str) -> None:
+    """The norms whose sums ranx adds one score at a time (and whose deviation is a square root), on enough queries
+    of rounded scores that a sum in another order or C's pow for the root would show."""
+    from ranx import Run
+    from ranx.normalization import norm_switch
+
+    from beirflow.fusion.fuse import _normalised
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 40, size=20_000)
+    scores = np.round(rng.standard_normal(int(lengths.sum())) * 3, 1)
+    bounds = np.concatenate(([0], np.cumsum(lengths)))
+    query_of_hit = np.repeat(np.arange(len(lengths)), lengths)
+    ours = _normalised(bounds, query_of_hit, scores, norm)
+    run = Run({f"q{q}": {f"d{hit}": scores[bounds[q] + hit] for hit in range(lengths[q])} for q in range(len(lengths))})
+    theirs = norm_switch(norm)(run).to_dict()
+    expected = np.array([theirs[f"q{q}"][f"d{hit}"] for q in range(len(lengths)) for hit in range(lengths[q])])
+    assert np.array_equal(ours.view(np.int64), expected.view(np.int64))
+
+
+@pytest.mark.parametrize("norm", [None, "min-max", "max", "sum", "zmuv", "rank", "borda"])
 def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.MonkeyPatch, norm: str | None) -> None:
     """Three runs, queries and documents some runs miss, scores that tie and zeros: each method computed in
     NumPy gives exactly the floats ranx gives (the fused file is written from them, so its bytes too)."""
@@ -630,9 +651,8 @@ def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.
         for index in range(3)
     ]
     for method in sorted(fusion.NATIVE_METHODS):
-        params = {"wsum": {"weights": [0.2, -0.5, 1.5]}, "wmnz": {"weights": [0.2, -0.5, 1.5]}, "combgmnz": {"gamma": 0.7}}.get(
-            method, {}
-        )
+        params = {"wsum": {"weights": [0.2, -0.5, 1.5]}, "wmnz": {"weights": [0.2, -0.5, 1.5]}, "combgmnz": {"gamma": 0.7}}
+        params = {**params, "rbc": {"phi": 0.9}}.get(method, {})
         ours = fuse_runs(runs, method, norm, params, k=1000)
         with monkeypatch.context() as patched:
             patched.setattr(fusion, "NATIVE_METHODS", frozenset())

@@ -235,7 +235,7 @@ def _fuse(
     sorted_ids = documents.sorted_ids()
     if method == "rrf":
         batches = reciprocal_rank_fusion(hits, all_queries, float((params or {}).get("k", 60)))
-    elif method in NATIVE_METHODS and norm in NATIVE_NORMS and (method not in ISR_METHODS or all(map(distinct_ranks, runs))):
+    elif _native(method, norm, runs):
         batches = native_fusion(hits, all_queries, method, norm, params)
     else:
         batches = ranx_fusion(hits, all_queries, len(sorted_ids), method, norm, params, queries_at_once)
@@ -265,24 +265,35 @@ def _query_batches(hits: Sequence[QueryHits], queries: list[str]) -> Iterator[li
         yield queries[start : start + at_once]
 
 
+@dataclass
+class RunValues:
+    """One run's part of a batch: where each of its hits' (query, document) keys is among the batch's, its value,
+    and how many hits the run holds for each query of the batch."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    lengths: np.ndarray
+
+
 def _keyed(
     hits: Sequence[QueryHits], query_ids: list[str], value_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[np.ndarray, list[RunValues]]:
     """The batch's distinct (query, document) keys (query's place in ``query_ids`` times the documents, plus the
-    document's place), and per run, in the runs' order, where each of its hits' keys is and the hit's value:
+    document's place), and per run, in the runs' order, its :class:`RunValues`, each hit's value
     ``value_of(bounds, query of each hit, run value of each hit)``. A repeated hit in a run is refused."""
     documents = max(len(hits[0].documents.places), 1)
-    keys, values, owners = [], [], []
+    keys, values, owners, lengths = [], [], [], []
     for index, run in enumerate(hits):
         bounds, places, raw = run.columns(query_ids, raw=True)
-        query_of_hit = np.repeat(np.arange(len(query_ids), dtype=np.int64), np.diff(bounds))
+        lengths.append(np.diff(bounds))
+        query_of_hit = np.repeat(np.arange(len(query_ids), dtype=np.int64), lengths[-1])
         keys.append(query_of_hit * documents + places)
         values.append(value_of(bounds, query_of_hit, raw))
         owners.append(np.full(len(places), index, dtype=np.int64))
     unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
     inverse, owner = inverse.reshape(-1), np.concatenate(owners)
     _refuse_repeated_hits(hits, inverse, owner, len(unique))
-    return unique, [(inverse[owner == index], value) for index, value in enumerate(values)]
+    return unique, [RunValues(inverse[owner == index], value, lengths[index]) for index, value in enumerate(values)]
 
 
 def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rrf_k: float) -> Iterator[Batch]:
@@ -292,76 +303,95 @@ def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rr
     documents = max(len(hits[0].documents.places), 1) if hits else 1
     for query_ids in _query_batches(hits, all_queries):
         unique, per_run = _keyed(hits, query_ids, lambda bounds, queries, ranks: 1.0 / (rrf_k + ranks.astype(np.float64)))
-        rows = np.concatenate([rows for rows, _ in per_run])
-        scores = np.bincount(rows, weights=np.concatenate([value for _, value in per_run]), minlength=len(unique))
+        rows = np.concatenate([run.rows for run in per_run])
+        scores = np.bincount(rows, weights=np.concatenate([run.values for run in per_run]), minlength=len(unique))
         yield query_ids, unique // documents, unique % documents, scores
 
 
 # These methods and normalisations are computed here with ranx's float operations in ranx's order
-# (ranx/normalization/{min_max,max}_norm.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py, isr.py, log_isr.py,
-# logn_isr.py: each hit's normalised score or ISR value, combined over the runs in their order as ranx's loops
-# combine them; numba's median, log and power are C's), so the fused run is ranx's to the bit
-# (tests/test_dense.py compares them); the others run in ranx.
-NATIVE_NORMS = (None, "min-max", "max")
+# (ranx/normalization/*.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py, isr.py, log_isr.py, logn_isr.py, rbc.py,
+# bordafuse.py: each hit's normalised score or its place's value, combined over the runs in their order as
+# ranx's loops combine them; its sums in its order, numba's median and integer power, C's log and pow), so the
+# fused run is ranx's to the bit (tests/test_dense.py compares them). Condorcet runs in ranx, and so does a
+# method that reads places after the borda norm (which lists every candidate in every run, in ranx's order).
+NATIVE_NORMS = (None, "min-max", "max", "sum", "zmuv", "rank", "borda")
+PLACE_METHODS = frozenset({"isr", "log_isr", "logn_isr", "rbc", "bordafuse"})  # a hit's value: its place in its run
 NATIVE_METHODS = frozenset(
-    {"combsum", "combmnz", "combanz", "combmax", "combmin", "combmed", "combgmnz", "wsum", "wmnz", "isr", "log_isr", "logn_isr"}
+    {"combsum", "combmnz", "combanz", "combmax", "combmin", "combmed", "combgmnz", "wsum", "wmnz"} | PLACE_METHODS
 )
-ISR_METHODS = frozenset({"isr", "log_isr", "logn_isr"})  # a hit's value: 1 / (its place in its run's query + 1)^2
+
+
+def _native(method: str, norm: str | None, runs: Sequence[RunColumns]) -> bool:
+    if method not in NATIVE_METHODS or norm not in NATIVE_NORMS or (method in PLACE_METHODS and norm == "borda"):
+        return False
+    return not _by_rank(method, norm) or all(map(distinct_ranks, runs))
 
 
 def native_fusion(
     hits: Sequence[QueryHits], all_queries: list[str], method: str, norm: str | None, params: dict[str, Any] | None
 ) -> Iterator[Batch]:
-    """A method combining each run's normalised scores (or ISR values) per query, the queries in the order ranx's
-    path fuses them: grouped by the runs that hold them."""
+    """A method combining each run's normalised scores (or its hits' places) per query, the queries in the order
+    ranx's path fuses them: grouped by the runs that hold them."""
     documents = max(len(hits[0].documents.places), 1) if hits else 1
     params = dict(params or {})
     params.setdefault("weights", [1.0] * len(hits))
-    value_of = _isr_values if method in ISR_METHODS else partial(_normalised, norm=norm)
+    value_of = _places if method in PLACE_METHODS else partial(_normalised, norm=norm)
     ordered = [all_queries[number] for numbers in _by_members(hits, all_queries).values() for number in numbers]
     for query_ids in _query_batches(hits, ordered):
         unique, per_run = _keyed(hits, query_ids, value_of)
-        yield query_ids, unique // documents, unique % documents, _combined(method, per_run, params, len(unique))
+        query_of_key = unique // documents
+        candidates = np.bincount(query_of_key, minlength=len(query_ids))  # per query, the documents of its runs
+        if norm == "borda" and method not in PLACE_METHODS:
+            per_run = [_borda_normalised(run, query_of_key, candidates) for run in per_run]
+        scores = _combined(method, per_run, params, query_of_key, candidates)
+        yield query_ids, query_of_key, unique % documents, scores
 
 
-def _isr_values(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """ranx's ``_isr_score``: ``1 / (i + 1) ** 2``, ``i`` a hit's place among its query's hits as ranx holds them,
-    by rank as written (its sort by score; the ranks of a query are distinct: :func:`distinct_ranks`). A min-max
-    or max normalisation before it changes no place."""
+def _places(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Each hit's place (from 0) among its query's hits as ranx holds them: by rank as written (ranx sorts a run by
+    score, and it is given minus the ranks; a query's ranks are distinct: :func:`distinct_ranks`). A normalisation
+    other than borda before it changes no place."""
     order = np.lexsort((ranks, query_of_hit))
     places = np.empty(len(ranks), dtype=np.int64)
     places[order] = np.arange(len(ranks), dtype=np.int64) - bounds[:-1][query_of_hit[order]]
-    return 1 / (places + 1) ** 2
+    return places
 
 
 def distinct_ranks(run: RunColumns) -> bool:
     """Whether no query of ``run`` holds one rank twice: where one does, ranx's place for each (its unstable sort)
-    is ranx's own, and the ISR methods run in ranx."""
+    is ranx's own, and a method or norm that reads places runs in ranx."""
     order = np.lexsort((run.values, run.query_rows))
     rows, ranks = run.query_rows[order], run.values[order]
     return not bool(np.any((rows[1:] == rows[:-1]) & (ranks[1:] == ranks[:-1])))
 
 
-def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], params: dict[str, Any], size: int) -> np.ndarray:
+def _combined(
+    method: str, per_run: list[RunValues], params: dict[str, Any], query_of_key: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
     """Per document, its runs' values combined as ranx's loop combines them, run after run."""
+    size = len(query_of_key)
     if method in ("combmax", "combmin"):  # Python's max/min of a list: the first value no later one beats
         missing = -1e9 if method == "combmax" else 1e9
         result = np.full(size, missing)
-        for index, (rows, normalised) in enumerate(per_run):
+        for index, run in enumerate(per_run):
             item = np.full(size, missing)
-            item[rows] = normalised
+            item[run.rows] = run.values
             result = item if index == 0 else np.where(item > result if method == "combmax" else item < result, item, result)
         return result
     if method == "combmed":
         return _median(per_run, size)
+    if method in PLACE_METHODS:
+        per_run = [RunValues(run.rows, _place_values(method, run, params), run.lengths) for run in per_run]
+        if method == "bordafuse":  # a run's unranked candidates get its unranked points
+            per_run = [_with_unranked(run, query_of_key, candidates) for run in per_run]
     weights = [float(weight) for weight in params["weights"]]
     total = np.zeros(size)  # sum() from 0: the runs that miss a document add nothing
     weight_total = np.zeros(size)
     count = np.zeros(size, dtype=np.int64)
-    for index, (rows, normalised) in enumerate(per_run):
-        total[rows] += weights[index] * normalised if method == "wsum" else normalised
-        weight_total[rows] += weights[index]
-        count[rows] += 1
+    for index, run in enumerate(per_run):
+        total[run.rows] += weights[index] * run.values if method == "wsum" else run.values
+        weight_total[run.rows] += weights[index]
+        count[run.rows] += 1
     counts = range(len(per_run) + 1)
     if method in ("combmnz", "isr"):
         return total * count
@@ -376,29 +406,88 @@ def _combined(method: str, per_run: list[tuple[np.ndarray, np.ndarray]], params:
         return total * np.array([math.log(held + sigma) for held in counts])[count]
     if method == "combgmnz":
         return total * np.array([held ** float(params["gamma"]) for held in counts])[count]
-    return total
+    return total  # combsum, wsum, rbc, bordafuse
 
 
-def _median(per_run: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+def _place_values(method: str, run: RunValues, params: dict[str, Any]) -> np.ndarray:
+    """A place's value: ISR's ``1 / (i + 1) ** 2``, RBC's ``(1 - phi) * phi ** i`` (numba's power of an integer
+    exponent: by squaring), BordaFuse's place itself (its points need the candidates)."""
+    places = run.values
+    if method == "rbc":
+        phi = float(params["phi"])
+        return (1 - phi) * _power_by_squaring(phi, places)
+    if method == "bordafuse":
+        return places
+    return 1 / (places + 1) ** 2
+
+
+def _power_by_squaring(base: float, exponents: np.ndarray) -> np.ndarray:
+    """numba's ``base ** exponent`` for an integer exponent: ``r *= a`` for each bit set, ``a *= a`` for each bit;
+    C's pow past 65,536, as numba does."""
+    result, square, remaining = np.ones(len(exponents)), base, exponents.astype(np.int64)
+    while remaining.any():
+        result = np.where(remaining & 1 == 1, result * square, result)
+        remaining = remaining >> 1
+        square = square * square
+    large = exponents > 0x10000
+    result[large] = [math.pow(base, float(exponent)) for exponent in exponents[large].tolist()]
+    return result
+
+
+def _with_unranked(run: RunValues, query_of_key: np.ndarray, candidates: np.ndarray) -> RunValues:
+    """ranx's ``_borda_score``: a ranked document ``candidates - place`` points, each other candidate of a query the
+    run holds ``(candidates - the run's hits + 1) / 2``."""
+    ranked = candidates[query_of_key[run.rows]] - run.values
+    unranked = _unranked_rows(run, query_of_key)
+    queries = query_of_key[unranked]
+    points = (candidates[queries] - run.lengths[queries] + 1) / 2
+    return RunValues(np.concatenate([run.rows, unranked]), np.concatenate([ranked, points]), run.lengths)
+
+
+def _borda_normalised(run: RunValues, query_of_key: np.ndarray, candidates: np.ndarray) -> RunValues:
+    """ranx's ``_borda_norm``: a ranked document ``1 - place / candidates``, each other candidate of a query the run
+    holds ``0.5 - (the run's hits - 1) / (2 * candidates)``."""
+    ranked = 1 - run.values / candidates[query_of_key[run.rows]]
+    unranked = _unranked_rows(run, query_of_key)
+    queries = query_of_key[unranked]
+    points = 0.5 - ((run.lengths[queries] - 1) / (2 * candidates[queries]))
+    return RunValues(np.concatenate([run.rows, unranked]), np.concatenate([ranked, points]), run.lengths)
+
+
+def _unranked_rows(run: RunValues, query_of_key: np.ndarray) -> np.ndarray:
+    """The batch's keys of the queries ``run`` holds that ``run`` does not rank."""
+    held = run.lengths[query_of_key] > 0
+    held[run.rows] = False
+    return np.flatnonzero(held)
+
+
+def _median(per_run: list[RunValues], size: int) -> np.ndarray:
     """numba's ``np.median`` of each document's values: the middle one, or the two middle ones' ``(a + b) / 2``."""
     values = np.full((size, len(per_run)), np.inf)
-    for index, (rows, normalised) in enumerate(per_run):
-        values[rows, index] = normalised
+    for index, run in enumerate(per_run):
+        values[run.rows, index] = run.values
     values.sort(axis=1)  # the runs that miss a document last
-    count = np.bincount(np.concatenate([rows for rows, _ in per_run]), minlength=size)
+    count = np.bincount(np.concatenate([run.rows for run in per_run]), minlength=size)
     rows = np.arange(size)
     middle = values[rows, count // 2]
     lower = values[rows, np.maximum(count // 2 - 1, 0)]
     return np.where(count % 2 == 1, middle, (lower + middle) / 2)
 
 
-def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray, norm: str | None) -> np.ndarray:
-    """Each hit's score normalised over its query's hits in its run (ranx's _min_max_norm, _max_norm)."""
-    scores = scores.astype(np.float64)
+def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, values: np.ndarray, norm: str | None) -> np.ndarray:
+    """Each hit's score normalised over its query's hits in its run (ranx's ``_min_max_norm``, ``_max_norm``,
+    ``_sum_norm``, ``_zmuv_norm``, ``_rank_norm``); for the borda norm, its place (:func:`_borda_normalised`
+    needs the candidates). The rank and borda norms are given ranks."""
+    if norm in ("rank", "borda"):
+        places = _places(bounds, query_of_hit, values)
+        return places if norm == "borda" else 1 - places / np.diff(bounds)[query_of_hit]
+    scores = values.astype(np.float64)
     if norm is None or len(scores) == 0:
         return scores
     lengths = np.diff(bounds)
     held = lengths > 0
+    if norm in ("sum", "zmuv"):
+        return _sequential_norm(bounds, query_of_hit, scores, norm)
     maxima = np.zeros(len(lengths))
     maxima[held] = np.maximum.reduceat(scores, bounds[:-1][held])
     if norm == "max":
@@ -406,6 +495,34 @@ def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray
     minima = np.zeros(len(lengths))
     minima[held] = np.minimum.reduceat(scores, bounds[:-1][held])
     return (scores - minima[query_of_hit]) / np.maximum(maxima - minima, 1e-9)[query_of_hit]
+
+
+def _sequential_norm(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray, norm: str) -> np.ndarray:
+    """The sum and zmuv norms, whose sums ranx adds one score at a time in its run's order (score descending)."""
+    lengths = np.maximum(np.diff(bounds), 1)  # a query the run does not hold has no hit to divide
+    by_score = np.lexsort((-scores, query_of_hit))
+    total = _sums_in_order(scores[by_score], bounds[:-1], np.diff(bounds))
+    if norm == "sum":
+        minima = np.zeros(len(lengths))
+        held = np.diff(bounds) > 0
+        minima[held] = np.minimum.reduceat(scores, bounds[:-1][held])
+        denominator = np.maximum(total - minima * np.diff(bounds), 1e-9)
+        return (scores - minima[query_of_hit]) / denominator[query_of_hit]
+    mean = total / lengths
+    deviations = scores[by_score] - mean[query_of_hit[by_score]]
+    variance = _sums_in_order(deviations * deviations, bounds[:-1], np.diff(bounds)) / lengths
+    deviation = np.sqrt(variance)  # numba's var() ** 0.5 is compiled to a square root (it is not C's pow)
+    return (scores - mean[query_of_hit]) / np.maximum(deviation, 1e-9)[query_of_hit]
+
+
+def _sums_in_order(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each group's sum, ``values[start:start + length]`` added one at a time from 0, as a loop adds them (NumPy's
+    own sums add in pairs)."""
+    total = np.zeros(len(lengths))
+    for offset in range(int(lengths.max(initial=0))):
+        held = np.flatnonzero(lengths > offset)
+        total[held] += values[starts[held] + offset]
+    return total
 
 
 def _refuse_repeated_hits(hits: Sequence[QueryHits], inverse: np.ndarray, owners: np.ndarray, keys: int) -> None:
@@ -487,6 +604,18 @@ def candidates_in_order() -> None:
 
     for name in ("ranx.fusion.bordafuse", "ranx.fusion.condorcet", "ranx.normalization.borda_norm"):
         vars(import_module(name))["get_candidates"] = get_candidates  # the modules: ranx.fusion's names are its functions
+    vars(import_module("ranx.fusion.condorcet"))["_get_run_indices"] = places_in_runs
+
+
+def places_in_runs(results: Any, candidates: Any) -> list[list[int]]:
+    """ranx's ``_get_run_indices`` for Condorcet: per run, each candidate's place in it (``run.index``), 1,000,000
+    where it is absent; by a dict, not by searching the run for each candidate, and as Python lists, which its
+    comparator (Python) reads faster than numba's. The same places, so the same sort."""
+    found = []
+    for run in results:
+        place = {doc_id: index for index, doc_id in reversed(list(enumerate(run)))}  # the first place, as index()
+        found.append([place.get(str(doc_id), 1_000_000) for doc_id in candidates])
+    return found
 
 
 def best_hits_columns(
