@@ -351,15 +351,24 @@ def _places(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> 
     """Each hit's place (from 0) among its query's hits as ranx holds them: by rank as written (ranx sorts a run by
     score, and it is given minus the ranks; a query's ranks are distinct: :func:`distinct_ranks`). A normalisation
     other than borda before it changes no place."""
-    order = np.lexsort((ranks, query_of_hit))
+    in_rank_order = _ascending_within(query_of_hit, ranks)  # as beirflow writes runs: no sort needed
+    order = np.arange(len(ranks)) if in_rank_order else np.lexsort((ranks, query_of_hit))
     places = np.empty(len(ranks), dtype=np.int64)
     places[order] = np.arange(len(ranks), dtype=np.int64) - bounds[:-1][query_of_hit[order]]
     return places
 
 
+def _ascending_within(groups: np.ndarray, values: np.ndarray) -> bool:
+    """Whether ``values`` rise strictly within each run of equal ``groups``."""
+    return bool(np.all((groups[1:] != groups[:-1]) | (values[1:] > values[:-1])))
+
+
 def distinct_ranks(run: RunColumns) -> bool:
     """Whether no query of ``run`` holds one rank twice: where one does, ranx's place for each (its unstable sort)
     is ranx's own, and a method or norm that reads places runs in ranx."""
+    grouped = bool(np.all(run.query_rows[1:] >= run.query_rows[:-1]))  # queries are numbered as they first appear
+    if grouped and _ascending_within(run.query_rows, run.values):  # each query's ranks rising, as beirflow writes them
+        return True
     order = np.lexsort((run.values, run.query_rows))
     rows, ranks = run.query_rows[order], run.values[order]
     return not bool(np.any((rows[1:] == rows[:-1]) & (ranks[1:] == ranks[:-1])))
