@@ -35,7 +35,13 @@ def _scores() -> np.ndarray:
     zeros, subnormals, the extremes and what fusion and the models write (reciprocal ranks, log-probabilities)."""
     rng = np.random.default_rng(7)
     spread = np.sign(rng.standard_normal(200_000)) * 10 ** rng.uniform(-12, 20, 200_000)
-    edges = np.array([edge * factor for edge in (*ARROW_AGREES, 1e16, 1e15, 1e-5) for factor in (1, -1, 1 + 2**-52, 1 - 2**-53)])
+    edges = np.array(
+        [
+            edge * factor
+            for edge in (*ARROW_AGREES, 1e16, 1e15, 1e-5, 1e-6, 1e-7, 1e-10, 1e-100)
+            for factor in (1, -1, 1 + 2**-52, 1 - 2**-53)
+        ]
+    )
     special = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 12.0, -3.0, 0.5, 1 / 3])
     reciprocal = 1 / (60 + rng.integers(1, 1000, 20_000)) + 1 / (60 + rng.integers(1, 1000, 20_000))
     return np.concatenate(

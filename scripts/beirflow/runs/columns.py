@@ -3,8 +3,9 @@ and the same verdicts as :func:`beirflow.runs.checks.check_run_file`, at the spe
 Python line at a time.
 
 A score is written as ``repr`` of the double (the shortest text that reads back as it). Arrow casts a double to
-the same shortest digits, but in its own notation outside ``[1e-4, 1e9)`` and for integral values (``12`` where
-``repr`` writes ``12.0``); those scores, rare in a run, are written by ``repr`` itself.
+the same shortest digits, but in its own notation below ``1e-4``, from ``1e9`` and for whole numbers (``12`` where
+``repr`` writes ``12.0``): below ``1e-4`` and for whole numbers under ``1e9`` its text is rewritten into repr's by
+Arrow's own string functions; the rest, rare in a run, is written by ``repr`` itself.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from typing import IO, Any
 
 import numpy as np
 
-# Where Arrow's text of a non-integral double is repr's (tests/test_run_columns.py sweeps the magnitudes).
+# Where Arrow's text of a double is repr's: both write the shortest digits, each in its own notation. Between 1e-4 and
+# 1e9, a number that is not whole reads the same in both; below 1e-4 Arrow writes '0.000025' or '1.5e-7' where repr
+# writes '2.5e-05' and '1.5e-07', and a whole number below 1e9 as '12' where repr writes '12.0': those are rewritten
+# (tests/test_run_columns.py sweeps the magnitudes). What is left, whole or not from 1e9 on, is written by repr itself.
 ARROW_AGREES = (1e-4, 1e9)
+SMALL_IN_REPR_NOTATION = (  # (RE2 pattern, rewrite) for Arrow's text of 0 < |x| < 1e-4
+    (r"^(-?)0\.0000([1-9])$", r"\1\2e-05"),
+    (r"^(-?)0\.0000([1-9])(\d+)$", r"\1\2.\3e-05"),
+    (r"^(-?)0\.00000([1-9])$", r"\1\2e-06"),
+    (r"^(-?)0\.00000([1-9])(\d+)$", r"\1\2.\3e-06"),
+    (r"e-(\d)$", r"e-0\1"),
+)
 
 
 RUN_COLUMNS = ["query", "q0", "doc", "rank", "score", "tag"]
@@ -82,11 +93,21 @@ def score_texts(scores: np.ndarray) -> Any:
     texts = pc.cast(pa.array(scores, type=pa.float64()), pa.string())
     magnitude = np.abs(scores)
     with np.errstate(invalid="ignore"):
-        own = ~((magnitude >= ARROW_AGREES[0]) & (magnitude < ARROW_AGREES[1]) & (scores != np.floor(scores)))
-    if not own.any():
-        return texts
-    written = pa.array([repr(score) for score in scores[own].tolist()], type=pa.string())
-    return pc.replace_with_mask(texts, pa.array(own), written)
+        whole = (scores == np.floor(scores)) & (magnitude < ARROW_AGREES[1])
+        small = (magnitude > 0) & (magnitude < ARROW_AGREES[0])
+        own = ~(whole | small | ((magnitude >= ARROW_AGREES[0]) & (magnitude < ARROW_AGREES[1])))
+    if small.any():
+        rewritten = texts.filter(pa.array(small))
+        for pattern, rewrite in SMALL_IN_REPR_NOTATION:
+            rewritten = pc.replace_substring_regex(rewritten, pattern=pattern, replacement=rewrite)
+        texts = pc.replace_with_mask(texts, pa.array(small), rewritten)
+    if whole.any():
+        with_point = pc.binary_join_element_wise(texts.filter(pa.array(whole)), ".0", "")
+        texts = pc.replace_with_mask(texts, pa.array(whole), with_point)
+    if own.any():
+        written = pa.array([repr(score) for score in scores[own].tolist()], type=pa.string())
+        texts = pc.replace_with_mask(texts, pa.array(own), written)
+    return texts
 
 
 def run_lines(hits: HitColumns, tag: str) -> Any:
