@@ -447,8 +447,8 @@ def top_hits(
     search_documents(query_vectors, carried, start, best, ranks, spec, use_gpu, key)
     if start + len(carried) != len(corpus_ids):
         raise ValueError(f"the shards hold {start + len(carried)} embeddings but the corpus has {len(corpus_ids)} ids")
-    for start in range(0, len(query_vectors), QUERY_BLOCK):  # merged unordered until now: sorted once
-        block = slice(start, start + QUERY_BLOCK)
+    for first in range(0, len(query_vectors), QUERY_BLOCK):  # merged unordered until now: sorted once
+        block = slice(first, first + QUERY_BLOCK)
         ordered = merge_top_hits([TopHits(best.scores[block], best.positions[block])], wanted, ranks)
         best.scores[block], best.positions[block] = ordered.scores, ordered.positions
     return best

@@ -30,7 +30,7 @@ from beirflow.runs.trec import RunDict
 # run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
 # with the real ids every dataset (and every run of another longest id) compiled ranx's fusion anew,
 # 13 to 26 s of CPU a job, where the cached code takes none.
-RRF_HITS_AT_ONCE = 1_000_000  # hits of all runs fused by RRF in one batch of queries
+HITS_AT_ONCE = 1_000_000  # hits of all runs fused in one batch of queries (RRF and the methods in NumPy)
 
 
 class DocumentIds:
@@ -258,9 +258,9 @@ def _by_members(hits: Sequence[QueryHits], all_queries: list[str]) -> dict[tuple
 
 
 def _query_batches(hits: Sequence[QueryHits], queries: list[str]) -> Iterator[list[str]]:
-    """``queries`` in order, about ``RRF_HITS_AT_ONCE`` hits of all runs at a time."""
+    """``queries`` in order, about ``HITS_AT_ONCE`` hits of all runs at a time."""
     per_query = sum(len(run.run.query_rows) for run in hits) / max(len(queries), 1)
-    at_once = max(1, int(RRF_HITS_AT_ONCE / max(per_query, 1)))
+    at_once = max(1, int(HITS_AT_ONCE / max(per_query, 1)))
     for start in range(0, len(queries), at_once):
         yield queries[start : start + at_once]
 
@@ -447,27 +447,31 @@ def _with_unranked(run: RunValues, query_of_key: np.ndarray, candidates: np.ndar
     """ranx's ``_borda_score``: a ranked document ``candidates - place`` points, each other candidate of a query the
     run holds ``(candidates - the run's hits + 1) / 2``."""
     ranked = candidates[query_of_key[run.rows]] - run.values
-    unranked = _unranked_rows(run, query_of_key)
-    queries = query_of_key[unranked]
-    points = (candidates[queries] - run.lengths[queries] + 1) / 2
-    return RunValues(np.concatenate([run.rows, unranked]), np.concatenate([ranked, points]), run.lengths)
+    return _every_candidate(run, query_of_key, candidates, ranked, lambda hits, among: (among - hits + 1) / 2)
 
 
 def _borda_normalised(run: RunValues, query_of_key: np.ndarray, candidates: np.ndarray) -> RunValues:
     """ranx's ``_borda_norm``: a ranked document ``1 - place / candidates``, each other candidate of a query the run
     holds ``0.5 - (the run's hits - 1) / (2 * candidates)``."""
     ranked = 1 - run.values / candidates[query_of_key[run.rows]]
-    unranked = _unranked_rows(run, query_of_key)
-    queries = query_of_key[unranked]
-    points = 0.5 - ((run.lengths[queries] - 1) / (2 * candidates[queries]))
-    return RunValues(np.concatenate([run.rows, unranked]), np.concatenate([ranked, points]), run.lengths)
+    return _every_candidate(run, query_of_key, candidates, ranked, lambda hits, among: 0.5 - ((hits - 1) / (2 * among)))
 
 
-def _unranked_rows(run: RunValues, query_of_key: np.ndarray) -> np.ndarray:
-    """The batch's keys of the queries ``run`` holds that ``run`` does not rank."""
+def _every_candidate(
+    run: RunValues,
+    query_of_key: np.ndarray,
+    candidates: np.ndarray,
+    ranked: np.ndarray,
+    unranked: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> RunValues:
+    """``run`` with a value for every candidate of each query it holds: ``ranked`` for its own hits, and for each
+    other candidate ``unranked(the run's hits for the query, the query's candidates)``."""
     held = run.lengths[query_of_key] > 0
     held[run.rows] = False
-    return np.flatnonzero(held)
+    others = np.flatnonzero(held)
+    queries = query_of_key[others]
+    points = unranked(run.lengths[queries], candidates[queries])
+    return RunValues(np.concatenate([run.rows, others]), np.concatenate([ranked, points]), run.lengths)
 
 
 def _median(per_run: list[RunValues], size: int) -> np.ndarray:
@@ -493,33 +497,36 @@ def _normalised(bounds: np.ndarray, query_of_hit: np.ndarray, values: np.ndarray
     scores = values.astype(np.float64)
     if norm is None or len(scores) == 0:
         return scores
-    lengths = np.diff(bounds)
-    held = lengths > 0
     if norm in ("sum", "zmuv"):
         return _sequential_norm(bounds, query_of_hit, scores, norm)
-    maxima = np.zeros(len(lengths))
-    maxima[held] = np.maximum.reduceat(scores, bounds[:-1][held])
+    maxima = _per_query(np.maximum, scores, bounds)
     if norm == "max":
         return scores / np.maximum(maxima, 1e-9)[query_of_hit]
-    minima = np.zeros(len(lengths))
-    minima[held] = np.minimum.reduceat(scores, bounds[:-1][held])
+    minima = _per_query(np.minimum, scores, bounds)
     return (scores - minima[query_of_hit]) / np.maximum(maxima - minima, 1e-9)[query_of_hit]
+
+
+def _per_query(extreme: np.ufunc, scores: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Each query's maximum or minimum score (``extreme``: ``np.maximum``, ``np.minimum``), 0 where it has none."""
+    held = np.diff(bounds) > 0
+    found = np.zeros(len(bounds) - 1)
+    found[held] = extreme.reduceat(scores, bounds[:-1][held])
+    return found
 
 
 def _sequential_norm(bounds: np.ndarray, query_of_hit: np.ndarray, scores: np.ndarray, norm: str) -> np.ndarray:
     """The sum and zmuv norms, whose sums ranx adds one score at a time in its run's order (score descending)."""
-    lengths = np.maximum(np.diff(bounds), 1)  # a query the run does not hold has no hit to divide
+    hits = np.diff(bounds)
     by_score = np.lexsort((-scores, query_of_hit))
-    total = _sums_in_order(scores[by_score], bounds[:-1], np.diff(bounds))
+    total = _sums_in_order(scores[by_score], bounds[:-1], hits)
     if norm == "sum":
-        minima = np.zeros(len(lengths))
-        held = np.diff(bounds) > 0
-        minima[held] = np.minimum.reduceat(scores, bounds[:-1][held])
-        denominator = np.maximum(total - minima * np.diff(bounds), 1e-9)
+        minima = _per_query(np.minimum, scores, bounds)
+        denominator = np.maximum(total - minima * hits, 1e-9)
         return (scores - minima[query_of_hit]) / denominator[query_of_hit]
-    mean = total / lengths
+    divisor = np.maximum(hits, 1)  # a query the run does not hold has no hit to divide
+    mean = total / divisor
     deviations = scores[by_score] - mean[query_of_hit[by_score]]
-    variance = _sums_in_order(deviations * deviations, bounds[:-1], np.diff(bounds)) / lengths
+    variance = _sums_in_order(deviations * deviations, bounds[:-1], hits) / divisor
     deviation = np.sqrt(variance)  # numba's var() ** 0.5 is compiled to a square root (it is not C's pow)
     return (scores - mean[query_of_hit]) / np.maximum(deviation, 1e-9)[query_of_hit]
 
@@ -561,7 +568,7 @@ def ranx_fusion(
 
     from beirflow.evaluate import ranx_arrays
 
-    candidates_in_order()
+    patch_ranx_candidates()
     by_rank = _by_rank(method, norm)
     query_keys, doc_keys = ranx_arrays.keys(len(all_queries)), ranx_arrays.keys(documents)
     batches = (
@@ -594,11 +601,12 @@ def ranx_fusion(
 
 
 @cache
-def candidates_in_order() -> None:
+def patch_ranx_candidates() -> None:
     """ranx's ``get_candidates`` (BordaFuse, Condorcet, the borda normalisation) made to list each query's candidates
     in order of first appearance, run after run, instead of a Python set's order: a set of strings iterates in an
     order that hash randomisation picks anew in every process, and Condorcet ranks by it where votes tie (as does
-    any rank method after the borda normalisation), so the same runs fused twice gave two runs."""
+    any rank method after the borda normalisation), so the same runs fused twice gave two runs. And Condorcet's
+    candidates' places in each run found by :func:`places_in_runs`."""
     from importlib import import_module
 
     from numba.typed import List as TypedList

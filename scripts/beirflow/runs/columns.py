@@ -95,7 +95,7 @@ def score_texts(scores: np.ndarray) -> Any:
     with np.errstate(invalid="ignore"):
         whole = (scores == np.floor(scores)) & (magnitude < ARROW_AGREES[1])
         small = (magnitude > 0) & (magnitude < ARROW_AGREES[0])
-        own = ~(whole | small | ((magnitude >= ARROW_AGREES[0]) & (magnitude < ARROW_AGREES[1])))
+        own = ~(magnitude < ARROW_AGREES[1])  # from 1e9 on, infinities and NaN: below it, Arrow's text or its rewrite
     if small.any():
         rewritten = texts.filter(pa.array(small))
         for pattern, rewrite in SMALL_IN_REPR_NOTATION:
