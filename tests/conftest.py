@@ -106,8 +106,8 @@ def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
     for path in (*runs, folder / "qrels.tsv"):
         adopt(path)  # hand-written inputs, recorded as such (beirflow.workflow.integrity)
     scripts, tagged = REPO / "scripts", ("--dataset", "warm-up")
-    # condorcet: it runs in ranx (most methods run in NumPy: beirflow.fusion.fuse.NATIVE_METHODS).
-    fusion = json.dumps({"method": "condorcet", "norm": "min-max", "params": {}, "hits": 10})
+    # condorcet after the borda norm: it runs in ranx (the other methods and norms run in NumPy: NATIVE_METHODS).
+    fusion = json.dumps({"method": "condorcet", "norm": "borda", "params": {}, "hits": 10})
     commands = {
         "fusion": [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",
                    "--provenance", folder / "fused.json", *tagged, "--system", "fused", "--", *runs],

@@ -663,3 +663,77 @@ def test_the_methods_fused_without_ranx_are_ranx_to_the_bit(monkeypatch: pytest.
         for query_id in ours:
             written = [(doc_id, repr(score)) for doc_id, score in ours[query_id].items()]  # repr: -0.0 is not 0.0
             assert written == [(doc_id, repr(score)) for doc_id, score in reference[query_id].items()], (method, query_id)
+
+
+def _vote_places(rng: np.random.Generator, kind: str, runs: int, candidates: int) -> np.ndarray:
+    """Each run's place for each candidate, shaped to reach every path of the list sort: independent orders (votes
+    at random), runs that nearly agree (long natural runs, merges that gallop), candidates half of the runs miss
+    (ranx's 1,000,000), and stretches rising, falling and shuffled."""
+    if kind == "independent":
+        return np.array([rng.permutation(candidates) for _ in range(runs)]).reshape(runs, candidates)
+    if kind == "agreeing":
+        return np.array(
+            [np.where(rng.random(candidates) < 0.05, rng.permutation(candidates), np.arange(candidates)) for _ in range(runs)]
+        )
+    if kind == "missing":
+        places = np.full((runs, candidates), 1_000_000)
+        for run in range(runs):
+            held = rng.choice(candidates, candidates // 2, replace=False)
+            places[run, held] = rng.permutation(len(held))
+        return places
+    stretches = []
+    for _ in range(runs):
+        parts = [np.arange(start, min(start + 50, candidates)) for start in range(0, candidates, 50)]
+        shaped = [part[::-1] if rng.random() < 0.4 else rng.permutation(part) if rng.random() < 0.3 else part for part in parts]
+        stretches.append(np.concatenate(shaped) if shaped else np.zeros(0, dtype=np.int64))
+    return np.array(stretches).reshape(runs, candidates)
+
+
+def test_condorcet_replays_the_sort_ranx_runs_on_its_votes_asking_what_python_asks() -> None:
+    """ranx's Condorcet is Python's sort of the candidates with a vote as comparator, which is no order (runs that
+    split vote each candidate first), so the sort's answer depends on every question it asks. The compiled replay
+    gives the same permutation as Python's own sort, for lists short (binary insertion only) and long (natural
+    runs, powersort's merges, galloping), two to five runs."""
+    from functools import cmp_to_key
+
+    from beirflow.fusion.condorcet import REPLAYS_THIS_PYTHON, replayed_sort
+
+    if not REPLAYS_THIS_PYTHON:
+        pytest.skip("another Python's list sort: Condorcet runs in ranx there")
+    rng = np.random.default_rng(7)
+    for trial in range(240):
+        runs = 1 + trial % 5
+        candidates = int(rng.choice([0, 1, 2, 7, 63, 64, 65, 130, 700, 2000]))
+        places = _vote_places(rng, ("independent", "agreeing", "missing", "stretches")[trial % 4], runs, candidates)
+        rows = places.tolist()
+
+        def ranx_vote(x: int, y: int, rows: list[list[int]] = rows) -> int:
+            votes = sum(run[x] < run[y] for run in rows)
+            return -1 if votes >= len(rows) - votes else 1
+
+        expected = sorted(range(candidates), key=cmp_to_key(ranx_vote))
+        assert replayed_sort(places.astype(np.int64)).tolist() == expected, (trial, runs, candidates)
+
+
+@pytest.mark.parametrize("norm", [None, "min-max"])
+def test_condorcet_of_runs_of_hundreds_of_hits_is_ranxs_condorcet(monkeypatch: pytest.MonkeyPatch, norm: str | None) -> None:
+    """Two and three runs of 300 hits a query from 450 documents (long enough that the sort merges), one run missing
+    queries: the same fused run as ranx's own Condorcet."""
+    import beirflow.fusion.fuse as fusion
+
+    rng = np.random.default_rng(13)
+    runs = [
+        {
+            f"q{q}": dict(ordered_hits((f"doc-{d}", float(rng.standard_normal())) for d in rng.choice(450, 300, replace=False)))
+            for q in range(10)
+            if not (index == 2 and q % 3 == 0)
+        }
+        for index in range(3)
+    ]
+    for chosen in (runs[:2], runs):
+        ours = fuse_runs(chosen, "condorcet", norm, {}, k=1000)
+        with monkeypatch.context() as patched:
+            patched.setattr(fusion, "NATIVE_METHODS", frozenset())
+            reference = fuse_runs(chosen, "condorcet", norm, {}, k=1000)
+        assert list(ours) == list(reference) and len(ours["q1"]) > 300
+        assert all(list(ours[query_id].items()) == list(reference[query_id].items()) for query_id in ours)

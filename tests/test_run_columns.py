@@ -204,3 +204,27 @@ def test_merged_run_files_are_the_line_merge(tmp_path: Path) -> None:
         assert merged is not None and bytes(run_lines(merged, "t")).decode("utf-8") == expected.getvalue()
     overlapping = [by_documents[0], _write(tmp_path / "again.trec", {queries[0]: run[queries[0]][:1]})]
     assert merged_run_files(overlapping) is None  # the line merge names the shards that overlap
+
+
+@pytest.mark.parametrize("by_rank", [False, True])
+def test_a_run_read_in_pieces_with_its_ids_coded_in_groups_is_the_run_read_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_rank: bool
+) -> None:
+    """The fuse job reads a run 8 MB at a time and codes its document ids two million at a time (MS MARCO's runs are
+    7 million hits); in pieces of a kilobyte and groups of 100 ids, every hit's query, document and value, and the
+    order in which ids are coded, are those of the line-by-line reader."""
+    import beirflow.fusion.fuse as fusion
+    from beirflow.runs.table import read_run_table
+
+    path = tmp_path / "run.trec"
+    with open(path, "w", encoding="utf-8") as handle:
+        write_run(handle, _unordered_run(9, queries=60), tag="run")
+    expected_ids = fusion.DocumentIds()
+    expected = fusion.RunColumns.of_table(read_run_table(path), expected_ids, by_rank)
+    monkeypatch.setattr(fusion, "IDS_CODED_AT_ONCE", 100)
+    for piece_bytes in (1 << 10, 1 << 24):
+        ids = fusion.DocumentIds()
+        read = fusion.RunColumns.read(path, ids, by_rank, piece_bytes)
+        assert read.query_ids == expected.query_ids and np.array_equal(read.query_rows, expected.query_rows)
+        assert ids.values.equals(expected_ids.values) and np.array_equal(read.doc_codes, expected.doc_codes)
+        assert np.array_equal(read.values, expected.values) and len(read.values) == 60 * 40

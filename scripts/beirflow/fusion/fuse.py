@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from beirflow.fusion.methods import METHODS, RANK_METHODS, RANK_NORMS, parameter_problem
-from beirflow.runs.columns import HitColumns, group_starts, ranks_from_starts, run_pieces, smallest_int
+from beirflow.runs.columns import PIECE_BYTES, HitColumns, group_starts, ranks_from_starts, run_pieces, smallest_int
 from beirflow.runs.table import RunTable
 from beirflow.runs.trec import RunDict
 
@@ -30,7 +30,10 @@ from beirflow.runs.trec import RunDict
 # run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
 # with the real ids every dataset (and every run of another longest id) compiled ranx's fusion anew,
 # 13 to 26 s of CPU a job, where the cached code takes none.
-HITS_AT_ONCE = 1_000_000  # hits of all runs fused in one batch of queries (RRF and the methods in NumPy)
+# A run's document ids are coded this many at a time: their text and Arrow's hash of them are most of what reading
+# a run holds, and each coding costs a hash of the ids seen (about 0.1 s at a million).
+IDS_CODED_AT_ONCE = 2_000_000
+HITS_AT_ONCE = 500_000  # hits of all runs fused in one batch of queries (RRF and the methods in NumPy)
 
 
 class DocumentIds:
@@ -59,6 +62,15 @@ class DocumentIds:
             self.values = pa.concat_arrays([self.values, distinct.filter(pa.array(missing))])
             self._order = self._places = None
         return codes
+
+    def rows(self, chunks: list[Any]) -> np.ndarray:
+        """Each id of ``chunks`` (Arrow string arrays, a run's document column in pieces) as its code (int32)."""
+        import pyarrow as pa
+
+        if not chunks:
+            return np.zeros(0, dtype=np.int32)
+        encoded = pa.chunked_array(chunks, type=pa.string()).combine_chunks().dictionary_encode()
+        return self.codes(encoded.dictionary).astype(np.int32)[encoded.indices.to_numpy()]
 
     @property
     def order(self) -> np.ndarray:
@@ -104,45 +116,41 @@ class RunColumns:
         return cls(list(table.query_ids), table.query_rows.astype(np.int32), codes[table.doc_rows].astype(np.int32), values)
 
     @classmethod
-    def read(cls, path: Path, documents: DocumentIds, by_rank: bool) -> RunColumns:
+    def read(cls, path: Path, documents: DocumentIds, by_rank: bool, piece_bytes: int = PIECE_BYTES) -> RunColumns:
         """A run file read by Arrow a piece at a time; one Arrow cannot read as beirflow writes runs is read line
         by line (:func:`beirflow.runs.table.read_run_table`), whose errors name the line."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         from beirflow.runs.table import read_run_table
 
         value = "rank" if by_rank else "score"
         query_number: dict[str, int] = {}  # in order of first appearance
-        query_rows, docs, values = [], [], []
+        query_rows, doc_rows, values, docs = [], [], [], []
         try:
             if not path.is_file() or path.stat().st_size == 0:
                 raise pa.ArrowInvalid("empty")
-            for piece in run_pieces(path, ["query", "doc", value]):
+            for piece in run_pieces(path, ["query", "doc", value], piece_bytes):
                 encoded = piece.column("query").combine_chunks().dictionary_encode()
                 numbers = np.array(
-                    [query_number.setdefault(query, len(query_number)) for query in encoded.dictionary.to_pylist()]
+                    [query_number.setdefault(query, len(query_number)) for query in encoded.dictionary.to_pylist()],
+                    dtype=np.int32,
                 )
-                query_rows.append(numbers[encoded.indices.to_numpy()] if len(numbers) else np.zeros(0, np.int64))
+                query_rows.append(numbers[encoded.indices.to_numpy()] if len(numbers) else np.zeros(0, np.int32))
                 docs += piece.column("doc").chunks
                 values.append(piece.column(value).to_numpy())
+                if sum(map(len, docs)) >= IDS_CODED_AT_ONCE:
+                    doc_rows.append(documents.rows(docs))
+                    docs = []
         except pa.ArrowInvalid:
             return cls.of_table(read_run_table(path), documents, by_rank)
-        doc_codes = pc.dictionary_encode(pa.chunked_array(docs, type=pa.string()))
+        doc_rows.append(documents.rows(docs))
         del docs
-        if doc_codes.num_chunks and not all(
-            chunk.dictionary.equals(doc_codes.chunks[0].dictionary) for chunk in doc_codes.chunks
-        ):
-            doc_codes = doc_codes.unify_dictionaries()
-        dictionary = doc_codes.chunks[0].dictionary if doc_codes.num_chunks else pa.array([], type=pa.string())
-        codes = documents.codes(dictionary).astype(np.int32)
-        doc_rows = np.concatenate([codes[chunk.indices.to_numpy()] for chunk in doc_codes.chunks])
-        del doc_codes
+        pa.default_memory_pool().release_unused()  # what reading freed (about 0.2 GB), kept by Arrow's allocator
         merged = np.concatenate(values)
         if not by_rank and np.isnan(merged).any():
             return cls.of_table(read_run_table(path), documents, by_rank)  # names the line
         held = smallest_int(merged) if by_rank and merged.min(initial=0) >= 0 else merged
-        return cls(list(query_number), smallest_int(np.concatenate(query_rows)), doc_rows, held, path)
+        return cls(list(query_number), smallest_int(np.concatenate(query_rows)), np.concatenate(doc_rows), held, path)
 
 
 class QueryHits:
@@ -312,10 +320,11 @@ def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rr
 # (ranx/normalization/*.py, ranx/fusion/comb_*.py, wsum.py, wmnz.py, isr.py, log_isr.py, logn_isr.py, rbc.py,
 # bordafuse.py: each hit's normalised score or its place's value, combined over the runs in their order as
 # ranx's loops combine them; its sums in its order, numba's median and integer power, C's log and pow), so the
-# fused run is ranx's to the bit (tests/test_dense.py compares them). Condorcet runs in ranx, and so does a
-# method that reads places after the borda norm (which lists every candidate in every run, in ranx's order).
+# fused run is ranx's to the bit (tests/test_dense.py compares them); Condorcet replays ranx's sort
+# (beirflow.fusion.condorcet). A method that reads places after the borda norm (which lists every candidate in every
+# run, in ranx's order) runs in ranx.
 NATIVE_NORMS = (None, "min-max", "max", "sum", "zmuv", "rank", "borda")
-PLACE_METHODS = frozenset({"isr", "log_isr", "logn_isr", "rbc", "bordafuse"})  # a hit's value: its place in its run
+PLACE_METHODS = frozenset({"isr", "log_isr", "logn_isr", "rbc", "bordafuse", "condorcet"})  # a hit's value: its place
 NATIVE_METHODS = frozenset(
     {"combsum", "combmnz", "combanz", "combmax", "combmin", "combmed", "combgmnz", "wsum", "wmnz"} | PLACE_METHODS
 )
@@ -324,6 +333,11 @@ NATIVE_METHODS = frozenset(
 def _native(method: str, norm: str | None, runs: Sequence[RunColumns]) -> bool:
     if method not in NATIVE_METHODS or norm not in NATIVE_NORMS or (method in PLACE_METHODS and norm == "borda"):
         return False
+    if method == "condorcet":
+        from beirflow.fusion.condorcet import REPLAYS_THIS_PYTHON  # it imports numba, 60 MB the other methods need not hold
+
+        if not REPLAYS_THIS_PYTHON:
+            return False
     return not _by_rank(method, norm) or all(map(distinct_ranks, runs))
 
 
@@ -389,6 +403,11 @@ def _combined(
         return result
     if method == "combmed":
         return _median(per_run, size)
+    if method == "condorcet":
+        from beirflow.fusion.condorcet import condorcet_scores
+
+        held = np.array([run.lengths > 0 for run in per_run]).reshape(len(per_run), len(candidates))
+        return condorcet_scores([run.rows for run in per_run], [run.values for run in per_run], held, query_of_key)
     if method in PLACE_METHODS:
         per_run = [RunValues(run.rows, _place_values(method, run, params), run.lengths) for run in per_run]
         if method == "bordafuse":  # a run's unranked candidates get its unranked points
