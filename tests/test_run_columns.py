@@ -210,7 +210,7 @@ def test_merged_run_files_are_the_line_merge(tmp_path: Path) -> None:
 def test_a_run_read_in_pieces_with_its_ids_coded_in_groups_is_the_run_read_line_by_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_rank: bool
 ) -> None:
-    """The fuse job reads a run 8 MB at a time and codes its document ids two million at a time (MS MARCO's runs are
+    """The fuse job reads a run 8 MB at a time and codes its document ids four million at a time (MS MARCO's runs are
     7 million hits); in pieces of a kilobyte and groups of 100 ids, every hit's query, document and value, and the
     order in which ids are coded, are those of the line-by-line reader."""
     import beirflow.fusion.fuse as fusion

@@ -30,9 +30,10 @@ from beirflow.runs.trec import RunDict
 # run's ids as a NumPy array of dtype '<U{longest id}', and numba compiles its code once per such dtype:
 # with the real ids every dataset (and every run of another longest id) compiled ranx's fusion anew,
 # 13 to 26 s of CPU a job, where the cached code takes none.
+
 # A run's document ids are coded this many at a time: their text and Arrow's hash of them are most of what reading
 # a run holds, and each coding costs a hash of the ids seen (about 0.1 s at a million).
-IDS_CODED_AT_ONCE = 2_000_000
+IDS_CODED_AT_ONCE = 4_000_000
 HITS_AT_ONCE = 500_000  # hits of all runs fused in one batch of queries (RRF and the methods in NumPy)
 
 
