@@ -1,4 +1,5 @@
-"""Fusion of runs: reciprocal rank fusion in NumPy, normalised CombSUM and ranx's other unsupervised methods with ranx.
+"""Fusion of runs: RRF and ranx's unsupervised methods, each computed here as ranx computes it, to the bit (in NumPy;
+Condorcet in compiled code, :mod:`beirflow.fusion.condorcet`), and by ranx itself where that cannot be matched.
 
 ranx's ``fuse`` wants every run to hold the same queries; a first stage can miss a query (BM25 finds
 nothing for a query of stopwords), so queries are fused over the runs that hold them, and a query
