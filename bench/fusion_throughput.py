@@ -48,6 +48,7 @@ OTHERS: Timed = {
     "wmnz min-max": ("wmnz", "min-max", {"weights": "ones"}),
     "rbc min-max": ("rbc", "min-max", {"phi": 0.8}),
     **{f"combsum {norm or 'no norm'}": ("combsum", norm, {}) for norm in (None, "max", "sum", "zmuv", "rank", "borda")},
+    **{f"{method} borda": (method, "borda", {}) for method in ("isr", "condorcet")},  # places after the borda norm
 }  # fmt: skip
 
 

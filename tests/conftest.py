@@ -87,7 +87,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start compiling ranx's metrics and fusion into the shared numba cache, beside the workers.
+    """Start compiling ranx's metrics and beirflow's Condorcet into the shared numba cache, beside the workers.
 
     On a clean clone the cache is empty, and the first evaluation and fusion jobs of the workflows that
     run at once compile the same code side by side (about 8 and 26 s of CPU each, against 3 and 8 s from
@@ -106,7 +106,7 @@ def warm_numba_cache(cache: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
     for path in (*runs, folder / "qrels.tsv"):
         adopt(path)  # hand-written inputs, recorded as such (beirflow.workflow.integrity)
     scripts, tagged = REPO / "scripts", ("--dataset", "warm-up")
-    # condorcet after the borda norm: it runs in ranx (the other methods and norms run in NumPy: NATIVE_METHODS).
+    # condorcet: the one method with compiled code (beirflow.fusion.condorcet); the others run in NumPy.
     fusion = json.dumps({"method": "condorcet", "norm": "borda", "params": {}, "hits": 10})
     commands = {
         "fusion": [sys.executable, scripts / "fuse_runs.py", "--params", fusion, "--output", folder / "fused.trec",

@@ -454,8 +454,9 @@ def _tied_runs() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float
 
 def test_condorcet_after_the_borda_norm_fuses_the_same_run_in_every_process(tmp_path: Path) -> None:
     """ranx lists a query's candidates from a set of strings, whose order hash randomisation picks anew in each
-    process; Condorcet, where votes tie, and a rank method after the borda normalisation rank by it. Two processes
-    with other hash seeds must write the same bytes."""
+    process; Condorcet, where votes tie, and a rank method after the borda normalisation rank by it. ranx itself
+    (the fusion's reference, and where a run's tie shares a rank or the Python's sort is not the one replayed)
+    and beirflow's own fusion, each in two processes with other hash seeds, must write the same bytes."""
     import os
     import subprocess
     import sys
@@ -475,14 +476,19 @@ def test_condorcet_after_the_borda_norm_fuses_the_same_run_in_every_process(tmp_
             )
         adopt(runs[-1])
     settings = json.dumps({"method": "condorcet", "norm": "borda", "params": {}, "hits": 100})
+    by_ranx = "import beirflow.fusion.fuse as fusion; fusion.NATIVE_METHODS = frozenset(); "
     written = []
-    for seed in ("1", "2"):
-        output = tmp_path / f"fused-{seed}.trec"
-        command = [sys.executable, str(REPO / "scripts" / "fuse_runs.py"), "--params", settings, "--output", str(output),
-                   "--provenance", str(output.with_suffix(".json")), "--dataset", "d", "--system", "fused", "--", *map(str, runs)]  # fmt: skip
-        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
-        written.append(output.read_bytes())
-    assert written[0] == written[1] and written[0].count(b"\n") >= 6 * 20
+    for prelude in (by_ranx, ""):
+        for seed in ("1", "2"):
+            output = tmp_path / f"fused-{seed}.trec"
+            arguments = ["--params", settings, "--output", str(output), "--provenance", str(output.with_suffix(".json")),
+                         "--dataset", "d", "--system", "fused", "--", *map(str, runs)]  # fmt: skip
+            script = REPO / "scripts" / "fuse_runs.py"
+            program = f"import runpy, sys; {prelude}sys.argv = {[str(script), *arguments]!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+            environment = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO / "scripts")}
+            subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, env=environment)
+            written.append(output.read_bytes())
+    assert written[0] == written[1] == written[2] == written[3] and written[0].count(b"\n") >= 6 * 20
 
 
 def test_rrf_with_ties_uses_each_runs_ranks_as_written() -> None:

@@ -374,20 +374,16 @@ def replayed_sort(places: np.ndarray) -> np.ndarray:
     return a
 
 
-def condorcet_scores(rows: list[np.ndarray], places: list[np.ndarray], held: np.ndarray, query_of_key: np.ndarray) -> np.ndarray:
+def condorcet_scores(
+    rows: list[np.ndarray], places: list[np.ndarray], held: np.ndarray, order: np.ndarray, query_of_key: np.ndarray
+) -> np.ndarray:
     """Per key (a query's candidate: ``query_of_key`` rising), ranx's Condorcet score: the query's candidates less
     the candidate's place in the replayed sort. Run ``r``'s hits are the keys ``rows[r]``, at ``places[r]`` in its
     query's hits (from 0); ``held[r, q]``: whether run ``r`` holds query ``q`` (only those vote, as ranx is given
-    only those). The sort starts from ranx's list of candidates: run after run, each run's hits in its order."""
-    size = len(query_of_key)
-    matrix = np.full((len(rows), size), ABSENT, dtype=np.int64)
-    first_run = np.zeros(size, dtype=np.int64)
-    first_place = np.zeros(size, dtype=np.int64)
-    for run in reversed(range(len(rows))):
+    only those); ``order``: the keys in ranx's order of candidates, from which its sort starts."""
+    matrix = np.full((len(rows), len(query_of_key)), ABSENT, dtype=np.int64)
+    for run in range(len(rows)):
         matrix[run, rows[run]] = places[run]
-        first_run[rows[run]] = run
-        first_place[rows[run]] = places[run]
-    order = np.lexsort((first_place, first_run, query_of_key))
     bounds = np.searchsorted(query_of_key[order], np.arange(held.shape[1] + 1))
     return _scores(matrix, order, bounds, held)
 

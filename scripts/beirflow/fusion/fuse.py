@@ -323,8 +323,8 @@ def reciprocal_rank_fusion(hits: Sequence[QueryHits], all_queries: list[str], rr
 # bordafuse.py: each hit's normalised score or its place's value, combined over the runs in their order as
 # ranx's loops combine them; its sums in its order, numba's median and integer power, C's log and pow), so the
 # fused run is ranx's to the bit (tests/test_dense.py compares them); Condorcet replays ranx's sort
-# (beirflow.fusion.condorcet). A method that reads places after the borda norm (which lists every candidate in every
-# run, in ranx's order) runs in ranx.
+# (beirflow.fusion.condorcet). ranx itself fuses a run whose query holds a rank twice, where a method or norm reads
+# places (its unstable sort orders them), and Condorcet on a Python whose sort the replay is not.
 NATIVE_NORMS = (None, "min-max", "max", "sum", "zmuv", "rank", "borda")
 PLACE_METHODS = frozenset({"isr", "log_isr", "logn_isr", "rbc", "bordafuse", "condorcet"})  # a hit's value: its place
 NATIVE_METHODS = frozenset(
@@ -333,7 +333,7 @@ NATIVE_METHODS = frozenset(
 
 
 def _native(method: str, norm: str | None, runs: Sequence[RunColumns]) -> bool:
-    if method not in NATIVE_METHODS or norm not in NATIVE_NORMS or (method in PLACE_METHODS and norm == "borda"):
+    if method not in NATIVE_METHODS or norm not in NATIVE_NORMS:
         return False
     if method == "condorcet":
         from beirflow.fusion.condorcet import REPLAYS_THIS_PYTHON  # it imports numba, 60 MB the other methods need not hold
@@ -357,10 +357,35 @@ def native_fusion(
         unique, per_run = _keyed(hits, query_ids, value_of)
         query_of_key = unique // documents
         candidates = np.bincount(query_of_key, minlength=len(query_ids))  # per query, the documents of its runs
-        if norm == "borda" and method not in PLACE_METHODS:
+        if norm == "borda" and method in PLACE_METHODS:
+            per_run = _borda_places(per_run, query_of_key, candidates)
+        elif norm == "borda":
             per_run = [_borda_normalised(run, query_of_key, candidates) for run in per_run]
         scores = _combined(method, per_run, params, query_of_key, candidates)
         yield query_ids, query_of_key, unique % documents, scores
+
+
+def _first_appearance(per_run: list[RunValues], query_of_key: np.ndarray) -> np.ndarray:
+    """The keys in ranx's order of a query's candidates (its ``get_candidates`` as :func:`patch_ranx_candidates`
+    makes it): query by query, each run's hits by place, run after run, a key where it first appears."""
+    first_run = np.zeros(len(query_of_key), dtype=np.int64)
+    first_place = np.zeros(len(query_of_key), dtype=np.int64)
+    for index in reversed(range(len(per_run))):
+        first_run[per_run[index].rows] = index
+        first_place[per_run[index].rows] = per_run[index].values
+    return np.lexsort((first_place, first_run, query_of_key))
+
+
+def _borda_places(per_run: list[RunValues], query_of_key: np.ndarray, candidates: np.ndarray) -> list[RunValues]:
+    """The runs' places after ranx's borda norm: a run then holds every candidate of each query it holds, listed in
+    the order of candidates (``_borda_norm`` fills its dict in that order), and a method that reads places reads
+    that order, the same in every run."""
+    order = _first_appearance(per_run, query_of_key)
+    starts = np.concatenate(([0], np.cumsum(candidates)[:-1]))
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(order)) - starts[query_of_key[order]]
+    every = [np.flatnonzero(run.lengths[query_of_key] > 0) for run in per_run]
+    return [RunValues(keys, place[keys], run.lengths) for keys, run in zip(every, per_run, strict=True)]
 
 
 def _places(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> np.ndarray:
@@ -409,7 +434,8 @@ def _combined(
         from beirflow.fusion.condorcet import condorcet_scores
 
         held = np.array([run.lengths > 0 for run in per_run]).reshape(len(per_run), len(candidates))
-        return condorcet_scores([run.rows for run in per_run], [run.values for run in per_run], held, query_of_key)
+        order = _first_appearance(per_run, query_of_key)
+        return condorcet_scores([run.rows for run in per_run], [run.values for run in per_run], held, order, query_of_key)
     if method in PLACE_METHODS:
         per_run = [RunValues(run.rows, _place_values(method, run, params), run.lengths) for run in per_run]
         if method == "bordafuse":  # a run's unranked candidates get its unranked points
