@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from beirflow.fusion.fuse import fuse_files
-from beirflow.runs.columns import check_run_columns, write_hit_columns
+from beirflow.runs.columns import LinesWriter, check_run_columns
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
 from beirflow.workflow.integrity import Writer, verify
@@ -26,9 +26,12 @@ def fuse(args: argparse.Namespace) -> None:
         settings.get("hits", 1000),
     )
     queries = 0
-    with atomic_write(args.output, check=check_run_columns, writer=Writer("fuse", args.dataset, args.system)) as handle:
-        for batch in fused:  # written as each batch of queries is fused
-            write_hit_columns(handle, batch, tag=args.system)
+    with (
+        atomic_write(args.output, check=check_run_columns, writer=Writer("fuse", args.dataset, args.system)) as handle,
+        LinesWriter(handle, args.system) as lines,
+    ):
+        for batch in fused:  # formatted and written as the next batch of queries is fused
+            lines.write(batch)
             queries += len(batch.query_ids.unique())
     record = provenance(
         dataset=args.dataset, system=args.system, family="fusion", config=settings, started=started,

@@ -25,7 +25,7 @@ from beirflow.runs.columns import (
     run_lines,
     score_texts,
 )
-from beirflow.runs.trec import merge_runs, read_run, write_query_hits, write_run
+from beirflow.runs.trec import merge_runs, ordered_hits, read_run, write_query_hits, write_run
 from beirflow.workflow.errors import DataError
 from conftest import REPO
 
@@ -179,6 +179,41 @@ def test_the_run_writer_writes_the_line_writers_bytes_in_any_batch_size() -> Non
                 writer.add(query_id, hits)
         handle.flush()
         assert written.getvalue().decode("utf-8") == expected.getvalue()
+
+
+def test_lines_formatted_on_threads_are_written_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of a run formatted side by side, in batches that end inside a query, are the line writer's bytes in the
+    line writer's order, whatever piece finishes first; a piece that fails to format stops the writing there."""
+    import beirflow.runs.columns as columns
+
+    run = {query_id: ordered_hits(hits) for query_id, hits in _unordered_run(6, queries=40).items()}
+    expected = io.StringIO()
+    for query_id, hits in run.items():
+        write_query_hits(expected, query_id, hits, tag="t")
+    rows = [(query_id, doc_id, rank, score) for query_id, hits in run.items() for rank, (doc_id, score) in enumerate(hits, 1)]
+    monkeypatch.setattr(columns, "LINES_AT_ONCE", 7)
+    monkeypatch.setattr(pa, "cpu_count", lambda: 3)
+    written = io.BytesIO()
+    handle = io.TextIOWrapper(written, encoding="utf-8")
+    with columns.LinesWriter(handle, "t") as lines:
+        assert lines.threads == 3
+        for start in range(0, len(rows), 150):  # 150 lines a batch: 22 pieces, a query cut in two
+            batch = rows[start : start + 150]
+            lines.write(
+                HitColumns(
+                    pa.array([row[0] for row in batch]),
+                    pa.array([row[1] for row in batch]),
+                    np.array([row[2] for row in batch]),
+                    np.array([row[3] for row in batch]),
+                )
+            )
+    assert written.getvalue().decode("utf-8") == expected.getvalue() and len(rows) == 40 * 40
+    broken = io.BytesIO()
+    broken_handle = io.TextIOWrapper(broken, encoding="utf-8")
+    with pytest.raises(pa.ArrowInvalid), columns.LinesWriter(broken_handle, "t") as lines:
+        lines.write(HitColumns(pa.array(["q"] * 20), pa.array(["d"] * 6), np.arange(20), np.zeros(20)))  # its first piece
+        lines.close()
+    assert broken.getvalue() == b""
 
 
 def _write(path: Path, run: dict[str, list[tuple[str, float]]]) -> Path:
