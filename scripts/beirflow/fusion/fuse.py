@@ -368,12 +368,16 @@ def native_fusion(
 def _first_appearance(per_run: list[RunValues], query_of_key: np.ndarray) -> np.ndarray:
     """The keys in ranx's order of a query's candidates (its ``get_candidates`` as :func:`patch_ranx_candidates`
     makes it): query by query, each run's hits by place, run after run, a key where it first appears."""
-    first_run = np.zeros(len(query_of_key), dtype=np.int64)
-    first_place = np.zeros(len(query_of_key), dtype=np.int64)
-    for index in reversed(range(len(per_run))):
-        first_run[per_run[index].rows] = index
-        first_place[per_run[index].rows] = per_run[index].values
-    return np.lexsort((first_place, first_run, query_of_key))
+    seen = np.zeros(len(query_of_key), dtype=bool)
+    firsts = []
+    for run in per_run:
+        rows = run.rows
+        if not _sorted_by(query_of_key[rows], run.values):  # they are as beirflow writes runs
+            rows = rows[np.lexsort((run.values, query_of_key[rows]))]
+        firsts.append(rows[~seen[rows]])
+        seen[rows] = True
+    kept = np.concatenate(firsts)
+    return kept[np.argsort(smallest_int(query_of_key[kept]), kind="stable")]  # by query, each run's part in turn
 
 
 def _borda_places(per_run: list[RunValues], query_of_key: np.ndarray, candidates: np.ndarray) -> list[RunValues]:
@@ -397,6 +401,11 @@ def _places(bounds: np.ndarray, query_of_hit: np.ndarray, ranks: np.ndarray) -> 
     places = np.empty(len(ranks), dtype=np.int64)
     places[order] = np.arange(len(ranks), dtype=np.int64) - bounds[:-1][query_of_hit[order]]
     return places
+
+
+def _sorted_by(groups: np.ndarray, values: np.ndarray) -> bool:
+    """Whether the rows are in order of ``groups``, then of ``values``, which rise strictly within a group."""
+    return bool(np.all(groups[1:] >= groups[:-1])) and _ascending_within(groups, values)
 
 
 def _ascending_within(groups: np.ndarray, values: np.ndarray) -> bool:
@@ -689,7 +698,8 @@ def best_hits_columns(
     sorted ids), the queries in the order of ``query_ids`` (``queries``: each hit's place there)."""
     import pyarrow as pa
 
-    order = np.lexsort((places, -scores, queries))
+    by_place = _sorted_by(queries, places)  # as the methods in NumPy give them: lexsort is stable, so ties stay by place
+    order = np.lexsort((-scores, queries) if by_place else (places, -scores, queries))
     queries, places, scores = queries[order], places[order], scores[order]
     ranks = ranks_from_starts(group_starts(queries), len(queries))
     kept = ranks <= k
