@@ -217,7 +217,8 @@ def _merge_low(places: np.ndarray, a: np.ndarray, copy: np.ndarray, gallop: np.n
 @njit(cache=True)
 def _merge_high(places: np.ndarray, a: np.ndarray, copy: np.ndarray, gallop: np.ndarray, pa: int, na: int, nb: int) -> None:
     """Merges the sorted ``a[pa:pa + na]`` and the sorted run after it (``nb`` items, the shorter), copying the
-    second aside and filling from the right."""
+    second aside and filling from the right. :func:`_merge_low` mirrored, kept apart as CPython keeps its merge_lo
+    and merge_hi: each asks its questions with its own operands first, and the answers are not an order."""
     start_a = pa
     copy[:nb] = a[pa + na : pa + na + nb]
     destination, pa, pc = pa + na + nb - 1, pa + na - 1, nb - 1  # the last items: of the merge, of a, of the copy
