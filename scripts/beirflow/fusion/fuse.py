@@ -416,8 +416,7 @@ def _ascending_within(groups: np.ndarray, values: np.ndarray) -> bool:
 def distinct_ranks(run: RunColumns) -> bool:
     """Whether no query of ``run`` holds one rank twice: where one does, ranx's place for each (its unstable sort)
     is ranx's own, and a method or norm that reads places runs in ranx."""
-    grouped = bool(np.all(run.query_rows[1:] >= run.query_rows[:-1]))  # queries are numbered as they first appear
-    if grouped and _ascending_within(run.query_rows, run.values):  # each query's ranks rising, as beirflow writes them
+    if _sorted_by(run.query_rows, run.values):  # queries numbered as they first appear, ranks rising: as beirflow writes
         return True
     order = np.lexsort((run.values, run.query_rows))
     rows, ranks = run.query_rows[order], run.values[order]

@@ -165,10 +165,12 @@ class LinesWriter:
                 self.output.write(self.formatting.popleft().result())
 
     def close(self) -> None:
-        while self.formatting:
-            self.output.write(self.formatting.popleft().result())
-        if self.pool is not None:
-            self.pool.shutdown()
+        try:
+            while self.formatting:
+                self.output.write(self.formatting.popleft().result())
+        finally:
+            if self.pool is not None:  # a piece that failed leaves the rest unwritten, and no thread behind
+                self.pool.shutdown(cancel_futures=True)
 
     def __enter__(self) -> LinesWriter:
         return self
