@@ -15,43 +15,57 @@ import pytest
 
 from beirflow.fusion.fuse import fuse_runs
 from beirflow.runs.checks import check_run_file
-from beirflow.runs.columns import (
-    ARROW_AGREES,
-    HitColumns,
-    RunWriter,
-    _check_in_pieces,
-    check_run_columns,
-    merged_run_files,
-    run_lines,
-    score_texts,
-)
+from beirflow.runs.columns import HitColumns, RunWriter, _check_in_pieces, check_run_columns, merged_run_files, run_lines
+from beirflow.runs.run_text import score_text
 from beirflow.runs.trec import merge_runs, ordered_hits, read_run, write_query_hits, write_run
 from beirflow.workflow.errors import DataError
 from conftest import REPO
 
 
+def _ieee(exponent: int, mantissa: int) -> float:
+    return float(np.array([exponent << 52 | mantissa], dtype=np.uint64).view(np.float64)[0])
+
+
+# Ryu's own cases (ryu/tests/d2s_test.cc): trailing zeros, regressions, near powers of five, the shifts at the ends
+# of the exponent range, small integers and sums that need every digit.
+RYU_CASES = [
+    2.98023223876953125e-8, -2.109808898695963e16, 4.940656e-318, 1.18575755e-316, 2.989102097996e-312,
+    9.0608011534336e15, 4.708356024711512e18, 9.409340012568248e18, 1.2345678, 2.2250738585072014e-308,
+    *(float(np.array([bits], dtype=np.uint64).view(np.float64)[0]) for bits in (0x4830F0CF064DD592, 0x4840F0CF064DD592, 0x4850F0CF064DD592, 0x7FEFFFFFFFFFFFFF, 1)),
+    *(_ieee(exponent, mantissa) for exponent, mantissa in ((4, 0), (6, 2**53 - 1), (41, 0), (40, 2**53 - 1), (1077, 0), (1076, 2**53 - 1), (307, 0), (306, 2**53 - 1), (934, 0x000FA7161A4D6E0C))),
+    *(float(f"1.{'234567890123456'[:digits]}7") for digits in range(16)), *(4.294967294 + step * 1e-9 for step in range(5)),
+    *(10.0**power for power in range(-6, 24)), *(1e15 + 10.0**power for power in range(15)), *(8.0**power for power in range(1, 19)),
+    2.0**53 - 1, 2.0**53, 2.0**53 + 2, 2.0**63, 2.0**64,
+]  # fmt: skip
+
+
 def _scores() -> np.ndarray:
-    """Every magnitude a score can take, both signs, the edges where Arrow's notation and repr's part, integral values,
-    zeros, subnormals, the extremes and what fusion and the models write (reciprocal ranks, log-probabilities)."""
+    """Every magnitude a score can take, both signs, the edges where repr changes notation, integral values, zeros,
+    subnormals, the extremes, Ryu's own cases and what fusion and the models write (reciprocal ranks,
+    log-probabilities)."""
     rng = np.random.default_rng(7)
     spread = np.sign(rng.standard_normal(200_000)) * 10 ** rng.uniform(-12, 20, 200_000)
     edges = np.array(
         [
             edge * factor
-            for edge in (*ARROW_AGREES, 1e16, 1e15, 1e-5, 1e-6, 1e-7, 1e-10, 1e-100)
+            for edge in (1e-4, 1e-5, 1e16, 1e15, 1e9, 1e-6, 1e-7, 1e-10, 1e-100, 1e100, 1e300, 1e-300)
             for factor in (1, -1, 1 + 2**-52, 1 - 2**-53)
         ]
     )
     special = np.array([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 12.0, -3.0, 0.5, 1 / 3])
+    special = np.concatenate([special, RYU_CASES, np.negative(RYU_CASES), [np.nan, -np.nan, np.inf, -np.inf]])
     reciprocal = 1 / (60 + rng.integers(1, 1000, 20_000)) + 1 / (60 + rng.integers(1, 1000, 20_000))
     return np.concatenate(
         [spread, np.round(spread, 2), spread.astype(np.float32), edges, special, reciprocal, -rng.random(20_000) * 30]
     )
 
 
-def test_score_texts_are_repr_of_every_double() -> None:
-    scores = _scores()
-    assert score_texts(scores).to_pylist() == [repr(score) for score in scores.tolist()]
+def test_scores_are_written_as_repr_of_every_double() -> None:
+    """The compiled formatter against Python's own repr: the magnitudes above and a million random bit patterns
+    (every exponent, subnormals, NaN's many patterns)."""
+    bit_patterns = np.random.default_rng(8).integers(0, 2**64, 1_000_000, dtype=np.uint64, endpoint=False)
+    for scores in (_scores(), bit_patterns.view(np.float64)):
+        assert score_text(scores).splitlines() == [repr(score) for score in scores.tolist()]
 
 
 def _columns(run: dict[str, list[tuple[str, float]]]) -> HitColumns:
@@ -210,7 +224,7 @@ def test_lines_formatted_on_threads_are_written_in_order(monkeypatch: pytest.Mon
     assert written.getvalue().decode("utf-8") == expected.getvalue() and len(rows) == 40 * 40
     broken = io.BytesIO()
     broken_handle = io.TextIOWrapper(broken, encoding="utf-8")
-    with pytest.raises(pa.ArrowInvalid), columns.LinesWriter(broken_handle, "t") as lines:
+    with pytest.raises(ValueError, match="6 document ids"), columns.LinesWriter(broken_handle, "t") as lines:
         lines.write(HitColumns(pa.array(["q"] * 20), pa.array(["d"] * 6), np.arange(20), np.zeros(20)))  # its first piece
         lines.close()
     assert broken.getvalue() == b""

@@ -106,7 +106,7 @@ def _fsync_descriptor(path: Path, flags: int) -> None:
 
 
 def _publish(temporary: Path, final: Path) -> None:
-    fsync_path(temporary)
+    """Renames the fsynced ``temporary`` to ``final``, and fsyncs the rename."""
     if temporary.is_dir() and not temporary.is_symlink() and final.is_dir():
         # A directory cannot replace a non-empty one in one rename: move the old one aside first.
         aside = _temporary_sibling(final, "old")
@@ -133,9 +133,11 @@ def atomic_path(path: str | Path, check: Check | None = None, writer: Writer | N
     try:
         yield temporary
         counts: Mapping[str, object] | None = None
-        # The record's digests are taken on another thread while the check reads the output back: xxhash and
-        # most checks (SQLite, Lucene, NumPy) release the GIL, so on two cores the digest costs no wall time.
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # The record's digests are taken, and the bytes flushed to disk, on other threads while the check reads the
+        # output back: xxhash, fsync and most checks (SQLite, Lucene, NumPy) release the GIL, so on two cores
+        # neither costs wall time beyond the check's.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            flushed = pool.submit(fsync_path, temporary)
             known = pool.submit(digests, temporary) if writer is not None else None
             if check is not None:
                 try:
@@ -147,6 +149,7 @@ def atomic_path(path: str | Path, check: Check | None = None, writer: Writer | N
             waited = time.perf_counter()
             taken = known.result() if known is not None else None
             Spent.seconds += time.perf_counter() - waited  # the wall time the digests add beyond the check
+            flushed.result()
         if writer is not None:
             write_record(final, describe(temporary, writer, counts, taken))
         _publish(temporary, final)
