@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from beirflow.runs.run_text import lines_text
+
 RUN_COLUMNS = ["query", "q0", "doc", "rank", "score", "tag"]
 COLUMN_TYPES = {"query": "string", "doc": "string", "rank": "int64", "score": "float64"}
 PIECE_BYTES = 1 << 23  # a run file is parsed 8 MB at a time
@@ -70,8 +72,6 @@ class HitColumns:
 
 def run_lines(hits: HitColumns, tag: str) -> np.ndarray:
     """The run's text, ``qid Q0 docid rank score tag`` a line, as UTF-8 bytes."""
-    from beirflow.runs.run_text import lines_text
-
     return lines_text(hits.query_ids, hits.doc_ids, hits.ranks, hits.scores, tag)
 
 
