@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/bm25_throughput.py
 	$(BIN)/python bench/dag_planning.py
 	$(BIN)/python bench/allocator.py
+	$(BIN)/python bench/run_writing.py
 	$(BIN)/python bench/tables.py
 
 clean:

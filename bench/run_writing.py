@@ -5,12 +5,12 @@ the columns the search, merge and fuse jobs hold, for each kind of score a run h
 widened to doubles), a dense search's (float32 inner products) and RRF's (sums of reciprocal ranks, full
 doubles). Timed, each in a process of its own and best of ``--repeat``, each ending in ``fsync``:
 
-- beirflow: ``LinesWriter``, as the jobs write runs (compiled lines, pieces formatted on threads);
+- beirflow: ``LinesWriter``, as the jobs write runs (Arrow's cast and join, pieces formatted on threads);
 - Python: ``write_query_hits``, the line-at-a-time writer whose bytes the runs must be (``repr`` of each score);
 - the disk: the same bytes, already in memory, written and fsynced: what "at the speed of the disk" means here.
 
 The three files must be byte for byte the same. ``--baseline-scripts`` times another checkout's writer in the
-same run (``git worktree add /tmp/before <commit>``). Target: beirflow's writer at the disk's speed (ratio
+same run (``git worktree add /tmp/before <commit>``). The target: beirflow's writer at the disk's speed (ratio
 about 1.0), where Python's formatting is far below it.
 
     python bench/run_writing.py [--queries 7000] [--hits 1000] [--documents 1000000] [--repeat 3]

@@ -15,8 +15,16 @@ import pytest
 
 from beirflow.fusion.fuse import fuse_runs
 from beirflow.runs.checks import check_run_file
-from beirflow.runs.columns import HitColumns, RunWriter, _check_in_pieces, check_run_columns, merged_run_files, run_lines
-from beirflow.runs.run_text import score_text
+from beirflow.runs.columns import (
+    ARROW_AGREES,
+    HitColumns,
+    RunWriter,
+    _check_in_pieces,
+    check_run_columns,
+    merged_run_files,
+    run_lines,
+    score_texts,
+)
 from beirflow.runs.trec import merge_runs, ordered_hits, read_run, write_query_hits, write_run
 from beirflow.workflow.errors import DataError
 from conftest import REPO
@@ -27,7 +35,7 @@ def _ieee(exponent: int, mantissa: int) -> float:
 
 
 # Ryu's own cases (ryu/tests/d2s_test.cc): trailing zeros, regressions, near powers of five, the shifts at the ends
-# of the exponent range, small integers and sums that need every digit.
+# of the exponent range, small integers and sums that need every digit: digits Arrow's cast must get right too.
 RYU_CASES = [
     2.98023223876953125e-8, -2.109808898695963e16, 4.940656e-318, 1.18575755e-316, 2.989102097996e-312,
     9.0608011534336e15, 4.708356024711512e18, 9.409340012568248e18, 1.2345678, 2.2250738585072014e-308,
@@ -40,15 +48,15 @@ RYU_CASES = [
 
 
 def _scores() -> np.ndarray:
-    """Every magnitude a score can take, both signs, the edges where repr changes notation, integral values, zeros,
-    subnormals, the extremes, Ryu's own cases and what fusion and the models write (reciprocal ranks,
+    """Every magnitude a score can take, both signs, the edges where Arrow's notation and repr's part, integral values,
+    zeros, subnormals, the extremes, Ryu's own cases and what fusion and the models write (reciprocal ranks,
     log-probabilities)."""
     rng = np.random.default_rng(7)
     spread = np.sign(rng.standard_normal(200_000)) * 10 ** rng.uniform(-12, 20, 200_000)
     edges = np.array(
         [
             edge * factor
-            for edge in (1e-4, 1e-5, 1e16, 1e15, 1e9, 1e-6, 1e-7, 1e-10, 1e-100, 1e100, 1e300, 1e-300)
+            for edge in (*ARROW_AGREES, 1e16, 1e15, 1e-5, 1e-6, 1e-7, 1e-10, 1e-100, 1e100, 1e300, 1e-300)
             for factor in (1, -1, 1 + 2**-52, 1 - 2**-53)
         ]
     )
@@ -60,12 +68,12 @@ def _scores() -> np.ndarray:
     )
 
 
-def test_scores_are_written_as_repr_of_every_double() -> None:
-    """The compiled formatter against Python's own repr: the magnitudes above and a million random bit patterns
-    (every exponent, subnormals, NaN's many patterns)."""
+def test_score_texts_are_repr_of_every_double() -> None:
+    """Arrow's text, rewritten into repr's notation, against Python's own repr: the magnitudes above and a million
+    random bit patterns (every exponent, subnormals, NaN's many patterns)."""
     bit_patterns = np.random.default_rng(8).integers(0, 2**64, 1_000_000, dtype=np.uint64, endpoint=False)
     for scores in (_scores(), bit_patterns.view(np.float64)):
-        assert score_text(scores).splitlines() == [repr(score) for score in scores.tolist()]
+        assert score_texts(scores).to_pylist() == [repr(score) for score in scores.tolist()]
 
 
 def _columns(run: dict[str, list[tuple[str, float]]]) -> HitColumns:
@@ -224,7 +232,7 @@ def test_lines_formatted_on_threads_are_written_in_order(monkeypatch: pytest.Mon
     assert written.getvalue().decode("utf-8") == expected.getvalue() and len(rows) == 40 * 40
     broken = io.BytesIO()
     broken_handle = io.TextIOWrapper(broken, encoding="utf-8")
-    with pytest.raises(ValueError, match="6 document ids"), columns.LinesWriter(broken_handle, "t") as lines:
+    with pytest.raises(pa.ArrowInvalid), columns.LinesWriter(broken_handle, "t") as lines:
         lines.write(HitColumns(pa.array(["q"] * 20), pa.array(["d"] * 6), np.arange(20), np.zeros(20)))  # its first piece
         lines.close()
     assert broken.getvalue() == b""

@@ -1,7 +1,11 @@
 """Runs of millions of hits written and checked as columns: the same bytes as :func:`beirflow.runs.trec.write_query_hits`
-and the same verdicts as :func:`beirflow.runs.checks.check_run_file`, at the speed of compiled code (the lines, each
-score as ``repr`` of the double, by :mod:`beirflow.runs.run_text`) and of Arrow's C++ (reading and checking)
-instead of a Python line at a time.
+and the same verdicts as :func:`beirflow.runs.checks.check_run_file`, at the speed of Arrow's C++ instead of a
+Python line at a time.
+
+A score is written as ``repr`` of the double (the shortest text that reads back as it). Arrow casts a double to
+the same shortest digits, but in its own notation below ``1e-4``, from ``1e9`` and for whole numbers (``12`` where
+``repr`` writes ``12.0``): below ``1e-4`` and for whole numbers under ``1e9`` its text is rewritten into repr's by
+Arrow's own string functions; the rest, rare in a run, is written by ``repr`` itself.
 """
 
 from __future__ import annotations
@@ -15,7 +19,19 @@ from typing import IO, Any
 
 import numpy as np
 
-from beirflow.runs.run_text import lines_text
+# Where Arrow's text of a double is repr's: both write the shortest digits, each in its own notation. Between 1e-4 and
+# 1e9, a number that is not whole reads the same in both; below 1e-4 Arrow writes '0.000025' or '1.5e-7' where repr
+# writes '2.5e-05' and '1.5e-07', and a whole number below 1e9 as '12' where repr writes '12.0': those are rewritten
+# (tests/test_run_columns.py sweeps the magnitudes). What is left, whole or not from 1e9 on, is written by repr itself.
+ARROW_AGREES = (1e-4, 1e9)
+SMALL_IN_REPR_NOTATION = (  # (RE2 pattern, rewrite) for Arrow's text of 0 < |x| < 1e-4
+    (r"^(-?)0\.0000([1-9])$", r"\1\2e-05"),
+    (r"^(-?)0\.0000([1-9])(\d+)$", r"\1\2.\3e-05"),
+    (r"^(-?)0\.00000([1-9])$", r"\1\2e-06"),
+    (r"^(-?)0\.00000([1-9])(\d+)$", r"\1\2.\3e-06"),
+    (r"e-(\d)$", r"e-0\1"),
+)
+
 
 RUN_COLUMNS = ["query", "q0", "doc", "rank", "score", "tag"]
 COLUMN_TYPES = {"query": "string", "doc": "string", "rank": "int64", "score": "float64"}
@@ -70,20 +86,63 @@ class HitColumns:
         return len(self.ranks)
 
 
-def run_lines(hits: HitColumns, tag: str) -> np.ndarray:
-    """The run's text, ``qid Q0 docid rank score tag`` a line, as UTF-8 bytes."""
-    return lines_text(hits.query_ids, hits.doc_ids, hits.ranks, hits.scores, tag)
+def score_texts(scores: np.ndarray) -> Any:
+    """``repr`` of each score, as an Arrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    scores = np.ascontiguousarray(scores, dtype=np.float64)
+    texts = pc.cast(pa.array(scores, type=pa.float64()), pa.string())
+    magnitude = np.abs(scores)
+    with np.errstate(invalid="ignore"):
+        whole = (scores == np.floor(scores)) & (magnitude < ARROW_AGREES[1])
+        small = (magnitude > 0) & (magnitude < ARROW_AGREES[0])
+        own = ~(magnitude < ARROW_AGREES[1])  # from 1e9 on, infinities and NaN: below it, Arrow's text or its rewrite
+    if small.any():
+        rewritten = texts.filter(pa.array(small))
+        for pattern, rewrite in SMALL_IN_REPR_NOTATION:
+            rewritten = pc.replace_substring_regex(rewritten, pattern=pattern, replacement=rewrite)
+        texts = pc.replace_with_mask(texts, pa.array(small), rewritten)
+    if whole.any():
+        with_point = pc.binary_join_element_wise(texts.filter(pa.array(whole)), ".0", "")
+        texts = pc.replace_with_mask(texts, pa.array(whole), with_point)
+    if own.any():
+        written = pa.array([repr(score) for score in scores[own].tolist()], type=pa.string())
+        texts = pc.replace_with_mask(texts, pa.array(own), written)
+    return texts
+
+
+def run_lines(hits: HitColumns, tag: str) -> Any:
+    """The run's text, ``qid Q0 docid rank score tag`` a line, as one Arrow buffer."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(hits) == 0:
+        return pa.py_buffer(b"")
+    text = pa.large_string()  # 64-bit offsets: a run's text may pass 2 GB
+    lines = pc.binary_join_element_wise(
+        hits.query_ids.cast(text),
+        pa.scalar("Q0", text),
+        hits.doc_ids.cast(text),
+        pc.cast(pa.array(hits.ranks, type=pa.int64()), text),
+        score_texts(hits.scores).cast(text),
+        pa.scalar(f"{tag}\n", text),
+        pa.scalar(" ", text),
+    )
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
 LINES_AT_ONCE = 250_000  # lines formatted at once: their text is about 12 MB
-FORMATTING_THREADS = 4  # at most: each holds a piece's text
+FORMATTING_THREADS = 4  # at most: each holds a piece's text and Arrow's temporaries, about 40 MB
 
 
 class LinesWriter:
     """Appends runs' lines, as columns come, to a text ``handle`` opened by
     :func:`beirflow.workflow.atomic.atomic_write`, in order. Pieces of :data:`LINES_AT_ONCE` are formatted side by
-    side on up to :data:`FORMATTING_THREADS` threads, as many as Arrow's CSV reading uses (the compiled formatter
-    lets go of the GIL), while the caller goes on to its next batch."""
+    side on up to :data:`FORMATTING_THREADS` of Arrow's CPU threads (its kernels let go of the GIL, and its CSV
+    reading uses as many), while the caller goes on to its next batch."""
 
     def __init__(self, handle: IO[str], tag: str) -> None:
         import pyarrow as pa
@@ -92,7 +151,7 @@ class LinesWriter:
         self.output, self.tag = handle.buffer, tag  # type: ignore[attr-defined]
         self.threads = min(pa.cpu_count(), FORMATTING_THREADS)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        self.formatting: deque[Future[np.ndarray]] = deque()
+        self.formatting: deque[Future[Any]] = deque()
 
     def write(self, hits: HitColumns) -> None:
         for start in range(0, len(hits), LINES_AT_ONCE):
