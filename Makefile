@@ -32,6 +32,7 @@ install: $(BIN)/uv
 install-test: install
 	$(UV_INSTALL) -e '.[cpu,test]'
 	bash .ci/install-chromium
+	bash .ci/install-pyodide
 
 run: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)

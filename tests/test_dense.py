@@ -18,7 +18,7 @@ from beirflow.models.loading import ModelError, resolve_model
 from beirflow.runs.table import RunTable, read_run_table
 from beirflow.runs.trec import ordered_hits, write_run
 from beirflow.workflow.errors import DataError
-from conftest import SAMPLE
+from conftest import REPO, SAMPLE
 
 TEXTS = [
     f"{record['title']} {record['text']}" for record in map(json.loads, (SAMPLE / "corpus.jsonl").read_text().splitlines()[:40])
@@ -695,30 +695,89 @@ def _vote_places(rng: np.random.Generator, kind: str, runs: int, candidates: int
     return np.array(stretches).reshape(runs, candidates)
 
 
+def _vote_cases(seed: int, trials: int = 240) -> list[np.ndarray]:
+    """Vote matrices of one to five runs, for lists short (binary insertion only) and long (natural runs,
+    powersort's merges, galloping), of every kind :func:`_vote_places` shapes."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for trial in range(trials):
+        candidates = int(rng.choice([0, 1, 2, 7, 63, 64, 65, 130, 700, 2000]))
+        kind = ("independent", "agreeing", "missing", "stretches")[trial % 4]
+        cases.append(_vote_places(rng, kind, 1 + trial % 5, candidates).astype(np.int64))
+    return cases
+
+
+RANX_SORT = """
+from functools import cmp_to_key
+
+def ranx_sort(rows):
+    def ranx_vote(x, y):
+        votes = sum(run[x] < run[y] for run in rows)
+        return -1 if votes >= len(rows) - votes else 1
+
+    return sorted(range(len(rows[0]) if rows else 0), key=cmp_to_key(ranx_vote))
+"""
+
+
 def test_condorcet_replays_the_sort_ranx_runs_on_its_votes_asking_what_python_asks() -> None:
     """ranx's Condorcet is Python's sort of the candidates with a vote as comparator, which is no order (runs that
     split vote each candidate first), so the sort's answer depends on every question it asks. The compiled replay
-    gives the same permutation as Python's own sort, for lists short (binary insertion only) and long (natural
-    runs, powersort's merges, galloping), two to five runs."""
-    from functools import cmp_to_key
-
+    gives the same permutation as this Python's own sort."""
     from beirflow.fusion.condorcet import REPLAYS_THIS_PYTHON, replayed_sort
 
     if not REPLAYS_THIS_PYTHON:
         pytest.skip("another Python's list sort: Condorcet runs in ranx there")
-    rng = np.random.default_rng(7)
-    for trial in range(240):
-        runs = 1 + trial % 5
-        candidates = int(rng.choice([0, 1, 2, 7, 63, 64, 65, 130, 700, 2000]))
-        places = _vote_places(rng, ("independent", "agreeing", "missing", "stretches")[trial % 4], runs, candidates)
-        rows = places.tolist()
+    namespace: dict[str, object] = {}
+    exec(RANX_SORT, namespace)
+    for index, places in enumerate(_vote_cases(7)):
+        expected = namespace["ranx_sort"](places.tolist())  # type: ignore[operator]
+        assert replayed_sort(places).tolist() == expected, (index, places.shape)
 
-        def ranx_vote(x: int, y: int, rows: list[list[int]] = rows) -> int:
-            votes = sum(run[x] < run[y] for run in rows)
-            return -1 if votes >= len(rows) - votes else 1
 
-        expected = sorted(range(candidates), key=cmp_to_key(ranx_vote))
-        assert replayed_sort(places.astype(np.int64)).tolist() == expected, (trial, runs, candidates)
+PYODIDE_SORTS = """
+import json, sys
+json.dumps({"version": sys.version, "sorted": [ranx_sort(rows) for rows in json.loads(CASES)]})
+"""
+PYODIDE_RUNNER = """
+import fs from "fs";
+import { pathToFileURL } from "url";
+const [module, program, cases, output] = process.argv.slice(2);
+const { loadPyodide } = await import(pathToFileURL(module).href);
+const python = await loadPyodide();
+python.globals.set("CASES", fs.readFileSync(cases, "utf8"));
+fs.writeFileSync(output, python.runPython(fs.readFileSync(program, "utf8")));
+"""
+
+
+@pytest.mark.parametrize("python", ["3.12", "3.13", "3.14"])
+def test_condorcet_replays_the_sorts_of_python_3_12_to_3_14(tmp_path: Path, python: str) -> None:
+    """CPython 3.13 changed how its list sort finds natural runs (a descending run may hold equal elements), which
+    changes ranx's Condorcet wherever votes tie. The replay of each Python's sort against that Python's own:
+    Pyodide's builds of CPython 3.12, 3.13 and 3.14, run by Node (.ci/install-pyodide)."""
+    import subprocess
+
+    from beirflow.fusion.condorcet import replayed_sort
+
+    module = REPO / ".ci" / "pyodide" / python / "node_modules" / "pyodide" / "pyodide.mjs"
+    node = shutil.which("node")
+    if node is None or not module.is_file():
+        pytest.skip(f"Node or Pyodide's Python {python} is not installed (.ci/install-pyodide)")
+    cases = _vote_cases(11)
+    (tmp_path / "cases.json").write_text(json.dumps([places.tolist() for places in cases]), encoding="utf-8")
+    (tmp_path / "sorts.py").write_text(RANX_SORT + PYODIDE_SORTS, encoding="utf-8")
+    (tmp_path / "runner.mjs").write_text(PYODIDE_RUNNER, encoding="utf-8")
+    subprocess.run(
+        [node, tmp_path / "runner.mjs", module, tmp_path / "sorts.py", tmp_path / "cases.json", tmp_path / "sorted.json"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    theirs = json.loads((tmp_path / "sorted.json").read_text(encoding="utf-8"))
+    assert theirs["version"].startswith(f"{python}.")
+    runs_of_equals = python != "3.12"
+    differ = 0
+    for index, (places, expected) in enumerate(zip(cases, theirs["sorted"], strict=True)):
+        assert replayed_sort(places, runs_of_equals).tolist() == expected, (python, index, places.shape)
+        differ += replayed_sort(places, not runs_of_equals).tolist() != expected
+    assert differ > 10  # the cases tell the two ways of finding runs apart
 
 
 @pytest.mark.parametrize("norm", [None, "min-max"])

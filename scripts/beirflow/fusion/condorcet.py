@@ -4,10 +4,10 @@ ranx orders each query's candidates with Python's ``sorted`` and ``cmp_to_key`` 
 ``y`` when at least half of the runs place ``x`` strictly before ``y``. That is not an order (with two runs that
 split, each candidate comes before the other), so the result is whatever CPython's list sort makes of the
 answers, and it takes ranx about 50 ms of Python per query of two runs of 1,000 hits. :func:`replayed_sort` is the sort of
-CPython 3.11 and 3.12 (Objects/listsort.txt: natural runs, binary insertion up to the minimum run, powersort's
-merge order, merges that gallop by an adaptive threshold), so it asks the same questions in the same sequence and
-gets the same answers; only the answering is compiled. Another Python's sort may differ: there Condorcet runs in
-ranx (:data:`REPLAYS_THIS_PYTHON`).
+CPython 3.11 to 3.14 (Objects/listsort.txt: natural runs, found as 3.13 finds them from 3.13 on, binary insertion
+up to the minimum run, powersort's merge order, merges that gallop by an adaptive threshold), so it asks the same
+questions in the same sequence and gets the same answers; only the answering is compiled. Another Python's sort
+may differ: there Condorcet runs in ranx (:data:`REPLAYS_THIS_PYTHON`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import sys
 import numpy as np
 from numba import njit
 
-# CPython 3.13 changed how the list sort finds natural runs (it also takes runs of equal elements); 3.11 brought
-# powersort's merge order. The replay is checked against this Python's own sort by tests/test_dense.py.
-REPLAYS_THIS_PYTHON = (3, 11) <= sys.version_info[:2] < (3, 13)
+# 3.11 brought powersort's merge order; 3.13 changed how the list sort finds natural runs (a descending one may hold
+# equal elements). The replay is checked against this Python's own sort by tests/test_dense.py, and against the
+# sorts of Python 3.12, 3.13 and 3.14 (Pyodide's, run by Node) where those can run.
+REPLAYS_THIS_PYTHON = (3, 11) <= sys.version_info[:2] < (3, 15)
+FINDS_RUNS_OF_EQUALS = sys.version_info[:2] >= (3, 13)
 ABSENT = 1_000_000  # ranx's place of a candidate a run does not hold
 MIN_GALLOP = 7
 STACK = 85  # pending runs: more than a list of 2**64 elements could need
@@ -76,6 +78,49 @@ def _natural_run(places: np.ndarray, a: np.ndarray, lo: int, hi: int) -> tuple[i
     while end < hi and _before(places, a[end], a[end - 1]) == descending:
         end += 1
     return end - lo, descending
+
+
+@njit(cache=True)
+def _reverse(a: np.ndarray, lo: int, hi: int) -> None:
+    hi -= 1
+    while lo < hi:
+        a[lo], a[hi] = a[hi], a[lo]
+        lo, hi = lo + 1, hi - 1
+
+
+@njit(cache=True)
+def _ascending_run(places: np.ndarray, a: np.ndarray, lo: int, remaining: int) -> int:
+    """CPython 3.13's ``count_run`` (gh-116554): the length of the run starting at ``lo``, made ascending in place.
+    A run in which no item is before the one ahead of it; or, where the first step goes down, a descending run
+    that may hold stretches of items neither before the other (each reversed on the spot, so that reversing the
+    whole run keeps their order), then extended by what ascends after it."""
+    n = 1
+    while n < remaining and not _before(places, a[lo + n], a[lo + n - 1]):
+        n += 1
+    if n == remaining:
+        return n
+    if n > 1:  # an ascending stretch ended by a smaller item: a run, unless all of it was equal
+        if _before(places, a[lo], a[lo + n - 1]):
+            return n
+        _reverse(a, lo, lo + n)
+    n += 1
+    equal = 0
+    while n < remaining:
+        if _before(places, a[lo + n], a[lo + n - 1]):
+            if equal:
+                _reverse(a, lo + n - equal - 1, lo + n)
+                equal = 0
+        elif _before(places, a[lo + n - 1], a[lo + n]):
+            break
+        else:
+            equal += 1
+        n += 1
+    if equal:
+        _reverse(a, lo + n - equal - 1, lo + n)
+    _reverse(a, lo, lo + n)
+    while n < remaining and not _before(places, a[lo + n], a[lo + n - 1]):
+        n += 1
+    return n
 
 
 @njit(cache=True)
@@ -339,9 +384,10 @@ def _power(start: int, n1: int, n2: int, n: int) -> int:
 
 
 @njit(cache=True)
-def replayed_sort(places: np.ndarray) -> np.ndarray:
+def replayed_sort(places: np.ndarray, runs_of_equals: bool = FINDS_RUNS_OF_EQUALS) -> np.ndarray:
     """``sorted(range(n), key=cmp_to_key(ranx's comparator))`` on this Python, for the candidates whose places in
-    each run are the rows of ``places`` (n columns)."""
+    each run are the rows of ``places`` (n columns); ``runs_of_equals``: the natural runs as CPython 3.13 and later
+    find them."""
     n = places.shape[1]
     a = np.arange(n, dtype=np.int64)
     if n < 2:
@@ -352,9 +398,12 @@ def replayed_sort(places: np.ndarray) -> np.ndarray:
     count, lo, remaining = 0, 0, n
     minimum = _minimum_run(n)
     while remaining:
-        length, descending = _natural_run(places, a, lo, lo + remaining)
-        if descending:
-            a[lo : lo + length] = a[lo : lo + length][::-1].copy()
+        if runs_of_equals:
+            length = _ascending_run(places, a, lo, remaining)
+        else:
+            length, descending = _natural_run(places, a, lo, lo + remaining)
+            if descending:
+                _reverse(a, lo, lo + length)
         if length < minimum:
             forced = min(remaining, minimum)
             _binary_insertion(places, a, lo, lo + forced, lo + length)
