@@ -6,7 +6,8 @@ widened to doubles), a dense search's (float32 inner products) and RRF's (sums o
 doubles). Timed, each in a process of its own and best of ``--repeat``, each ending in ``fsync``:
 
 - beirflow: ``LinesWriter``, as the jobs write runs (Arrow's cast and join, pieces formatted on threads);
-- Python: ``write_query_hits``, the line-at-a-time writer whose bytes the runs must be (``repr`` of each score);
+- Python: ``write_query_hits``'s line, an f-string a hit with ``repr`` of its score (the bytes the runs must be),
+  on the hits already in run order;
 - the disk: the same bytes, already in memory, written and fsynced: what "at the speed of the disk" means here.
 
 The three files must be byte for byte the same. ``--baseline-scripts`` times another checkout's writer in the
