@@ -250,10 +250,11 @@ def merged_run_files(paths: Sequence[Path], k: int | None = None) -> HitColumns 
 
 class RunWriter:
     """Writes a run a query at a time as :func:`beirflow.runs.trec.write_query_hits` would, the same bytes, but
-    formats and sorts the hits as columns, ``hits_at_once`` at a time."""
+    sorts the hits as columns, ``hits_at_once`` at a time, and formats them through one :class:`LinesWriter` while
+    the caller searches on."""
 
     def __init__(self, handle: IO[str], tag: str, hits_at_once: int = 500_000) -> None:
-        self.handle, self.tag, self.hits_at_once = handle, tag, hits_at_once
+        self.lines, self.hits_at_once = LinesWriter(handle, tag), hits_at_once
         self.query_ids: list[str] = []
         self.query_rows: list[int] = []
         self.doc_ids: list[str] = []
@@ -282,15 +283,18 @@ class RunWriter:
                 pa.array(self.doc_ids, type=pa.string()),
                 np.array(self.scores, dtype=np.float64),
             )
-            write_hit_columns(self.handle, hits, self.tag)
+            self.lines.write(hits)
         self.query_ids, self.query_rows, self.doc_ids, self.scores = [], [], [], []
 
     def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.flush()
+        try:
+            if exc[0] is None:
+                self.flush()
+        finally:
+            self.lines.__exit__(*exc)  # writes what is pending, or after a failure leaves no thread behind
 
 
 def check_run_columns(path: Path) -> dict[str, int]:
