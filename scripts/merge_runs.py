@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from beirflow.runs.columns import check_run_columns, merged_run_files, write_hit_columns
+from beirflow.runs.columns import check_run_columns, write_merged_run_files
 from beirflow.runs.trec import merge_runs, read_run, write_run
 from beirflow.workflow.atomic import atomic_write
 from beirflow.workflow.cli import run_stage
@@ -23,11 +23,9 @@ def merge(args: argparse.Namespace) -> None:
     for path, shard in zip(args.shards, shards, strict=False):
         verify(path, {"hits": shard["pairs"]})  # a shard job writes one hit per candidate pair
     writer = Writer(f"{args.family}_merge", args.dataset, args.tag)
-    columns = merged_run_files(args.shards, k=args.k)
     with atomic_write(args.output, check=check_run_columns, writer=writer) as handle:
-        if columns is not None:
-            write_hit_columns(handle, columns, tag=args.tag)
-        else:  # line by line: its errors name the line, or the shards that overlap
+        if not write_merged_run_files(handle, args.shards, args.tag, k=args.k):
+            # line by line: its errors name the line, or the shards that overlap
             merged = merge_runs((read_run(path) for path in args.shards), k=args.k)
             write_run(handle, {query_id: hits.items() for query_id, hits in merged.items()}, tag=args.tag)
     if args.provenance:

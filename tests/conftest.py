@@ -34,6 +34,8 @@ CLUSTER = REPO / ".ci" / "slurm-cluster"
 # One numba cache for every workflow the tests run: ranx's metrics compile once per session
 # (about 25 s), not once per working directory.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
+# Likewise the run writer's C code (beirflow/runs/compiled.py): built once per session.
+os.environ.setdefault("BEIRFLOW_COMPILED_DIR", str(REPO / ".pytest_cache" / "compiled"))
 # Two xdist workers share 2 cores: torch's OpenMP threads in this process wait without spinning, as the
 # workflow's jobs do (workflow/rules/common.smk says why).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -467,6 +469,7 @@ def dense(tmp_path_factory: pytest.TempPathFactory) -> Workflow:
             "HOME": os.environ.get("HOME", "/root"),
             "PATH": "/usr/bin:/bin",
             "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"],
+            "BEIRFLOW_COMPILED_DIR": os.environ["BEIRFLOW_COMPILED_DIR"],
         }
         result = subprocess.run(workflow.command(), capture_output=True, text=True, env=bare, check=False)
         assert result.returncode == 0, result.stderr[-6000:]

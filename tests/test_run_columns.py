@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +16,14 @@ import pyarrow as pa
 import pytest
 
 from beirflow.fusion.fuse import fuse_runs
+from beirflow.runs import compiled
 from beirflow.runs.checks import check_run_file
 from beirflow.runs.columns import (
     ARROW_AGREES,
     HitColumns,
     RunWriter,
     _check_in_pieces,
+    arrow_run_lines,
     check_run_columns,
     merged_run_files,
     run_lines,
@@ -68,12 +72,22 @@ def _scores() -> np.ndarray:
     )
 
 
-def test_score_texts_are_repr_of_every_double() -> None:
-    """Arrow's text, rewritten into repr's notation, against Python's own repr: the magnitudes above and a million
-    random bit patterns (every exponent, subnormals, NaN's many patterns)."""
+def _compiled() -> object:
+    """The compiled writer: this machine has a C compiler, so it must build (its fallbacks are tested below)."""
+    library = compiled.library()
+    assert library is not None, f"run_lines.c did not build with {compiled.compiler()} (the log says why)"
+    return library
+
+
+@pytest.mark.parametrize("writer", ["arrow", "compiled"])
+def test_score_texts_are_repr_of_every_double(writer: str) -> None:
+    """Arrow's text, rewritten into repr's notation, and the compiled writer's (Ryu's digits in repr's layout), against
+    Python's own repr: the magnitudes above and a million random bit patterns (every exponent, subnormals, NaN's
+    many patterns)."""
     bit_patterns = np.random.default_rng(8).integers(0, 2**64, 1_000_000, dtype=np.uint64, endpoint=False)
     for scores in (_scores(), bit_patterns.view(np.float64)):
-        assert score_texts(scores).to_pylist() == [repr(score) for score in scores.tolist()]
+        texts = score_texts(scores).to_pylist() if writer == "arrow" else compiled.compiled_reprs(_compiled(), scores)
+        assert texts == [repr(score) for score in scores.tolist()]
 
 
 def _columns(run: dict[str, list[tuple[str, float]]]) -> HitColumns:
@@ -100,10 +114,84 @@ def _ordered_run(seed: int) -> dict[str, list[tuple[str, float]]]:
 
 
 def test_run_lines_are_the_line_writers_bytes() -> None:
+    """Both writers, on ids of many lengths (non-ASCII too), every kind of score, and columns sliced as the
+    writer's pieces slice them."""
+    _compiled()
     run = _ordered_run(1)
     written = io.StringIO()
     write_run(written, run, tag="tag")
-    assert bytes(run_lines(_columns(run), "tag")) == written.getvalue().encode("utf-8")
+    expected = written.getvalue().encode("utf-8")
+    columns = _columns(run)
+    for lines in (run_lines, arrow_run_lines):
+        assert bytes(lines(columns, "tag")) == expected
+        for cut in (0, 1, 333, len(columns)):
+            parts = [slice(0, cut), slice(cut, None)]
+            pieces = [
+                HitColumns(columns.query_ids[part], columns.doc_ids[part], columns.ranks[part], columns.scores[part])
+                for part in parts
+            ]
+            assert b"".join(bytes(lines(piece, "tag")) for piece in pieces) == expected
+
+
+def test_the_disk_starts_on_each_piece_as_it_is_written(tmp_path: Path) -> None:
+    """strace: every piece written to a run is followed by sync_file_range on it (the disk starts on it while the
+    next is formatted), and the output's fsync, rename and the folder's fsync come after them all."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    script = (
+        "import numpy as np, pyarrow as pa\n"
+        "from beirflow.runs import columns\n"
+        "from beirflow.workflow.atomic import atomic_write\n"
+        "columns.LINES_AT_ONCE = 100\n"
+        f"with atomic_write({str(tmp_path / 'run.trec')!r}) as handle, columns.LinesWriter(handle, 't') as lines:\n"
+        "    lines.write(columns.HitColumns(pa.array(['q'] * 450), pa.array([f'd{i}' for i in range(450)]),"
+        " np.arange(1, 451), np.linspace(1, 0, 450)))\n"
+    )
+    traced = subprocess.run(
+        [strace, "-f", "-e", "trace=sync_file_range,fsync,rename", sys.executable, "-c", script],
+        capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "scripts")}, check=True,
+    )  # fmt: skip
+    calls = re.findall(r"\b(sync_file_range|fsync|rename)\(", traced.stderr)  # each call where it starts
+    assert calls == ["sync_file_range"] * 5 + ["fsync", "rename", "fsync"], traced.stderr[-3000:]
+    assert len((tmp_path / "run.trec").read_text(encoding="utf-8").splitlines()) == 450
+
+
+@pytest.mark.parametrize("setting", ["", "/bin/false", "cc-that-is-not-here"])
+def test_without_a_compiler_runs_are_formatted_by_arrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, setting: str
+) -> None:
+    """No compiler (CC empty), one that fails, or one that is not there: the library is None, the log says so once,
+    nothing is left in the cache, and the runs are the same bytes."""
+    monkeypatch.setenv("CC", setting)
+    monkeypatch.setenv(compiled.CACHE_VARIABLE, str(tmp_path / "compiled"))
+    compiled.library.cache_clear()
+    try:
+        with caplog.at_level("INFO", logger="beirflow"):
+            assert compiled.library() is None
+        assert "Arrow formats them" in caplog.text
+        run = _ordered_run(2)
+        written = io.StringIO()
+        write_run(written, run, tag="t")
+        assert bytes(run_lines(_columns(run), "t")) == written.getvalue().encode("utf-8")
+    finally:
+        compiled.library.cache_clear()
+    assert not any((tmp_path / "compiled").glob("*")) if (tmp_path / "compiled").exists() else True
+
+
+def test_the_compiled_writer_is_built_once_per_source_into_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "compiled"
+    monkeypatch.setenv(compiled.CACHE_VARIABLE, str(folder))
+    compiled.library.cache_clear()
+    try:
+        assert compiled.library() is not None
+        built = list(folder.iterdir())
+        assert len(built) == 1 and built[0].suffix == ".so"
+        stamp = built[0].stat().st_mtime_ns
+        compiled.library.cache_clear()
+        assert compiled.library() is not None and list(folder.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
+    finally:
+        compiled.library.cache_clear()
 
 
 def test_the_check_in_pieces_counts_as_the_line_check_on_runs_across_many_pieces(tmp_path: Path) -> None:
@@ -232,7 +320,7 @@ def test_lines_formatted_on_threads_are_written_in_order(monkeypatch: pytest.Mon
     assert written.getvalue().decode("utf-8") == expected.getvalue() and len(rows) == 40 * 40
     broken = io.BytesIO()
     broken_handle = io.TextIOWrapper(broken, encoding="utf-8")
-    with pytest.raises(pa.ArrowInvalid), columns.LinesWriter(broken_handle, "t") as lines:
+    with pytest.raises(ValueError), columns.LinesWriter(broken_handle, "t") as lines:  # Arrow's ArrowInvalid is one
         lines.write(HitColumns(pa.array(["q"] * 20), pa.array(["d"] * 6), np.arange(20), np.zeros(20)))  # its first piece
         lines.close()
     assert broken.getvalue() == b""
@@ -261,6 +349,43 @@ def test_merged_run_files_are_the_line_merge(tmp_path: Path) -> None:
         assert merged is not None and bytes(run_lines(merged, "t")).decode("utf-8") == expected.getvalue()
     overlapping = [by_documents[0], _write(tmp_path / "again.trec", {queries[0]: run[queries[0]][:1]})]
     assert merged_run_files(overlapping) is None  # the line merge names the shards that overlap
+
+
+def test_the_merge_job_writes_query_shards_a_shard_at_a_time_and_any_other_shards_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Query shards are read, sorted and written one after the other (each formatted while the next is read); shards
+    that share a query (document shards) are merged whole, after dropping what the shard-at-a-time merge wrote
+    before it met the shared query; shards that repeat a document for a query leave the file empty for the line
+    merge, which names them. Each is the line merge's text."""
+    import beirflow.runs.columns as columns
+
+    merged_at_once: list[int] = []
+    whole = columns.merged_run_files
+    monkeypatch.setattr(columns, "merged_run_files", lambda paths, k=None: merged_at_once.append(len(paths)) or whole(paths, k))
+    run = _unordered_run(7)
+    queries = list(run)
+    by_queries = [_write(tmp_path / f"q{index}.trec", {query: run[query] for query in queries[index::3]}) for index in range(3)]
+    by_documents = [_write(tmp_path / f"d{index}.trec", {query: run[query][index::2] for query in queries}) for index in range(2)]
+    for paths, k, read in ((by_queries, None, [1, 1, 1]), (by_documents, None, [1, 1, 2]), (by_documents, 25, [2])):
+        merged_at_once.clear()
+        expected = io.StringIO()
+        write_run(
+            expected,
+            {query_id: hits.items() for query_id, hits in merge_runs((read_run(path) for path in paths), k=k).items()},
+            tag="t",
+        )
+        output = tmp_path / "merged.trec"
+        with open(output, "w", encoding="utf-8") as handle:
+            assert columns.write_merged_run_files(handle, paths, "t", k)
+        assert output.read_text(encoding="utf-8") == expected.getvalue()
+        assert merged_at_once == read
+    # more shards before the overlap than the writer formats at once, so some were written before it
+    by_queries = [_write(tmp_path / f"q{index}.trec", {query: run[query] for query in queries[index::6]}) for index in range(6)]
+    overlapping = [*by_queries, _write(tmp_path / "again.trec", {queries[0]: run[queries[0]][:1]})]
+    with open(output, "w", encoding="utf-8") as handle:
+        assert not columns.write_merged_run_files(handle, overlapping, "t")
+    assert output.stat().st_size == 0
 
 
 @pytest.mark.parametrize("by_rank", [False, True])

@@ -10,6 +10,7 @@ Arrow's own string functions; the rest, rare in a run, is written by ``repr`` it
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -113,7 +114,18 @@ def score_texts(scores: np.ndarray) -> Any:
 
 
 def run_lines(hits: HitColumns, tag: str) -> Any:
-    """The run's text, ``qid Q0 docid rank score tag`` a line, as one Arrow buffer."""
+    """The run's text, ``qid Q0 docid rank score tag`` a line, as one buffer: formatted by the compiled writer
+    (:mod:`beirflow.runs.compiled`), else by Arrow."""
+    from beirflow.runs.compiled import compiled_run_lines, library
+
+    compiled = library()
+    if compiled is None:
+        return arrow_run_lines(hits, tag)
+    return compiled_run_lines(compiled, hits.query_ids, hits.doc_ids, hits.ranks, hits.scores, tag)
+
+
+def arrow_run_lines(hits: HitColumns, tag: str) -> Any:
+    """:func:`run_lines` by Arrow's string functions alone, as one Arrow buffer."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -134,6 +146,22 @@ def run_lines(hits: HitColumns, tag: str) -> Any:
     return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
+def _writeback() -> Any | None:
+    """Linux's ``sync_file_range``: starts writing a file's dirty pages to the disk without waiting for them."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+SYNC_FILE_RANGE_WRITE = 2
 LINES_AT_ONCE = 250_000  # lines formatted at once: their text is about 12 MB
 FORMATTING_THREADS = 4  # at most: each holds a piece's text and Arrow's temporaries, about 40 MB
 
@@ -149,6 +177,7 @@ class LinesWriter:
 
         handle.flush()  # lines go to the binary buffer beneath
         self.output, self.tag = handle.buffer, tag  # type: ignore[attr-defined]
+        self.file, self.writeback = _file_number(self.output), _writeback()
         self.threads = min(pa.cpu_count(), FORMATTING_THREADS)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self.formatting: deque[Future[Any]] = deque()
@@ -158,16 +187,23 @@ class LinesWriter:
             part = slice(start, start + LINES_AT_ONCE)
             piece = HitColumns(hits.query_ids[part], hits.doc_ids[part], hits.ranks[part], hits.scores[part])
             if self.pool is None:
-                self.output.write(run_lines(piece, self.tag))
+                self._write(run_lines(piece, self.tag))
                 continue
             self.formatting.append(self.pool.submit(run_lines, piece, self.tag))
             while len(self.formatting) > self.threads:
-                self.output.write(self.formatting.popleft().result())
+                self._write(self.formatting.popleft().result())
+
+    def _write(self, text: Any) -> None:
+        """Writes a piece and has the disk start on it, so that the output's fsync waits for the last piece alone."""
+        self.output.write(text)
+        if self.file is not None and self.writeback is not None:
+            self.output.flush()
+            self.writeback(self.file, 0, 0, SYNC_FILE_RANGE_WRITE)
 
     def close(self) -> None:
         try:
             while self.formatting:
-                self.output.write(self.formatting.popleft().result())
+                self._write(self.formatting.popleft().result())
         finally:
             if self.pool is not None:  # a piece that failed leaves the rest unwritten, and no thread behind
                 self.pool.shutdown(cancel_futures=True)
@@ -180,6 +216,13 @@ class LinesWriter:
             self.close()
         elif self.pool is not None:  # nothing more is written: the caller's atomic write discards the file
             self.pool.shutdown(cancel_futures=True)
+
+
+def _file_number(output: Any) -> int | None:
+    try:
+        return int(output.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is both: an in-memory file
+        return None
 
 
 def write_hit_columns(handle: IO[str], hits: HitColumns, tag: str) -> None:
@@ -246,6 +289,48 @@ def merged_run_files(paths: Sequence[Path], k: int | None = None) -> HitColumns 
     kept = hits.ranks <= k
     mask = pa.array(kept)
     return HitColumns(pc.filter(hits.query_ids, mask), pc.filter(hits.doc_ids, mask), hits.ranks[kept], hits.scores[kept])
+
+
+class _NotQueryShards(Exception):
+    """A shard the columns cannot merge alone: not as they expect, a document twice for a query, or a query that
+    another shard also holds."""
+
+
+def write_merged_run_files(handle: IO[str], paths: Sequence[Path], tag: str, k: int | None = None) -> bool:
+    """Writes the lines of :func:`merged_run_files` ``(paths, k)`` to a text ``handle`` opened by
+    :func:`beirflow.workflow.atomic.atomic_write`; False, with nothing written, where that is None.
+
+    Query shards (no ``k``, no query in two shards: the rerank jobs' runs) are merged a shard at a time, each
+    formatted while the next is read and sorted: the same lines, as each query's hits are all in its shard.
+    Where a query turns out to be in two shards, what was written is dropped and the shards are merged whole."""
+    if k is None:
+        try:
+            with LinesWriter(handle, tag) as lines:
+                _write_query_shards(lines, paths)
+            return True
+        except _NotQueryShards:
+            handle.seek(0)
+            handle.truncate()
+    merged = merged_run_files(paths, k)
+    if merged is None:
+        return False
+    write_hit_columns(handle, merged, tag)
+    return True
+
+
+def _write_query_shards(lines: LinesWriter, paths: Sequence[Path]) -> None:
+    import pyarrow.compute as pc
+
+    earlier: set[str] = set()
+    for path in paths:
+        hits = merged_run_files([path])
+        if hits is None:
+            raise _NotQueryShards(path)
+        queries = set(pc.unique(hits.query_ids).to_pylist())
+        if not queries.isdisjoint(earlier):
+            raise _NotQueryShards(path)
+        earlier |= queries
+        lines.write(hits)
 
 
 class RunWriter:

@@ -15,6 +15,7 @@ JOB_VARIABLES = (
     "BEIRFLOW_SCRIPTS",
     "BEIRFLOW_PYTHON",
     "NUMBA_CACHE_DIR",
+    "BEIRFLOW_COMPILED_DIR",
     "BEIRFLOW_VERIFIED_DIR",
     "OMP_WAIT_POLICY",
     "GLIBC_TUNABLES",
@@ -43,6 +44,8 @@ def set_job_environment(scripts: Path, uses_conda: bool, model_cache_setting: st
     # here, in the working directory, so only the first evaluate job ever pays it, also where the
     # installed packages are read-only (a shared cluster venv or conda env).
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("resources/numba-cache").resolve()))
+    # Likewise the run writer's C code (beirflow/runs/compiled.py), built by the first job that writes a run.
+    os.environ.setdefault("BEIRFLOW_COMPILED_DIR", str(Path("resources/compiled").resolve()))
     # Large inputs that many jobs read whole (a document store, a Lucene index, model weights) are hashed
     # once per node and file version; the checks that passed are remembered here (beirflow/workflow/integrity.py).
     os.environ.setdefault("BEIRFLOW_VERIFIED_DIR", str(Path("resources/verified").resolve()))
