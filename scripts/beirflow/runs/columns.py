@@ -1,8 +1,10 @@
 """Runs of millions of hits written and checked as columns: the same bytes as :func:`beirflow.runs.trec.write_query_hits`
-and the same verdicts as :func:`beirflow.runs.checks.check_run_file`, at the speed of Arrow's C++ instead of a
-Python line at a time.
+and the same verdicts as :func:`beirflow.runs.checks.check_run_file`, at the speed of the disk and of Arrow's C++
+instead of a Python line at a time.
 
-A score is written as ``repr`` of the double (the shortest text that reads back as it). Arrow casts a double to
+A score is written as ``repr`` of the double (the shortest text that reads back as it). The lines are formatted by
+compiled code (:mod:`beirflow.runs.compiled`: Ryu's digits in repr's layout); where no C compiler can build it, by
+Arrow's string functions (:func:`arrow_run_lines`), the same bytes. Arrow casts a double to
 the same shortest digits, but in its own notation below ``1e-4``, from ``1e9`` and for whole numbers (``12`` where
 ``repr`` writes ``12.0``): below ``1e-4`` and for whole numbers under ``1e9`` its text is rewritten into repr's by
 Arrow's own string functions; the rest, rare in a run, is written by ``repr`` itself.
@@ -15,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -146,6 +149,7 @@ def arrow_run_lines(hits: HitColumns, tag: str) -> Any:
     return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
+@cache
 def _writeback() -> Any | None:
     """Linux's ``sync_file_range``: starts writing a file's dirty pages to the disk without waiting for them."""
     import ctypes
@@ -161,9 +165,9 @@ def _writeback() -> Any | None:
     return function
 
 
-SYNC_FILE_RANGE_WRITE = 2
+SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start the writeback of the range's dirty pages, wait for none
 LINES_AT_ONCE = 250_000  # lines formatted at once: their text is about 12 MB
-FORMATTING_THREADS = 4  # at most: each holds a piece's text and Arrow's temporaries, about 40 MB
+FORMATTING_THREADS = 4  # at most: each holds a piece's text (with Arrow, and its temporaries, about 40 MB)
 
 
 class LinesWriter:

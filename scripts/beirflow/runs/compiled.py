@@ -12,9 +12,11 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,8 @@ SOURCE = Path(__file__).with_name("run_lines.c")
 RYU = Path(__file__).with_name("ryu")
 CACHE_VARIABLE = "BEIRFLOW_COMPILED_DIR"  # the workflow sets it to resources/compiled in the working directory
 FLAGS = ["-O2", "-std=c99", "-shared", "-fPIC"]
-# A line's bytes beyond its two ids and its tag: five separators, "Q0", a rank and a score at their longest.
-LINE_OVERHEAD = 5 + 2 + 20 + 24
+# A line's bytes beyond its two ids, its rank and its tag: four spaces, "Q0" and a score at its longest (repr).
+LINE_OVERHEAD = 4 + 2 + 24
 
 
 def cache_folder() -> Path:
@@ -39,7 +41,7 @@ def cache_folder() -> Path:
 
 
 def compiler() -> str | None:
-    """``$CC`` where set (an empty value: none), else the first of cc, gcc and clang on the PATH."""
+    """``$CC`` where set (a command, flags allowed; empty: none), else the first of cc, gcc and clang on the PATH."""
     if "CC" in os.environ:
         return os.environ["CC"] or None
     return next((found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
@@ -52,9 +54,17 @@ def _sources_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-@cache
+_BUILDING = threading.Lock()  # the writer's threads ask for the library at once
+
+
 def library() -> Any | None:
     """The compiled library, built here if this source has none yet in the cache; None where it cannot be."""
+    with _BUILDING:
+        return _library()
+
+
+@cache
+def _library() -> Any | None:
     cc = compiler()
     if cc is None:
         log.info("run lines: no C compiler (CC or cc, gcc, clang on the PATH); Arrow formats them")
@@ -66,7 +76,7 @@ def library() -> Any | None:
             folder.mkdir(parents=True, exist_ok=True)
             _build(cc, built)
         return _bound(ctypes.CDLL(str(built)))
-    except (OSError, subprocess.CalledProcessError) as error:
+    except (OSError, subprocess.SubprocessError) as error:
         output = getattr(error, "stderr", "") or ""
         log.warning("run lines: %s could not build or load %s (%s); Arrow formats them. %s", cc, built, error, output[-2000:])
         return None
@@ -77,7 +87,7 @@ def _build(cc: str, built: Path) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{built.stem}-", suffix=".so", dir=built.parent)
     os.close(descriptor)
     try:
-        command = [cc, *FLAGS, "-I", str(SOURCE.parent), str(SOURCE), "-o", temporary]
+        command = [*shlex.split(cc), *FLAGS, "-I", str(SOURCE.parent), str(SOURCE), "-o", temporary]
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
         os.replace(temporary, built)
     finally:
@@ -126,7 +136,9 @@ def compiled_run_lines(compiled: Any, query_ids: Any, doc_ids: Any, ranks: np.nd
     ending = f"{tag}\n".encode()
     query_offsets, query_data, query_bytes = _string_parts(query_ids)
     doc_offsets, doc_data, doc_bytes = _string_parts(doc_ids)
-    capacity = query_bytes + doc_bytes + len(ranks) * (LINE_OVERHEAD + len(ending))
+    rank_digits = len(str(int(ranks.max()))) if len(ranks) else 0
+    rank_width = max(rank_digits, len(str(int(ranks.min()))) if len(ranks) else 0)
+    capacity = query_bytes + doc_bytes + len(ranks) * (LINE_OVERHEAD + rank_width + len(ending))
     out = np.empty(capacity, dtype=np.uint8)
     written = compiled.beirflow_run_lines(
         len(ranks),

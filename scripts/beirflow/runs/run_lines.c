@@ -159,11 +159,14 @@ int64_t beirflow_run_lines(const int64_t rows, const int64_t* const query_offset
                            const double* const scores, const char* const tag, const int64_t tag_length, char* const out,
                            const int64_t capacity) {
   int64_t written = 0;
+  char rank[20], score[24];
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t query_length = query_offsets[row + 1] - query_offsets[row];
     const int64_t doc_length = doc_offsets[row + 1] - doc_offsets[row];
-    // ids, tag, 5 separators, "Q0", a rank (at most 20 bytes) and a score (at most 24)
-    if (capacity - written < query_length + doc_length + tag_length + 5 + 2 + 20 + 24) {
+    const int rank_length = decimal_integer(ranks[row], rank);
+    const int score_length = repr_double(scores[row], score);
+    // the ids, the tag, 4 spaces and "Q0", the rank and the score
+    if (capacity - written < query_length + doc_length + tag_length + 6 + rank_length + score_length) {
       return -1;
     }
     char* line = out + written;
@@ -174,9 +177,11 @@ int64_t beirflow_run_lines(const int64_t rows, const int64_t* const query_offset
     memcpy(line, doc_data + doc_offsets[row], (size_t) doc_length);
     line += doc_length;
     *line++ = ' ';
-    line += decimal_integer(ranks[row], line);
+    memcpy(line, rank, (size_t) rank_length);
+    line += rank_length;
     *line++ = ' ';
-    line += repr_double(scores[row], line);
+    memcpy(line, score, (size_t) score_length);
+    line += score_length;
     *line++ = ' ';
     memcpy(line, tag, (size_t) tag_length);
     line += tag_length;
