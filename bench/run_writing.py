@@ -5,14 +5,16 @@ the columns the search, merge and fuse jobs hold, for each kind of score a run h
 widened to doubles), a dense search's (float32 inner products) and RRF's (sums of reciprocal ranks, full
 doubles). Timed, each in a process of its own and best of ``--repeat``, each ending in ``fsync``:
 
-- beirflow: ``LinesWriter``, as the jobs write runs (Arrow's cast and join, pieces formatted on threads);
+- beirflow: ``LinesWriter``, as the jobs write runs (pieces formatted on threads), with its compiled writer
+  (``beirflow/runs/run_lines.c``: Ryu's digits in repr's layout) and again without a C compiler, where Arrow's
+  cast and join format the lines;
 - Python: ``write_query_hits``'s line, an f-string a hit with ``repr`` of its score (the bytes the runs must be),
   on the hits already in run order;
 - the disk: the same bytes, already in memory, written and fsynced: what "at the speed of the disk" means here.
 
-The three files must be byte for byte the same. ``--baseline-scripts`` times another checkout's writer in the
-same run (``git worktree add /tmp/before <commit>``). The target: beirflow's writer at the disk's speed (ratio
-about 1.0), where Python's formatting is far below it.
+Every file must be the same bytes. ``--baseline-scripts`` times another checkout's writer in the same run
+(``git worktree add /tmp/before <commit>``). The target: beirflow's writer at the disk's speed (ratio about 1.0),
+where Python's formatting is far below it. On few cores the formatting threads bound it (docs/performance.md).
 
     python bench/run_writing.py [--queries 7000] [--hits 1000] [--documents 1000000] [--repeat 3]
                                 [--baseline-scripts /tmp/before/scripts]
@@ -80,6 +82,9 @@ def child(how: str, scripts: Path, columns: Path, output: Path, repeat: int) -> 
         with open(output, "w", encoding="utf-8") as handle:
             if how == "beirflow":
                 from beirflow.runs.columns import HitColumns, LinesWriter
+                from beirflow.runs.compiled import library
+
+                library()  # built, where it is not yet, before the clock
 
                 with LinesWriter(handle, "run") as lines:  # in batches, as the fuse job hands them over
                     for start in range(0, len(ranks), 500_000):
@@ -113,10 +118,12 @@ def disk_seconds(text: bytes, output: Path, repeat: int) -> float:
     return best
 
 
-def timed_child(how: str, scripts: Path, columns: Path, output: Path, repeat: int) -> float:
+def timed_child(how: str, scripts: Path, columns: Path, output: Path, repeat: int, compiler: bool = True) -> float:
+    """The child's best seconds; without ``compiler``, run where no C compiler is found (``CC`` empty)."""
     command = [sys.executable, __file__, "--child", how, "--scripts", str(scripts), "--columns", str(columns)]
     command += ["--output", str(output), "--repeat", str(repeat)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    environment = os.environ if compiler else {**os.environ, "CC": ""}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if result.returncode != 0:
         raise RuntimeError(" ".join(command) + "\n" + result.stderr[-3000:])
     return float(json.loads(result.stdout.strip().splitlines()[-1])["seconds"])
@@ -145,13 +152,14 @@ def main() -> None:
             columns = columns_file(work, kind, args.queries, args.hits, args.documents)
             python_file, ours_file, disk_file = work / "python.trec", work / "beirflow.trec", work / "disk.trec"
             python = timed_child("python", REPO / "scripts", columns, python_file, 1)
-            ours = timed_child("beirflow", REPO / "scripts", columns, ours_file, args.repeat)
-            if not filecmp.cmp(python_file, ours_file, shallow=False):
-                raise SystemExit(f"{kind}: beirflow's run is not the line writer's bytes")
+            sides = []
+            for code, compiler in (("compiled", True), ("Arrow (no C compiler)", False)):
+                sides.append((code, timed_child("beirflow", REPO / "scripts", columns, ours_file, args.repeat, compiler)))
+                if not filecmp.cmp(python_file, ours_file, shallow=False):
+                    raise SystemExit(f"{kind}: beirflow's run ({code}) is not the line writer's bytes")
             text = python_file.read_bytes()
             disk = disk_seconds(text, disk_file, args.repeat)
             size = len(text)
-            sides = [("this checkout", ours)]
             if args.baseline_scripts:
                 before_file = work / "before.trec"
                 sides.append(("baseline", timed_child("beirflow", args.baseline_scripts, columns, before_file, args.repeat)))

@@ -2,6 +2,7 @@
 
     python bench/scaling.py                          # 10k, 100k and 1M documents
     python bench/scaling.py --sizes 10000 100000     # a quicker pass
+    python bench/scaling.py --sizes 1000000 --only "bm25 search" merge "dense search" fusion --premade-lines
 
 Each size is a synthetic BEIR dataset shaped like SciFact (bench/synthetic.py). Each stage runs
 through its own stage program (scripts/*.py, the command a rule runs), one process per measurement;
@@ -12,7 +13,9 @@ the cross-encoder are tiny (real MiniLM tokenizer, 2 layers of width 32), so the
 beirflow's own cost per text (reading, tokenizing, batching, writing), not a model's. Dense search
 runs over random float16 unit vectors of dimension 384, one file per shard of 100,000, as the encode
 jobs would leave them. Evaluation is timed at MS MARCO's size whatever the corpus: 20 systems'
-runs of 7,000 queries x 1,000 hits in one job.
+runs of 7,000 queries x 1,000 hits in one job. With ``--premade-lines``, each stage that writes a run is measured
+again with the run's lines copied from the run it just wrote instead of formatted (bench/premade_lines.py):
+the stage with its run written at the disk's speed.
 
 Writes bench/scaling.csv (one row per size and stage) and bench/scaling.png (log-log time and
 memory against documents, each stage's fitted growth exponent in its legend), and prints the
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import filecmp
+import itertools
 import json
 import os
 import re
@@ -41,8 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(REPO / "tests"))
 
+from beirflow.runs import compiled  # noqa: E402
 from beirflow.workflow.integrity import adopt, record_path  # noqa: E402
 from model_builders import build_tiny_minilm_pair  # noqa: E402
+from premade_lines import line_ends  # noqa: E402
 
 PYTHON = sys.executable
 DOCUMENTS_PER_SHARD = 100_000  # the workflow's default (shards.documents_per_shard)
@@ -62,6 +69,9 @@ class Measurement:
     bytes_written: int
     note: str = ""
     integrity_seconds: float = 0.0  # what the stage spent writing its outputs' records and checking its inputs'
+    # With --premade-lines, for a stage that writes a run: the same stage with its run's lines copied, not formatted
+    # (bench/premade_lines.py), that is, with the run written at the disk's speed.
+    premade_lines_seconds: float = 0.0
 
 
 def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numba_cache: Path) -> tuple[float, float, int, float]:
@@ -88,6 +98,24 @@ def measure(stage: str, command: list[str], outputs: list[Path], log: Path, numb
     peak_kb = int(usage.read_text(encoding="utf-8").split()[-1])
     checks = re.search(r"integrity: \d+ records written or checked in ([\d.]+) s", log.read_text(encoding="utf-8"))
     return seconds, peak_kb / 1024, sum(_size(path) for path in outputs), float(checks[1]) if checks else 0.0
+
+
+def premade_lines_seconds(stage: str, command: list[str], run: Path, log: Path, numba_cache: Path) -> float:
+    """The seconds of the stage ``command`` again, with the lines of the ``run`` it wrote copied instead of formatted
+    (bench/premade_lines.py); it must write the same bytes."""
+    reference, ends = run.with_name(f"{run.name}.premade"), run.with_name(f"{run.name}.line-ends.npy")
+    reference.unlink(missing_ok=True)
+    os.link(run, reference)  # the stage's rename gives the run's name a new file; this one keeps the old
+    np.save(ends, line_ends(run))
+    try:
+        premade = [command[0], str(REPO / "bench" / "premade_lines.py"), str(reference), str(ends), *command[1:]]
+        seconds = measure(f"{stage}, lines pre-made", premade, [run], log, numba_cache)[0]
+        if not filecmp.cmp(run, reference, shallow=False):
+            raise SystemExit(f"{stage} with its lines pre-made wrote other bytes than {reference}")
+    finally:
+        reference.unlink()
+        ends.unlink()
+    return seconds
 
 
 def _file_name(stage: str) -> str:
@@ -159,19 +187,39 @@ def evaluation_runs(work: Path, qrels_queries: list[str], documents: int, seed: 
     return runs
 
 
+def query_shard_runs(run: Path, folder: Path, queries_per_shard: int) -> list[Path]:
+    """``run`` cut into runs of ``queries_per_shard`` queries each, as the rerank jobs of query shards leave them."""
+    shards: list[Path] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(run, encoding="utf-8") as handle:
+        queries = ("".join(lines) for _, lines in itertools.groupby(handle, key=lambda line: line.split(" ", 1)[0]))
+        while batch := list(itertools.islice(queries, queries_per_shard)):
+            shards.append(folder / f"{len(shards):04d}.trec")
+            shards[-1].write_text("".join(batch), encoding="utf-8")
+            adopt(shards[-1])
+    return shards
+
+
 def run_size(
-    documents: int, queries: int, root: Path, models: tuple[Path, Path], seed: int, only: tuple[str, ...] = ()
+    documents: int,
+    queries: int,
+    root: Path,
+    models: tuple[Path, Path],
+    seed: int,
+    only: tuple[str, ...] = (),
+    premade_lines: bool = False,
 ) -> list[Measurement]:
     """Every stage at one size; with ``only``, just the stages whose names contain one of them, over the
-    outputs a full pass left (to measure a stage again after changing it)."""
+    outputs a full pass left (to measure a stage again after changing it). With ``premade_lines``, each stage
+    that writes a run is measured again with its lines copied from the run it just wrote (the bound)."""
     data, work = root / f"data-{documents}", root / f"work-{documents}"
     if not only:
         shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
     rows: list[Measurement] = []
 
-    def stage(name: str, command: list[str], outputs: list[Path], note: str = "") -> None:
-        if only and not any(part in name for part in only):
+    def stage(name: str, command: list[str], outputs: list[Path], note: str = "", run: Path | None = None) -> None:
+        if not wanted(name):
             return
         seconds, rss, written, checks = measure(name, command, outputs, logs / f"{_file_name(name)}.log", root / "numba-cache")
         rows.append(Measurement(documents, queries, name, round(seconds, 2), round(rss, 1), written, note, round(checks, 3)))
@@ -180,6 +228,15 @@ def run_size(
             f"   records and checks {checks:7.3f} s ({100 * checks / seconds:4.1f}%)",
             flush=True,
         )
+        if premade_lines and run is not None:
+            bound = premade_lines_seconds(name, command, run, logs / f"{_file_name(name)}-premade.log", root / "numba-cache")
+            rows[-1].premade_lines_seconds = round(bound, 2)
+            print(
+                f"  {documents:>9,} {'  with its lines pre-made':34} {bound:9.2f} s: the stage at {bound / seconds:.2f} of its time"
+            )
+
+    def wanted(name: str) -> bool:
+        return not only or any(part in name for part in only)
 
     def script(name: str, *arguments: str | Path | int) -> list[str]:
         return [PYTHON, str(SCRIPTS / f"{name}.py"), *map(str, arguments)]
@@ -215,7 +272,13 @@ def run_size(
     bm25_params = {"fields": "flat", "k1": 0.9, "b": 0.4, "hits": 1000, "remove_query": True}
     stage("bm25 search", script("bm25_search", "--index", index, "--queries", prepared / "queries.jsonl", "--output", bm25_run,
           "--provenance", work / "bm25" / "provenance.json", "--params", json.dumps(bm25_params), "--threads", "2",
-          "--dataset", "synthetic", "--system", "bm25"), [bm25_run], note=f"{queries:,} queries x 1,000 hits")  # fmt: skip
+          "--dataset", "synthetic", "--system", "bm25"), [bm25_run], note=f"{queries:,} queries x 1,000 hits", run=bm25_run)  # fmt: skip
+    merged, merge = work / "merge" / "run.trec", f"merge runs of query shards ({QUERIES_PER_SHARD} queries)"
+    if wanted(merge):  # the BM25 run cut as the rerank jobs of query shards leave their runs (not timed)
+        shutil.rmtree(work / "merge", ignore_errors=True)
+        shard_runs = query_shard_runs(bm25_run, work / "merge" / "shards", QUERIES_PER_SHARD)
+        stage(merge, script("merge_runs", *shard_runs, "--output", merged, "--tag", "merged", "--dataset", "synthetic", "--family",
+              "bench", "--provenance", work / "merge" / "provenance.json"), [merged], note=f"{len(shard_runs):,} shard runs", run=merged)  # fmt: skip
     candidates = work / "candidates"
     stage("write candidates (top 100)", script("write_candidates", "--run", bm25_run, "--query-shards", work / "shards" / "queries",
           "--depth", "100", "--output-dir", candidates), [candidates])  # fmt: skip
@@ -251,11 +314,11 @@ def run_size(
     stage(f"dense search (exact, {DIMENSION} dims)", script("dense_search", "--queries", query_vectors, "--query-ids",
           query_vectors.with_suffix(".ids"), "--query-stats", query_vectors.with_suffix(".json"), *shard_files, "--params", json.dumps(dense_params), "--key", "dense.random", "--output", dense_run,
           "--provenance", work / "dense" / "provenance.json", "--dataset", "synthetic", "--system", "dense"), [dense_run],
-          note=f"{queries:,} queries x 1,000 hits over {len(shards)} shard(s)")  # fmt: skip
+          note=f"{queries:,} queries x 1,000 hits over {len(shards)} shard(s)", run=dense_run)  # fmt: skip
     fused = work / "fusion" / "run.trec"
     stage("fusion (rrf)", script("fuse_runs", "--params", json.dumps({"method": "rrf", "norm": "min-max", "params": {}, "hits": 1000}),
           "--output", fused, "--provenance", work / "fusion" / "provenance.json", "--dataset", "synthetic", "--system", "fused", "--",
-          bm25_run, dense_run), [fused])  # fmt: skip
+          bm25_run, dense_run), [fused], run=fused)  # fmt: skip
     metrics = work / "metrics.json"
     metric_names = ["ndcg@10", "mrr@10", "recall@100", "recall@1000"]
     stage("evaluate 3 runs", script("evaluate_dataset", "--dataset", "synthetic", "--systems", "bm25", "dense", "fused", "--runs",
@@ -294,7 +357,8 @@ def evaluation_at_msmarco_size(root: Path, data: Path, seed: int) -> Measurement
 def _typed(row: dict[str, str]) -> dict[str, object]:
     return {**row, "documents": int(row["documents"]), "queries": int(row["queries"]), "seconds": float(row["seconds"]),
             "peak_rss_mb": float(row["peak_rss_mb"]), "bytes_written": int(row["bytes_written"]),
-            "integrity_seconds": float(row.get("integrity_seconds") or 0.0)}  # fmt: skip
+            "integrity_seconds": float(row.get("integrity_seconds") or 0.0),
+            "premade_lines_seconds": float(row.get("premade_lines_seconds") or 0.0)}  # fmt: skip
 
 
 def growth_exponents(rows: list[Measurement], field: str) -> dict[str, float]:
@@ -345,6 +409,11 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "scaling.png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--premade-lines",
+        action="store_true",
+        help="measure each stage that writes a run again with its lines copied, not formatted: the bound of its writing",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         default=(),
@@ -353,6 +422,11 @@ def main() -> None:
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     models = build_tiny_minilm_pair(args.root / "models")
+    # The run writer's C code is built once per working directory by the first job that writes a run; here
+    # before any stage's clock starts.
+    os.environ[compiled.CACHE_VARIABLE] = str(args.root / "compiled")
+    if compiled.library() is None:
+        print("no C compiler: the stages format their runs with Arrow (beirflow/runs/compiled.py)")
     only = tuple(args.only)
     # ranx compiles its code with numba on first use (about a minute here); the workflow caches it once per
     # workdir, so the measurements do too: a first pass at 2,000 documents fills the cache and is not kept.
@@ -360,7 +434,7 @@ def main() -> None:
         run_size(2_000, 200, args.root, models, args.seed)
     rows: list[Measurement] = []
     for documents in args.sizes:
-        rows += run_size(documents, QUERIES_FOR.get(documents, 1_000), args.root, models, args.seed, only)
+        rows += run_size(documents, QUERIES_FOR.get(documents, 1_000), args.root, models, args.seed, only, args.premade_lines)
     if not only or any(part in "evaluate 20 systems" for part in only):
         rows.append(evaluation_at_msmarco_size(args.root, args.root / f"data-{args.sizes[-1]}", args.seed))
     if only:  # the rows measured now take their stage's place, the others are kept

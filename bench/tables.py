@@ -4,8 +4,8 @@
     python bench/tables.py --check    # exit 1 if a table is not what its CSV gives
 
 Each table sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; what is between is replaced,
-never appended to. NAME is a function of this file, `scaling` (bench/scaling.csv, from bench/scaling.py)
-and `gpu` (bench/throughput.csv's H100 rows, from bench/gpu_throughput.py), or the name of a CSV a
+never appended to. NAME is a function of this file, `scaling` and `run_writing_stages` (bench/scaling.csv,
+from bench/scaling.py) and `gpu` (bench/throughput.csv's H100 rows, from bench/gpu_throughput.py), or the name of a CSV a
 benchmark left in bench/results/ (bench/results.py), shown as it is.
 """
 
@@ -52,6 +52,23 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
+def run_writing_stages() -> str:
+    """Each stage that writes a run, at the sizes measured with ``--premade-lines``: its time against the same
+    stage with its run's lines copied instead of formatted (bench/premade_lines.py)."""
+    rows = [row for row in _rows(REPO / "bench" / "scaling.csv") if float(row.get("premade_lines_seconds") or 0)]
+    lines = [
+        "| stage | documents | run written | the stage | with its lines pre-made | pre-made / the stage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        seconds, premade = float(row["seconds"]), float(row["premade_lines_seconds"])
+        lines.append(
+            f"| {row['stage']} | {int(row['documents']):,} | {int(row['bytes_written']) / 1e6:,.0f} MB | {seconds:.2f} s |"
+            f" {premade:.2f} s | {premade / seconds:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def gpu() -> str:
     """The H100 rows of bench/throughput.csv: what plan_grid.py prices the grid with."""
     rows = [row for row in _rows(REPO / "bench" / "throughput.csv") if row["device"] == "h100"]
@@ -89,7 +106,12 @@ def rerank_throughput() -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[], str]] = {"scaling": scaling, "gpu": gpu, "rerank_throughput": rerank_throughput}
+TABLES: dict[str, Callable[[], str]] = {
+    "scaling": scaling,
+    "run_writing_stages": run_writing_stages,
+    "gpu": gpu,
+    "rerank_throughput": rerank_throughput,
+}
 
 
 def _filled(text: str, match: re.Match[str]) -> str:
