@@ -2,7 +2,7 @@
 first use with the machine's C compiler and kept in :data:`CACHE_VARIABLE`'s folder, one library per source.
 
 Where no compiler is found or the build fails, :func:`library` is None and runs are formatted by Arrow
-(:func:`beirflow.runs.columns.run_lines`), the same bytes at about a third of the speed.
+(:func:`beirflow.runs.columns.arrow_run_lines`), the same bytes at about a third of the speed.
 """
 
 from __future__ import annotations
@@ -136,8 +136,7 @@ def compiled_run_lines(compiled: Any, query_ids: Any, doc_ids: Any, ranks: np.nd
     ending = f"{tag}\n".encode()
     query_offsets, query_data, query_bytes = _string_parts(query_ids)
     doc_offsets, doc_data, doc_bytes = _string_parts(doc_ids)
-    rank_digits = len(str(int(ranks.max()))) if len(ranks) else 0
-    rank_width = max(rank_digits, len(str(int(ranks.min()))) if len(ranks) else 0)
+    rank_width = max(len(str(int(ranks.min()))), len(str(int(ranks.max())))) if len(ranks) else 0
     capacity = query_bytes + doc_bytes + len(ranks) * (LINE_OVERHEAD + rank_width + len(ending))
     out = np.empty(capacity, dtype=np.uint8)
     written = compiled.beirflow_run_lines(
