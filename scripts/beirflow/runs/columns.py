@@ -144,9 +144,21 @@ def arrow_run_lines(hits: HitColumns, tag: str) -> Any:
         pa.scalar(f"{tag}\n", text),
         pa.scalar(" ", text),
     )
-    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    lines = one_array(lines)
+    offsets = string_offsets(lines)
     return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
+
+
+def one_array(values: Any) -> Any:
+    """An Arrow array as one array: a ChunkedArray's chunks joined."""
+    import pyarrow as pa
+
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def string_offsets(strings: Any) -> np.ndarray:
+    """A large_string array's offsets into its data buffer, from its own first value to one past its last."""
+    return np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
 
 
 @cache

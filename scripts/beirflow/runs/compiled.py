@@ -107,15 +107,11 @@ def _address(array: np.ndarray) -> int:
     return int(array.ctypes.data)
 
 
-def _one_array(strings: Any) -> Any:
-    import pyarrow as pa
-
-    return strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
-
-
 def _string_parts(strings: Any) -> tuple[np.ndarray, Any, int]:
     """A large_string array's offsets (from its own first), its data buffer and the bytes its values hold."""
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    from beirflow.runs.columns import string_offsets
+
+    offsets = string_offsets(strings)
     return offsets, strings.buffers()[2], int(offsets[-1] - offsets[0])
 
 
@@ -123,8 +119,10 @@ def compiled_run_lines(compiled: Any, query_ids: Any, doc_ids: Any, ranks: np.nd
     """The run's text (``qid Q0 docid rank score tag`` a line) formatted by ``compiled``, as a numpy byte array."""
     import pyarrow as pa
 
+    from beirflow.runs.columns import one_array
+
     text = pa.large_string()
-    query_ids, doc_ids = (_one_array(strings).cast(text) for strings in (query_ids, doc_ids))
+    query_ids, doc_ids = (one_array(strings).cast(text) for strings in (query_ids, doc_ids))
     lengths = {len(query_ids), len(doc_ids), len(ranks), len(scores)}
     if len(lengths) > 1 or query_ids.null_count or doc_ids.null_count:
         raise ValueError(
