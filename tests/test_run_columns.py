@@ -388,6 +388,13 @@ def test_the_merge_job_writes_query_shards_a_shard_at_a_time_and_any_other_shard
     with open(output, "w", encoding="utf-8") as handle:
         assert not columns.write_merged_run_files(handle, overlapping, "t")
     assert output.stat().st_size == 0
+    # a shard the columns cannot read leaves the file empty too, and the shards are not read again whole
+    garbled = tmp_path / "garbled.trec"
+    garbled.write_text("q-new Q0 d1 1 not-a-score t\n", encoding="utf-8")
+    merged_at_once.clear()
+    with open(output, "w", encoding="utf-8") as handle:
+        assert not columns.write_merged_run_files(handle, [*by_queries, garbled], "t")
+    assert output.stat().st_size == 0 and merged_at_once == [1] * 7
 
 
 @pytest.mark.parametrize("by_rank", [False, True])

@@ -307,9 +307,12 @@ def merged_run_files(paths: Sequence[Path], k: int | None = None) -> HitColumns 
     return HitColumns(pc.filter(hits.query_ids, mask), pc.filter(hits.doc_ids, mask), hits.ranks[kept], hits.scores[kept])
 
 
-class _NotQueryShards(Exception):
-    """A shard the columns cannot merge alone: not as they expect, a document twice for a query, or a query that
-    another shard also holds."""
+class _QueryInTwoShards(Exception):
+    """A shard holds a query an earlier shard holds too: the shards are merged whole."""
+
+
+class _NotColumns(Exception):
+    """A shard is not as the columns expect, or repeats a document for a query: so are the shards whole."""
 
 
 def write_merged_run_files(handle: IO[str], paths: Sequence[Path], tag: str, k: int | None = None) -> bool:
@@ -318,15 +321,18 @@ def write_merged_run_files(handle: IO[str], paths: Sequence[Path], tag: str, k: 
 
     Query shards (no ``k``, no query in two shards: the rerank jobs' runs) are merged a shard at a time, each
     formatted while the next is read and sorted: the same lines, as each query's hits are all in its shard.
-    Where a query turns out to be in two shards, what was written is dropped and the shards are merged whole."""
+    Where a query turns out to be in two shards, what was written is dropped and the shards are merged whole;
+    where a shard cannot be merged as columns, what was written is dropped and nothing more is read."""
     if k is None:
         try:
             with LinesWriter(handle, tag) as lines:
                 _write_query_shards(lines, paths)
             return True
-        except _NotQueryShards:
+        except (_QueryInTwoShards, _NotColumns) as stopped:
             handle.seek(0)
             handle.truncate()
+            if isinstance(stopped, _NotColumns):
+                return False
     merged = merged_run_files(paths, k)
     if merged is None:
         return False
@@ -341,10 +347,10 @@ def _write_query_shards(lines: LinesWriter, paths: Sequence[Path]) -> None:
     for path in paths:
         hits = merged_run_files([path])
         if hits is None:
-            raise _NotQueryShards(path)
+            raise _NotColumns(path)
         queries = set(pc.unique(hits.query_ids).to_pylist())
         if not queries.isdisjoint(earlier):
-            raise _NotQueryShards(path)
+            raise _QueryInTwoShards(path)
         earlier |= queries
         lines.write(hits)
 
